@@ -1,0 +1,358 @@
+//! Probing files that ffmpeg makes, checked against ffprobe. Needs ffmpeg and ffprobe on PATH
+//! (`./test.sh` installs them); without them these tests fail, they never skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use alluvium_media::{frame_index, probe, Format};
+
+fn require(program: &str) {
+    let found = Command::new(program)
+        .arg("-version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{program} is required for this test (run ./test.sh, which installs it)"
+    );
+}
+
+/// Makes `name` in `dir` with ffmpeg from a test tone: `args` go between input and output.
+fn make(dir: &Path, name: &str, rate: u32, channels: u32, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let tone = format!("sine=frequency=330:sample_rate={rate}:duration=6.37");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            &tone,
+        ])
+        .args(["-ac", &channels.to_string()])
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg failed to make {name}");
+    out
+}
+
+/// ffprobe's decoded frame count times samples per frame: exact where its plain duration is a
+/// bitrate estimate (VBR MP3 without a Xing header).
+fn ffprobe_counted_duration(path: &Path, samples_per_frame: u64, rate: u64) -> Duration {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "a:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames: u64 = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe said {text:?}"));
+    Duration::from_nanos(frames * samples_per_frame * 1_000_000_000 / rate)
+}
+
+fn ffprobe_duration(path: &Path) -> Duration {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    Duration::from_secs_f64(
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("ffprobe said {text:?} for {}", path.display())),
+    )
+}
+
+#[test]
+fn durations_agree_with_ffprobe_in_every_format() {
+    require("ffmpeg");
+    require("ffprobe");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases = [
+        (
+            make(
+                d,
+                "cbr.mp3",
+                44_100,
+                2,
+                &["-c:a", "libmp3lame", "-b:a", "128k"],
+            ),
+            Format::Mp3,
+            44_100,
+            2,
+        ),
+        (
+            make(
+                d,
+                "vbr.mp3",
+                44_100,
+                2,
+                &["-c:a", "libmp3lame", "-q:a", "5"],
+            ),
+            Format::Mp3,
+            44_100,
+            2,
+        ),
+        (
+            make(
+                d,
+                "vbr-noxing.mp3",
+                44_100,
+                2,
+                &["-c:a", "libmp3lame", "-q:a", "2", "-write_xing", "0"],
+            ),
+            Format::Mp3,
+            44_100,
+            2,
+        ),
+        (
+            make(
+                d,
+                "tagged.mp3",
+                44_100,
+                2,
+                &[
+                    "-c:a",
+                    "libmp3lame",
+                    "-b:a",
+                    "96k",
+                    "-id3v2_version",
+                    "3",
+                    "-write_id3v1",
+                    "1",
+                    "-metadata",
+                    "title=Night Tide",
+                    "-metadata",
+                    "artist=Ana Example",
+                ],
+            ),
+            Format::Mp3,
+            44_100,
+            2,
+        ),
+        (
+            make(
+                d,
+                "mono-22k.mp3",
+                22_050,
+                1,
+                &["-c:a", "libmp3lame", "-b:a", "32k"],
+            ),
+            Format::Mp3,
+            22_050,
+            1,
+        ),
+        (
+            make(
+                d,
+                "tone.ogg",
+                44_100,
+                2,
+                &["-c:a", "libvorbis", "-q:a", "3"],
+            ),
+            Format::OggVorbis,
+            44_100,
+            2,
+        ),
+        (
+            make(
+                d,
+                "tone.opus",
+                48_000,
+                2,
+                &["-c:a", "libopus", "-b:a", "64k"],
+            ),
+            Format::OggOpus,
+            48_000,
+            2,
+        ),
+        (
+            make(d, "tone.flac", 44_100, 2, &["-c:a", "flac"]),
+            Format::Flac,
+            44_100,
+            2,
+        ),
+        (
+            make(
+                d,
+                "tone.aac",
+                44_100,
+                2,
+                &["-c:a", "aac", "-b:a", "128k", "-f", "adts"],
+            ),
+            Format::Aac,
+            44_100,
+            2,
+        ),
+        (
+            make(d, "tone.wav", 48_000, 1, &["-c:a", "pcm_s16le"]),
+            Format::Wav,
+            48_000,
+            1,
+        ),
+    ];
+    for (path, format, rate, channels) in cases {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let info = probe(&path).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let expected = if name == "vbr-noxing.mp3" {
+            // Without a Xing header ffprobe's duration is only an estimate from the first
+            // frame's bitrate (off by ~180 ms here); its frame count is the truth.
+            let estimate = ffprobe_duration(&path);
+            eprintln!("{name}: ffprobe's bitrate estimate is {estimate:?}");
+            ffprobe_counted_duration(&path, 1152, 44_100)
+        } else {
+            ffprobe_duration(&path)
+        };
+        let diff = info.duration.abs_diff(expected);
+        eprintln!(
+            "{name}: ours {:?}, ffprobe {expected:?}, diff {diff:?}, {} bit/s",
+            info.duration, info.bitrate
+        );
+        assert!(
+            diff <= Duration::from_millis(30),
+            "{name}: {:?} vs ffprobe {expected:?}",
+            info.duration
+        );
+        assert_eq!(info.format, format, "{name}");
+        assert_eq!(
+            (info.sample_rate, info.channels),
+            (rate, channels),
+            "{name}"
+        );
+        assert_eq!(info.size, std::fs::metadata(&path).unwrap().len());
+        assert!(info.bitrate > 8_000, "{name}: bitrate {}", info.bitrate);
+        if name == "tagged.mp3" {
+            assert_eq!(info.tags.title.as_deref(), Some("Night Tide"));
+            assert_eq!(info.tags.artist.as_deref(), Some("Ana Example"));
+        }
+        if name == "cbr.mp3" {
+            assert!(
+                (127_000..=129_000).contains(&info.bitrate),
+                "CBR bitrate {}",
+                info.bitrate
+            );
+        }
+        if format.has_frame_index() {
+            check_index(&path, format, info.duration);
+        }
+    }
+}
+
+/// Every seek point is a frame or page start, the index agrees with the probe, and tags and
+/// headers are outside the audio range.
+fn check_index(path: &Path, format: Format, duration: Duration) {
+    let data = std::fs::read(path).unwrap();
+    let idx = frame_index(path).unwrap();
+    assert_eq!(idx.duration(), duration);
+    let points = idx.points();
+    // MP3 frames are 26 ms; an Ogg page holds up to a few seconds at low bitrates.
+    let (min_points, max_step) = match format {
+        Format::Mp3 => (100, Duration::from_millis(60)),
+        _ => (2, Duration::from_millis(3000)),
+    };
+    assert!(points.len() >= min_points, "{} points", points.len());
+    for p in points {
+        let at = &data[p.offset as usize..];
+        match format {
+            Format::Mp3 => assert!(
+                at[0] == 0xFF && at[1] & 0xE0 == 0xE0,
+                "no sync at {}",
+                p.offset
+            ),
+            _ => assert_eq!(&at[..4], b"OggS", "no page at {}", p.offset),
+        }
+    }
+    assert!(points
+        .windows(2)
+        .all(|w| w[0].offset < w[1].offset && w[0].sample <= w[1].sample));
+    let audio = idx.audio_range();
+    assert_eq!(points[0].offset, audio.start);
+    assert!(audio.end <= data.len() as u64);
+    if let Some(header) = idx.header() {
+        assert!(
+            header.end <= audio.start,
+            "header {header:?} overlaps audio {audio:?}"
+        );
+    }
+    if path.file_name().is_some_and(|n| n == "tagged.mp3") {
+        assert_eq!(&data[..3], b"ID3");
+        assert!(audio.start > 10, "ID3v2 is not audio");
+        assert_eq!(
+            &data[audio.end as usize..audio.end as usize + 3],
+            b"TAG",
+            "ID3v1 is not audio"
+        );
+    }
+    if format == Format::Mp3 && path.file_name().is_some_and(|n| n != "vbr-noxing.mp3") {
+        let xing = idx.header().expect("LAME writes a Xing/Info frame");
+        let tag = &data[xing.start as usize..xing.end as usize];
+        assert!(tag.windows(4).any(|w| w == b"Xing" || w == b"Info"));
+    }
+    // Joining mid-file: the point for 3 s starts within one frame/page of 3 s.
+    let target = Duration::from_secs(3);
+    let p = idx.point_at(target).unwrap();
+    let t = idx.time_at(p.offset).unwrap();
+    assert!(
+        t <= target && target - t < max_step,
+        "point for 3 s is at {t:?}"
+    );
+    if matches!(format, Format::OggVorbis | Format::OggOpus) {
+        // Header pages + pages from the join point decode cleanly.
+        let header = idx.header().unwrap();
+        let mut joined = data[header.start as usize..header.end as usize].to_vec();
+        joined.extend_from_slice(&data[p.offset as usize..]);
+        let cut = path.with_extension("joined.ogg");
+        std::fs::write(&cut, joined).unwrap();
+        let out = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(&cut)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "joined Ogg: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn non_media_and_damage_give_named_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not audio at all\n".repeat(100)).unwrap();
+    let err = probe(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("notes.txt") && err.contains("not a media file"),
+        "{err}"
+    );
+
+    let missing = dir.path().join("missing.mp3");
+    let err = probe(&missing).unwrap_err().to_string();
+    assert!(err.contains("missing.mp3"), "{err}");
+
+    let empty = dir.path().join("empty.mp3");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(probe(&empty).is_err());
+}
