@@ -17,7 +17,7 @@ mod probe;
 use std::path::PathBuf;
 
 pub use index::{duration_to_samples, samples_to_duration, FrameIndex, IndexError, IndexPoint};
-pub use probe::{frame_index, probe, Format, MediaInfo, Tags};
+pub use probe::{frame_index, probe, probe_data, Format, MediaInfo, Tags};
 
 /// Why a file could not be probed or indexed.
 #[derive(Debug, thiserror::Error)]

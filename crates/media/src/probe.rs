@@ -106,8 +106,13 @@ pub fn probe(path: &Path) -> Result<MediaInfo, Error> {
         path: path.into(),
         source,
     })?;
+    probe_data(path, &data)
+}
+
+/// Probes a file already read into memory (`path` names it in errors and hints its type).
+pub fn probe_data(path: &Path, data: &[u8]) -> Result<MediaInfo, Error> {
     let ext = path.extension().and_then(|e| e.to_str());
-    probe_bytes(&data, ext).map_err(|e| e.at(path))
+    probe_bytes(data, ext).map_err(|e| e.at(path))
 }
 
 /// The frame index of an MP3 or Ogg file on disk.
@@ -163,7 +168,11 @@ fn probe_bytes(data: &[u8], extension: Option<&str>) -> Result<MediaInfo, ProbeE
             FormatOptions::default(),
             MetadataOptions::default(),
         )
-        .map_err(|e| ProbeError::Unsupported(format!("not recognised as audio: {e}")))?;
+        .map_err(|_| {
+            ProbeError::Unsupported(
+                "not recognised as MP3, Ogg Vorbis, Ogg Opus, FLAC, AAC (ADTS) or WAV".into(),
+            )
+        })?;
     let container = reader.format_info().short_name;
     let track = reader
         .first_track(TrackType::Audio)
