@@ -2,6 +2,8 @@
 //! Apache with the shipped snippets, `alluvium serve`, and `alluvium schedule --json`.
 //! Needs nginx, apache2, rapper on PATH (`./test.sh` installs them); never skips.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! Probing files that ffmpeg makes, checked against ffprobe. Needs ffmpeg and ffprobe on PATH
 //! (`./test.sh` installs them); without them these tests fail, they never skip.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! The origin through its router (no socket): ranges, validators, types, escapes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use axum::body::{to_bytes, Body};
 use axum::http::{header, Request, StatusCode};
 use axum::Router;

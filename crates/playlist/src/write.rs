@@ -31,7 +31,7 @@ pub fn write(playlist: &Playlist) -> String {
     let _ = writeln!(
         out,
         "  <channel rdf:about=\"{}\">",
-        escape(&xml_safe(&ch.about))
+        escape(xml_safe(&ch.about))
     );
     element(&mut out, 4, "title", &ch.title);
     element(&mut out, 4, "link", ch.link.as_deref().unwrap_or(&ch.about));
@@ -73,7 +73,7 @@ pub fn write(playlist: &Playlist) -> String {
         let _ = writeln!(
             out,
             "        <rdf:li rdf:resource=\"{}\"/>",
-            escape(&xml_safe(about))
+            escape(xml_safe(about))
         );
     }
     out.push_str("      </rdf:Seq>\n    </items>\n  </channel>\n");
@@ -96,7 +96,7 @@ fn item_about(playlist_url: &str, index: usize, entry: &Entry) -> String {
 }
 
 fn write_item(out: &mut String, entry: &Entry, about: &str) {
-    let _ = writeln!(out, "  <item rdf:about=\"{}\">", escape(&xml_safe(about)));
+    let _ = writeln!(out, "  <item rdf:about=\"{}\">", escape(xml_safe(about)));
     element(out, 4, "title", entry.title.as_deref().unwrap_or(""));
     element(out, 4, "link", &entry.media_url);
     if let Some(creator) = &entry.creator {
@@ -122,10 +122,10 @@ fn write_item(out: &mut String, entry: &Entry, about: &str) {
     let _ = write!(
         out,
         "    <enc:enclosure rdf:resource=\"{}\"",
-        escape(&xml_safe(&entry.media_url))
+        escape(xml_safe(&entry.media_url))
     );
     if let Some(t) = &entry.media_type {
-        let _ = write!(out, " enc:type=\"{}\"", escape(&xml_safe(t)));
+        let _ = write!(out, " enc:type=\"{}\"", escape(xml_safe(t)));
     }
     if let Some(len) = entry.length {
         let _ = write!(out, " enc:length=\"{len}\"");
@@ -138,7 +138,7 @@ fn element(out: &mut String, indent: usize, name: &str, text: &str) {
         out,
         "{:indent$}<{name}>{}</{name}>",
         "",
-        escape(&xml_safe(text))
+        escape(xml_safe(text))
     );
 }
 

@@ -1,5 +1,7 @@
 //! Playlist round trips, the 2003 format, and hostile input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use alluvium_playlist::{
     parse, write, Blake3Hash, Channel, Entry, Error, Playlist, Schedule, UpdateHint, UpdatePeriod,
     WarningKind, MAX_PLAYLIST_BYTES,
@@ -20,17 +22,18 @@ fn text() -> impl Strategy<Value = String> {
         .prop_filter("non-empty", |s| !s.is_empty())
 }
 
-fn entry_strategy() -> impl Strategy<
-    Value = (
-        Option<String>,
-        Option<String>,
-        String,
-        u64,
-        Option<[u8; 32]>,
-        Option<u64>,
-        bool,
-    ),
-> {
+/// Title, creator, file name, duration (ms), hash, length, and whether a gap comes before it.
+type GeneratedEntry = (
+    Option<String>,
+    Option<String>,
+    String,
+    u64,
+    Option<[u8; 32]>,
+    Option<u64>,
+    bool,
+);
+
+fn entry_strategy() -> impl Strategy<Value = GeneratedEntry> {
     (
         proptest::option::of(text()),
         proptest::option::of(text()),
