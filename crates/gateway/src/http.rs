@@ -1,0 +1,326 @@
+//! The gateway's HTTP service (DESIGN section 4): routes, handlers, and the errors they map to.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alluvium_content::Hash;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::SeedableRng;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, Instrument};
+
+use crate::config::{
+    Config, EXPIRY_INTERVALS, MAX_PEERS_PER_CONTENT, MAX_PEERS_TOTAL, MAX_RATE_LIMITED_IPS,
+};
+use crate::error::FetchError;
+use crate::metrics::Metrics;
+use crate::resolve::{Resolution, Resolver};
+use crate::store::Store;
+use crate::tracker::{RateLimiter, Tracker, TrackerLimits};
+use crate::wire::{AnnounceRequest, AnnounceResponse, ErrorBody};
+
+/// Largest announce body (a real one is about 150 bytes).
+const MAX_ANNOUNCE_BODY: usize = 4096;
+/// What a `202` tells clients to wait before asking again.
+const PENDING_RETRY_AFTER_S: u64 = 2;
+
+struct Shared {
+    resolver: Resolver,
+    tracker: Mutex<Tracker>,
+    limiter: Mutex<RateLimiter>,
+    rng: Mutex<rand::rngs::StdRng>,
+    metrics: Metrics,
+    config: Config,
+}
+
+/// A running gateway's state; [`Gateway::router`] serves it.
+#[derive(Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+impl Gateway {
+    /// A gateway over `store`. Background work (fetches, expiry, `--follow`) stops when
+    /// `cancel` fires.
+    pub fn new(
+        config: Config,
+        store: Store,
+        cancel: CancellationToken,
+    ) -> Result<Self, reqwest::Error> {
+        let metrics = Metrics::new();
+        let client = crate::policy::origin_client(&config)?;
+        let resolver = Resolver::new(
+            store,
+            client,
+            config.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        );
+        let ttl = config.announce_interval * EXPIRY_INTERVALS;
+        let gateway = Self {
+            shared: Arc::new(Shared {
+                resolver,
+                tracker: Mutex::new(Tracker::new(TrackerLimits {
+                    per_content: MAX_PEERS_PER_CONTENT,
+                    total: MAX_PEERS_TOTAL,
+                    ttl_ms: ttl.as_millis() as u64,
+                })),
+                limiter: Mutex::new(RateLimiter::new(config.rate_limit, MAX_RATE_LIMITED_IPS)),
+                rng: Mutex::new(rand::rngs::StdRng::from_os_rng()),
+                metrics,
+                config,
+            }),
+        };
+        gateway.spawn_expiry(cancel);
+        Ok(gateway)
+    }
+
+    /// The resolver, for `--follow` and tests.
+    pub fn resolver(&self) -> &Resolver {
+        &self.shared.resolver
+    }
+
+    fn spawn_expiry(&self, cancel: CancellationToken) {
+        let weak = Arc::downgrade(&self.shared);
+        let every = self
+            .shared
+            .config
+            .announce_interval
+            .max(Duration::from_secs(1));
+        tokio::spawn(
+            async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tick.tick() => {}
+                    }
+                    let Some(shared) = weak.upgrade() else { return };
+                    lock(&shared.tracker).expire(now_ms());
+                }
+            }
+            .instrument(tracing::info_span!("tracker-expiry")),
+        );
+    }
+
+    /// The routes of DESIGN section 4. Serve with connect info
+    /// (`into_make_service_with_connect_info::<SocketAddr>()`): the tracker needs the peer's
+    /// address.
+    pub fn router(&self) -> Router {
+        let v1 = Router::new()
+            .route("/v1/content", get(content))
+            .route("/v1/content/{blake3}/outboard", get(outboard))
+            .route(
+                "/v1/announce",
+                post(announce).layer(DefaultBodyLimit::max(MAX_ANNOUNCE_BODY)),
+            )
+            .route_layer(middleware::from_fn_with_state(
+                self.shared.clone(),
+                rate_limit,
+            ));
+        Router::new()
+            .merge(v1)
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves on `listener` until `cancel` fires.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        cancel: CancellationToken,
+    ) -> std::io::Result<()> {
+        axum::serve(
+            listener,
+            self.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let mut response = (
+        status,
+        Json(ErrorBody {
+            error: code.to_string(),
+            message: message.into(),
+        }),
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn fetch_error(e: &FetchError) -> Response {
+    let (status, code) = e.status();
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %e, "internal error");
+    }
+    error(status, code, e.public_message())
+}
+
+async fn rate_limit(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !lock(&shared.limiter).allow(addr.ip(), now_ms()) {
+        shared.metrics.rate_limited();
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests from your address; slow down",
+        );
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+struct ContentQuery {
+    url: String,
+    /// Seconds to wait for a fetch before answering 202 (at most the gateway's own limit).
+    wait: Option<f64>,
+}
+
+async fn content(State(shared): State<Arc<Shared>>, Query(q): Query<ContentQuery>) -> Response {
+    let limit = shared.config.wait;
+    let wait = q
+        .wait
+        .filter(|w| w.is_finite() && *w >= 0.0)
+        .map_or(limit, |w| Duration::from_secs_f64(w).min(limit));
+    match shared.resolver.resolve(&q.url, wait).await {
+        Ok(Resolution::Ready(info)) => Json(info).into_response(),
+        Ok(Resolution::Pending(p)) => {
+            let mut r = (StatusCode::ACCEPTED, Json(p)).into_response();
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(PENDING_RETRY_AFTER_S),
+            );
+            r
+        }
+        Err(e) => fetch_error(&e),
+    }
+}
+
+async fn outboard(State(shared): State<Arc<Shared>>, Path(root): Path<String>) -> Response {
+    let Ok(root) = root.parse::<Hash>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_hash",
+            "not a BLAKE3 hash (64 hex digits)",
+        );
+    };
+    let store: &Store = shared.resolver.store();
+    match store.outboard(root).await {
+        Ok(Some((_size, tree))) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=31536000, immutable"),
+                ),
+            ],
+            tree,
+        )
+            .into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "unknown_content",
+            "no hash tree for this root",
+        ),
+        Err(e) => fetch_error(&FetchError::Store(e)),
+    }
+}
+
+async fn announce(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    let request: AnnounceRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            shared.metrics.announce("bad_request");
+            debug!(peer = %from, error = %e, "malformed announce");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_announce",
+                format!("malformed announce: {e}"),
+            );
+        }
+    };
+    if let Err(why) = request.validate() {
+        shared.metrics.announce("bad_request");
+        return error(StatusCode::BAD_REQUEST, "bad_announce", why);
+    }
+    // The address is the one the request came from; only the port is the peer's to say.
+    let addr = SocketAddr::new(from.ip().to_canonical(), request.port);
+    let peers = {
+        let mut rng = lock(&shared.rng);
+        lock(&shared.tracker).announce(
+            now_ms(),
+            request.blake3,
+            addr,
+            &request.peer_id,
+            request.have,
+            request.event,
+            shared.config.peers_per_answer,
+            &mut *rng,
+        )
+    };
+    shared.metrics.announce("ok");
+    Json(AnnounceResponse {
+        interval_s: shared.config.announce_interval.as_secs().max(1),
+        peers,
+    })
+    .into_response()
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let m = &shared.metrics;
+    {
+        let tracker = lock(&shared.tracker);
+        m.peers.set(tracker.peers() as i64);
+        m.swarms.set(tracker.swarms() as i64);
+    }
+    m.flights.set(shared.resolver.flights_in_progress() as i64);
+    if let Ok((urls, trees)) = shared.resolver.store().counts().await {
+        m.stored_urls.set(urls as i64);
+        m.stored_trees.set(trees as i64);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
+}

@@ -1,0 +1,232 @@
+//! Where content info and hash trees live across restarts: SQLite (one file, transactional).
+//!
+//! Two tables. `outboard` is keyed by root and never rewritten: a URL whose file changed gets a
+//! new root and a new tree, and peers still swarming the old version keep finding theirs.
+//! `content` maps each URL to its current root, with the origin's validators and when they were
+//! last confirmed. An entry is written in one transaction after the whole file is hashed, so a
+//! crash at any point leaves either the old entry or the new one, never half of one.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use alluvium_content::{ContentInfo, Hash};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::StoreError;
+
+/// A stored entry: the info and when the origin last confirmed it (Unix milliseconds).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub info: ContentInfo,
+    pub checked_at_ms: i64,
+}
+
+/// The SQLite store. Cheap to clone; calls run on the blocking pool.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS outboard (
+    root BLOB PRIMARY KEY,
+    size INTEGER NOT NULL,
+    tree BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS content (
+    url TEXT PRIMARY KEY,
+    root BLOB NOT NULL REFERENCES outboard(root),
+    size INTEGER NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    checked_at_ms INTEGER NOT NULL
+);
+";
+
+impl Store {
+    /// Opens a store from a `--store` value: `sqlite:PATH`.
+    pub fn open_spec(spec: &str) -> Result<Self, StoreError> {
+        match spec.strip_prefix("sqlite:") {
+            Some(path) if !path.is_empty() => Self::open(Path::new(path)),
+            _ => Err(StoreError::UnknownKind(spec.to_string())),
+        }
+    }
+
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open)?;
+        conn.execute_batch(SCHEMA).map_err(open)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic elsewhere while holding the lock leaves a connection that SQLite itself
+            // keeps consistent (transactions roll back), so the poisoned guard is still usable.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|_| StoreError::Task)?
+    }
+
+    /// The current entry for `url`.
+    pub async fn get(&self, url: &str) -> Result<Option<Stored>, StoreError> {
+        let url = url.to_string();
+        self.with(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT root, size, etag, last_modified, checked_at_ms FROM content WHERE url = ?1",
+                    params![url],
+                    |r| {
+                        Ok((
+                            r.get::<_, Vec<u8>>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((root, size, etag, last_modified, checked_at_ms)) = row else {
+                return Ok(None);
+            };
+            let root: [u8; 32] = root
+                .try_into()
+                .map_err(|_| StoreError::Damaged(url.clone()))?;
+            let size = u64::try_from(size).map_err(|_| StoreError::Damaged(url.clone()))?;
+            Ok(Some(Stored {
+                info: ContentInfo::new(url, size, Hash(root), etag, last_modified),
+                checked_at_ms,
+            }))
+        })
+        .await
+    }
+
+    /// The hash tree of `root`, with the size it was made for.
+    pub async fn outboard(&self, root: Hash) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.with(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT size, tree FROM outboard WHERE root = ?1",
+                    params![&root.0[..]],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                )
+                .optional()?;
+            row.map(|(size, tree)| {
+                u64::try_from(size)
+                    .map(|s| (s, tree))
+                    .map_err(|_| StoreError::Damaged(root.to_hex()))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    /// Records a freshly hashed file: its tree (kept if already there) and the URL's entry,
+    /// in one transaction.
+    pub async fn put(
+        &self,
+        info: ContentInfo,
+        tree: Vec<u8>,
+        checked_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let size = i64::try_from(info.size).map_err(|_| StoreError::Damaged(info.url.clone()))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO outboard (root, size, tree) VALUES (?1, ?2, ?3)",
+                params![&info.blake3.0[..], size, tree],
+            )?;
+            tx.execute(
+                "INSERT OR REPLACE INTO content (url, root, size, etag, last_modified, checked_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    info.url,
+                    &info.blake3.0[..],
+                    size,
+                    info.etag,
+                    info.last_modified,
+                    checked_at_ms
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The origin confirmed the entry for `url` is still current.
+    pub async fn touch(&self, url: &str, checked_at_ms: i64) -> Result<(), StoreError> {
+        let url = url.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE content SET checked_at_ms = ?2 WHERE url = ?1",
+                params![url, checked_at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// How many URLs and trees are stored (for /metrics).
+    pub async fn counts(&self) -> Result<(u64, u64), StoreError> {
+        self.with(|c| {
+            let urls: i64 = c.query_row("SELECT COUNT(*) FROM content", [], |r| r.get(0))?;
+            let trees: i64 = c.query_row("SELECT COUNT(*) FROM outboard", [], |r| r.get(0))?;
+            Ok((urls.max(0) as u64, trees.max(0) as u64))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_survive_reopening_and_old_trees_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sqlite");
+        let store = Store::open(&path).unwrap();
+        let a = Hash::from(blake3::hash(b"a"));
+        let b = Hash::from(blake3::hash(b"b"));
+        let info = ContentInfo::new("http://o/x.mp3".into(), 1, a, Some("\"1\"".into()), None);
+        store.put(info, vec![], 10).await.unwrap();
+        let info = ContentInfo::new("http://o/x.mp3".into(), 1, b, Some("\"2\"".into()), None);
+        store.put(info.clone(), vec![], 20).await.unwrap();
+        drop(store);
+
+        let store = Store::open_spec(&format!("sqlite:{}", path.display())).unwrap();
+        let got = store.get("http://o/x.mp3").await.unwrap().unwrap();
+        assert_eq!(got.info, info);
+        assert_eq!(got.checked_at_ms, 20);
+        assert!(store.outboard(a).await.unwrap().is_some(), "old tree kept");
+        store.touch("http://o/x.mp3", 30).await.unwrap();
+        assert_eq!(
+            store
+                .get("http://o/x.mp3")
+                .await
+                .unwrap()
+                .unwrap()
+                .checked_at_ms,
+            30
+        );
+        assert_eq!(store.counts().await.unwrap(), (1, 2));
+        assert!(Store::open_spec("redis://x").is_err());
+    }
+}

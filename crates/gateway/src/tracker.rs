@@ -1,0 +1,317 @@
+//! The tracker's peer table and the per-IP rate limiter: plain data structures, time passed in.
+//!
+//! A peer is keyed by the address it announced from (IP the request came from, port it gave),
+//! so one host cannot fill a swarm under many peer ids, and no one can name a third party's
+//! address. Entries expire after a few missed announce intervals. Memory is bounded per
+//! content and in total; when full, new peers are answered but not recorded.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use alluvium_content::Hash;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use crate::wire::{Event, Have, PeerInfo};
+
+#[derive(Debug, Clone)]
+struct Peer {
+    peer_id: String,
+    have: Have,
+    expires_ms: u64,
+}
+
+/// Limits of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackerLimits {
+    pub per_content: usize,
+    pub total: usize,
+    /// How long an announce keeps a peer listed.
+    pub ttl_ms: u64,
+}
+
+/// All swarms the tracker knows.
+#[derive(Debug)]
+pub struct Tracker {
+    swarms: HashMap<Hash, HashMap<SocketAddr, Peer>>,
+    total: usize,
+    limits: TrackerLimits,
+}
+
+impl Tracker {
+    pub fn new(limits: TrackerLimits) -> Self {
+        Self {
+            swarms: HashMap::new(),
+            total: 0,
+            limits,
+        }
+    }
+
+    /// Records an announce from `addr` and answers up to `max` other peers of the swarm,
+    /// those holding more first, in random order within each group.
+    #[allow(clippy::too_many_arguments)]
+    pub fn announce(
+        &mut self,
+        now_ms: u64,
+        root: Hash,
+        addr: SocketAddr,
+        peer_id: &str,
+        have: Have,
+        event: Event,
+        max: usize,
+        rng: &mut impl Rng,
+    ) -> Vec<PeerInfo> {
+        let ttl = self.limits.ttl_ms;
+        let per_content = self.limits.per_content;
+        let room = self.total < self.limits.total;
+        let swarm = self.swarms.entry(root).or_default();
+        let before = swarm.len();
+        swarm.retain(|_, p| p.expires_ms > now_ms);
+        if event == Event::Stopped {
+            swarm.remove(&addr);
+        } else if let Some(p) = swarm.get_mut(&addr) {
+            p.peer_id = peer_id.to_string();
+            p.have = if event == Event::Completed {
+                Have::Complete
+            } else {
+                have
+            };
+            p.expires_ms = now_ms + ttl;
+        } else if room && swarm.len() < per_content {
+            swarm.insert(
+                addr,
+                Peer {
+                    peer_id: peer_id.to_string(),
+                    have: if event == Event::Completed {
+                        Have::Complete
+                    } else {
+                        have
+                    },
+                    expires_ms: now_ms + ttl,
+                },
+            );
+        }
+        // `before` is part of `total`, so this cannot underflow.
+        self.total = self.total - before + swarm.len();
+        let answer = pick(swarm, addr, max, rng);
+        if swarm.is_empty() {
+            self.swarms.remove(&root);
+        }
+        answer
+    }
+
+    fn recount(&mut self) {
+        self.total = self.swarms.values().map(HashMap::len).sum();
+    }
+
+    /// Drops every expired peer (run now and then; announces also tidy their own swarm).
+    pub fn expire(&mut self, now_ms: u64) {
+        self.swarms.retain(|_, swarm| {
+            swarm.retain(|_, p| p.expires_ms > now_ms);
+            !swarm.is_empty()
+        });
+        self.recount();
+    }
+
+    /// Peers recorded in all.
+    pub fn peers(&self) -> usize {
+        self.total
+    }
+
+    /// Contents with at least one peer.
+    pub fn swarms(&self) -> usize {
+        self.swarms.len()
+    }
+}
+
+fn pick(
+    swarm: &HashMap<SocketAddr, Peer>,
+    me: SocketAddr,
+    max: usize,
+    rng: &mut impl Rng,
+) -> Vec<PeerInfo> {
+    let mut others: Vec<(&SocketAddr, &Peer)> = swarm.iter().filter(|(a, _)| **a != me).collect();
+    others.shuffle(rng);
+    // Stable sort keeps the shuffle within each group.
+    others.sort_by_key(|(_, p)| std::cmp::Reverse(p.have));
+    others
+        .into_iter()
+        .take(max)
+        .map(|(a, p)| PeerInfo {
+            peer_id: p.peer_id.clone(),
+            addr: a.to_string(),
+            have: p.have,
+        })
+        .collect()
+}
+
+/// Token buckets per client IP: `rate` requests a second, bursts up to `4 * rate`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: HashMap<IpAddr, (f64, u64)>,
+    max_ips: usize,
+}
+
+impl RateLimiter {
+    /// A limiter; `rate` 0 lets everything through.
+    pub fn new(rate: u32, max_ips: usize) -> Self {
+        Self {
+            rate: f64::from(rate),
+            burst: f64::from(rate) * 4.0,
+            buckets: HashMap::new(),
+            max_ips,
+        }
+    }
+
+    /// Whether `ip` may make a request now.
+    pub fn allow(&mut self, ip: IpAddr, now_ms: u64) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        if self.buckets.len() >= self.max_ips && !self.buckets.contains_key(&ip) {
+            let (rate, burst) = (self.rate, self.burst);
+            // Forget the IPs whose buckets have refilled: they are idle.
+            self.buckets.retain(|_, (tokens, at)| {
+                *tokens + (now_ms.saturating_sub(*at) as f64 / 1000.0) * rate < burst
+            });
+            if self.buckets.len() >= self.max_ips {
+                return false;
+            }
+        }
+        let (tokens, at) = self.buckets.entry(ip).or_insert((self.burst, now_ms));
+        let refill = (now_ms.saturating_sub(*at) as f64 / 1000.0) * self.rate;
+        *tokens = (*tokens + refill).min(self.burst);
+        *at = now_ms;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rand::SeedableRng;
+
+    fn limits() -> TrackerLimits {
+        TrackerLimits {
+            per_content: 3,
+            total: 5,
+            ttl_ms: 1000,
+        }
+    }
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, i], 7001))
+    }
+
+    #[test]
+    fn peers_meet_expire_and_leave() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut t = Tracker::new(limits());
+        let h = Hash::from(blake3::hash(b"x"));
+        let a = t.announce(0, h, addr(1), "a", Have::None, Event::Started, 50, &mut rng);
+        assert!(a.is_empty(), "no one else yet");
+        let b = t.announce(
+            10,
+            h,
+            addr(2),
+            "b",
+            Have::Partial,
+            Event::Started,
+            50,
+            &mut rng,
+        );
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].addr, "10.0.0.1:7001");
+        t.announce(
+            20,
+            h,
+            addr(3),
+            "c",
+            Have::Complete,
+            Event::Completed,
+            50,
+            &mut rng,
+        );
+        // Holders first.
+        let d = t.announce(
+            30,
+            h,
+            addr(4),
+            "d",
+            Have::None,
+            Event::Started,
+            50,
+            &mut rng,
+        );
+        assert_eq!(d[0].peer_id, "c");
+        assert_eq!(d[1].peer_id, "b");
+        assert_eq!(t.peers(), 3, "the fourth did not fit (per-content cap 3)");
+        // a expires at 1000, b at 1010, c at 1020.
+        let e = t.announce(
+            1015,
+            h,
+            addr(5),
+            "e",
+            Have::None,
+            Event::Update,
+            50,
+            &mut rng,
+        );
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].peer_id, "c");
+        t.announce(
+            1016,
+            h,
+            addr(3),
+            "c",
+            Have::Complete,
+            Event::Stopped,
+            50,
+            &mut rng,
+        );
+        t.expire(5000);
+        assert_eq!((t.peers(), t.swarms()), (0, 0));
+    }
+
+    #[test]
+    fn answers_are_capped_and_total_is_bounded() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let mut t = Tracker::new(TrackerLimits {
+            per_content: 100,
+            total: 5,
+            ttl_ms: 1000,
+        });
+        for i in 0..20u8 {
+            let h = Hash::from(blake3::hash(&[i % 2]));
+            t.announce(0, h, addr(i), "p", Have::None, Event::Started, 2, &mut rng);
+        }
+        assert_eq!(t.peers(), 5);
+        let h = Hash::from(blake3::hash(&[0]));
+        let got = t.announce(1, h, addr(99), "q", Have::None, Event::Update, 2, &mut rng);
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn rate_limit() {
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut r = RateLimiter::new(10, 2);
+        let allowed = (0..100).filter(|_| r.allow(ip, 0)).count();
+        assert_eq!(allowed, 40, "a burst of 4x the rate");
+        assert!(!r.allow(ip, 50));
+        assert!(r.allow(ip, 200), "refilled 2 tokens after 200 ms");
+        // Table full of busy IPs: a newcomer waits; once they are idle, it gets in.
+        assert!(r.allow("10.0.0.2".parse().unwrap(), 200));
+        assert!(!r.allow("10.0.0.3".parse().unwrap(), 200));
+        assert!(r.allow("10.0.0.3".parse().unwrap(), 60_000));
+        let mut off = RateLimiter::new(0, 1);
+        assert!((0..10_000).all(|_| off.allow(ip, 0)));
+    }
+}

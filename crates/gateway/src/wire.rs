@@ -1,0 +1,98 @@
+//! The gateway's JSON bodies (DESIGN section 4), shared by the service and its client.
+
+use alluvium_content::Hash;
+use serde::{Deserialize, Serialize};
+
+/// How much of a content a peer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Have {
+    None,
+    Partial,
+    Complete,
+}
+
+/// Why a peer announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    /// Joining the swarm.
+    Started,
+    /// A periodic or progress announce.
+    #[default]
+    Update,
+    /// Now holds the whole content.
+    Completed,
+    /// Leaving: forget this peer.
+    Stopped,
+}
+
+/// `POST /v1/announce`. The peer's address is never in the body: the gateway takes the IP the
+/// request came from and the `port` given (fields it does not know, such as an `addr`, are
+/// ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnounceRequest {
+    pub blake3: Hash,
+    pub port: u16,
+    pub peer_id: String,
+    pub have: Have,
+    #[serde(default)]
+    pub event: Event,
+}
+
+/// One peer in an announce answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub peer_id: String,
+    /// `IP:PORT` (IPv6 in brackets).
+    pub addr: String,
+    pub have: Have,
+}
+
+/// The answer to an announce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnounceResponse {
+    /// Announce again after this many seconds.
+    pub interval_s: u64,
+    pub peers: Vec<PeerInfo>,
+}
+
+/// `202` from `/v1/content`: the gateway is still fetching and hashing the URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// `queued` (waiting for a fetch slot) or `hashing`.
+    pub state: String,
+    pub bytes_done: u64,
+    /// The size, once the origin has said it.
+    pub size: Option<u64>,
+}
+
+/// Any error answer: a stable code for programs, a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+/// Longest peer id accepted.
+pub const MAX_PEER_ID: usize = 64;
+
+impl AnnounceRequest {
+    /// Checks what serde cannot: a usable port and a short, printable peer id.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.port == 0 {
+            return Err("port must be 1-65535");
+        }
+        if self.peer_id.is_empty() || self.peer_id.len() > MAX_PEER_ID {
+            return Err("peer_id must be 1-64 characters");
+        }
+        if !self
+            .peer_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return Err("peer_id may hold only letters, digits, '-', '_' and '.'");
+        }
+        Ok(())
+    }
+}

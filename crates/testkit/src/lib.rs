@@ -1,0 +1,128 @@
+//! Helpers for the end-to-end tests: find a required program (never skip: a missing one fails
+//! the test with how to install it), pick a free loopback port, and run real servers (nginx)
+//! that are stopped by PID when dropped, even when the test panics.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is the report
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The path of `program`, or a panic saying how to get it.
+pub fn require(program: &str) -> PathBuf {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+    {
+        let p = Path::new(dir).join(program);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{program} is required for this test (run ./test.sh, which installs it)");
+}
+
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts on `port`, failing if `child` exits first.
+pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not open port {port}");
+}
+
+/// A child process killed (by PID) and reaped when dropped.
+pub struct Process {
+    pub child: Child,
+}
+
+impl Process {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real nginx serving `root` on a loopback port, with its own config, logs and temp
+/// folders. `extra` is added inside the `server {}` block (e.g. `limit_rate 100k;`).
+pub struct Nginx {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    process: Process,
+}
+
+impl Nginx {
+    pub fn start(root: &Path, extra: &str) -> Self {
+        let nginx = require("nginx");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let port = free_port();
+        // `$bytes_sent` includes headers, `$body_bytes_sent` only the body: the log says both.
+        let conf = format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n\
+             log_format alluvium '$request_method $uri $status $body_bytes_sent \"$http_range\"';\n\
+             access_log {d}/access.log alluvium;\n  client_body_temp_path {d}/tmp;\n\
+             proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n\
+             scgi_temp_path {d}/tmp;\n\
+             server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    {extra}\n  }}\n}}\n",
+            root = root.display()
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new(nginx)
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut process = Process { child };
+        wait_for_port(port, &mut process.child, "nginx");
+        Self { port, dir, process }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Access log lines: `METHOD URI STATUS BODY_BYTES "RANGE"`.
+    pub fn access_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+}
