@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project. As root it installs what the end-to-end tests need
-# (Debian packages: nginx, apache2, raptor2-utils for rapper, ffmpeg); otherwise it says what
+# (Debian packages: nginx, apache2, raptor2-utils for rapper, ffmpeg, b3sum); otherwise it says what
 # to install. A test whose program is missing fails; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +11,7 @@ command -v nginx >/dev/null || packages+=(nginx)
 command -v apache2 >/dev/null || packages+=(apache2)
 command -v rapper >/dev/null || packages+=(raptor2-utils)
 { command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || packages+=(ffmpeg)
+command -v b3sum >/dev/null || packages+=(b3sum)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "test.sh: missing ${packages[*]}: install them (apt-get install ${packages[*]}) or run as root" >&2

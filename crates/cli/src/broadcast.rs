@@ -95,6 +95,11 @@ pub(crate) struct Args {
     /// Allow files with differing sample rates or channel counts in one station.
     #[arg(long, env = "ALLUVIUM_ALLOW_MIXED")]
     allow_mixed: bool,
+
+    /// After writing, have this gateway fetch and hash every media URL now (so listeners
+    /// never wait for it), and check it sees the same files as MEDIA_DIR.
+    #[arg(long, env = "ALLUVIUM_GATEWAY", value_name = "URL")]
+    gateway: Option<String>,
 }
 
 /// Most entries one playlist may hold (matches what the parser accepts).
@@ -112,6 +117,7 @@ struct Config {
     title: String,
     description: String,
     allow_mixed: bool,
+    gateway: Option<alluvium_gateway::Client>,
 }
 
 enum Length {
@@ -151,6 +157,108 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         );
         println!("playlist URL: {}", config.feed_url);
     }
+    if let Some(gateway) = &config.gateway {
+        warm_gateway(gateway, &config, &tracks)?;
+    }
+    Ok(())
+}
+
+/// Has the gateway fetch and hash every media URL, a few at a time, and checks its roots
+/// against the local files: a difference means the web server serves other bytes.
+fn warm_gateway(
+    gateway: &alluvium_gateway::Client,
+    config: &Config,
+    tracks: &[Track],
+) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    /// Files the gateway is asked about at once (it queues beyond its own fetch limit).
+    const AT_ONCE: usize = 4;
+    /// Longest wait for one file to be hashed.
+    const LIMIT: Duration = Duration::from_secs(3600);
+
+    let mut jobs = Vec::new();
+    for t in tracks {
+        let url = config.base_url.join(&encode(&t.file_name))?.to_string();
+        jobs.push((url, t.hash, t.file_name.clone()));
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(jobs.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} warming the gateway [{bar:30}] {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results: Vec<(
+        String,
+        String,
+        Blake3Hash,
+        Result<alluvium_gateway::ContentInfo, alluvium_gateway::ClientError>,
+    )> = runtime.block_on(
+        futures_util::stream::iter(jobs)
+            .map(|(url, hash, name)| {
+                let bar = bar.clone();
+                async move {
+                    let r = gateway
+                        .resolve(&url, LIMIT, |p| {
+                            if let Some(bar) = &bar {
+                                bar.set_message(format!(
+                                    "{name}: {} of {} bytes",
+                                    p.bytes_done,
+                                    p.size.map_or("?".into(), |s| s.to_string())
+                                ));
+                            }
+                        })
+                        .await;
+                    if let Some(bar) = &bar {
+                        bar.inc(1);
+                    }
+                    (url, name, hash, r)
+                }
+            })
+            .buffer_unordered(AT_ONCE)
+            .collect(),
+    );
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let mut failed = 0;
+    for (url, name, hash, result) in &results {
+        match result {
+            Ok(info) if info.blake3.0 == hash.0 => info!(%url, "gateway ready"),
+            Ok(info) => {
+                failed += 1;
+                warn!(
+                    %url,
+                    gateway = %info.blake3,
+                    local = %hash.to_hex(),
+                    "the web server serves different bytes than {name} here: upload it again"
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                warn!(%url, "gateway could not resolve it: {e:#}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "the playlist was written, but {failed} of {} media URLs are not ready at the gateway (see the warnings above)",
+            results.len()
+        );
+    }
+    println!(
+        "gateway warmed: {} media URLs hashed and ready",
+        results.len()
+    );
     Ok(())
 }
 
@@ -225,6 +333,13 @@ impl Config {
                 .description
                 .unwrap_or_else(|| "An Alluvium station.".into()),
             allow_mixed: args.allow_mixed,
+            gateway: args
+                .gateway
+                .map(|g| {
+                    alluvium_gateway::Client::new(&g).with_context(|| format!("--gateway {g}"))
+                })
+                .transpose()
+                .map_err(bad_input)?,
         })
     }
 }

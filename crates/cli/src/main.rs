@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod broadcast;
+mod gateway;
 mod schedule;
 mod serve;
 mod timearg;
@@ -21,6 +22,7 @@ mod timearg;
 /// Start here:
 ///   alluvium broadcast ./media --base-url http://radio.example/media -o ./station.rss
 ///   alluvium serve .                       # a static origin for trying it out
+///   alluvium gateway --allow-private       # content info, hash trees and the tracker
 ///   alluvium schedule http://127.0.0.1:8080/station.rss
 ///
 /// Every flag can also be set in the environment as ALLUVIUM_<FLAG> (for example
@@ -39,6 +41,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Broadcast(broadcast::Args),
+    Gateway(gateway::Args),
     Schedule(schedule::Args),
     Serve(serve::Args),
 }
@@ -55,9 +58,13 @@ pub(crate) fn bad_input(e: impl Into<anyhow::Error>) -> anyhow::Error {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
+    init_logging(
+        cli.verbose,
+        matches!(cli.command, Command::Serve(_) | Command::Gateway(_)),
+    );
     let result = match cli.command {
         Command::Broadcast(args) => broadcast::run(args),
+        Command::Gateway(args) => gateway::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::Serve(args) => serve::run(args),
     };

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "e2e/gateway.rs"]
+mod gateway;
+
 const BIN: &str = env!("CARGO_BIN_EXE_alluvium");
 const START: &str = "2026-11-25T20:00:00Z";
 

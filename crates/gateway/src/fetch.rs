@@ -126,7 +126,13 @@ pub(crate) async fn fetch(
             if head.status() == StatusCode::OK {
                 let now = validators(head.headers());
                 if now != (etag.clone(), last_modified.clone())
-                    || head.content_length().is_some_and(|l| l != size)
+                    // reqwest's content_length() is the body's length, 0 for HEAD: read
+                    // the header itself.
+                    || head
+                        .headers()
+                        .get(header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                        .is_some_and(|l| l != size)
                 {
                     return Err(FetchError::Changed {
                         url: name,

@@ -76,11 +76,15 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(root: &Path, extra: &str) -> Self {
+        Self::start_at(free_port(), root, extra)
+    }
+
+    /// The same on a chosen port (when URLs naming it must be written first).
+    pub fn start_at(port: u16, root: &Path, extra: &str) -> Self {
         let nginx = require("nginx");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        let port = free_port();
         // `$bytes_sent` includes headers, `$body_bytes_sent` only the body: the log says both.
         let conf = format!(
             "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\

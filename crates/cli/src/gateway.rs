@@ -1,0 +1,196 @@
+//! `alluvium gateway`: content info, hash trees and the tracker for listeners.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use alluvium_gateway::config::{self as limits, Config};
+use alluvium_gateway::{Gateway, Store};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::bad_input;
+
+/// Run a gateway: content info and hash trees for any media URL, and the tracker.
+///
+/// For each media URL a listener asks about, the gateway fetches the file from its origin once
+/// (however many ask at once), hashes it (BLAKE3, 16 KiB parts) and keeps size, root, origin
+/// validators and hash tree in its store; later asks are answered from the store, and the
+/// origin is asked again (conditional GET) once --fresh has passed. Listeners announce to it
+/// and get back peers for the same content.
+///
+/// Fetches from private, loopback and link-local addresses are refused unless
+/// --allow-private (needed when the origin runs on this machine, as in a demo).
+///
+/// Example:
+///   alluvium gateway --listen 0.0.0.0:7000 --store sqlite:/var/lib/alluvium/gateway.sqlite \
+///       --follow https://radio.example/station.rss
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(
+        long,
+        env = "ALLUVIUM_LISTEN",
+        default_value = "127.0.0.1:7000",
+        value_name = "ADDR"
+    )]
+    listen: SocketAddr,
+
+    /// Where content info and hash trees are kept: sqlite:PATH.
+    #[arg(
+        long,
+        env = "ALLUVIUM_STORE",
+        default_value = "sqlite:alluvium-gateway.sqlite",
+        value_name = "STORE"
+    )]
+    store: String,
+
+    /// Allow fetching from private, loopback and link-local addresses.
+    #[arg(long, env = "ALLUVIUM_ALLOW_PRIVATE")]
+    allow_private: bool,
+
+    /// Largest file fetched and hashed (e.g. 4GiB, 500MB).
+    #[arg(long, env = "ALLUVIUM_MAX_SIZE", default_value = "4GiB", value_parser = parse_size, value_name = "SIZE")]
+    max_size: u64,
+
+    /// Origin fetches running at once (more wait their turn).
+    #[arg(long, env = "ALLUVIUM_MAX_FETCHES", default_value_t = limits::DEFAULT_MAX_FETCHES as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    max_fetches: u16,
+
+    /// How long a content request waits for a fetch before answering 202 (ask again).
+    #[arg(long, env = "ALLUVIUM_WAIT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    wait: Duration,
+
+    /// How long content info is trusted before the origin is asked whether the file changed.
+    #[arg(long, env = "ALLUVIUM_FRESH", default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    fresh: Duration,
+
+    /// Connect timeout towards origins.
+    #[arg(long, env = "ALLUVIUM_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    connect_timeout: Duration,
+
+    /// Longest silence from an origin before a fetch is abandoned.
+    #[arg(long, env = "ALLUVIUM_IDLE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    idle_timeout: Duration,
+
+    /// How often peers are told to announce.
+    #[arg(long, env = "ALLUVIUM_ANNOUNCE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    announce_interval: Duration,
+
+    /// Requests per second allowed from one IP address (bursts of 4x); 0 for no limit.
+    #[arg(long, env = "ALLUVIUM_RATE_LIMIT", default_value_t = limits::DEFAULT_RATE_LIMIT, value_name = "N")]
+    rate_limit: u32,
+
+    /// A station's playlist URL whose next hour is resolved ahead of listeners (repeatable).
+    #[arg(
+        long,
+        env = "ALLUVIUM_FOLLOW",
+        value_name = "PLAYLIST_URL",
+        value_delimiter = ','
+    )]
+    follow: Vec<String>,
+}
+
+/// A size like 4GiB, 500MB, 1048576.
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size like 4GiB or 500MB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit (use B, KB, KiB, MB, MiB, GB, GiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    for f in &args.follow {
+        url::Url::parse(f)
+            .with_context(|| format!("--follow '{f}'"))
+            .map_err(bad_input)?;
+    }
+    let store = Store::open_spec(&args.store)
+        .with_context(|| format!("--store {}", args.store))
+        .map_err(bad_input)?;
+    let config = Config {
+        allow_private: args.allow_private,
+        max_size: args.max_size,
+        max_fetches: usize::from(args.max_fetches),
+        wait: args.wait,
+        fresh: args.fresh,
+        connect_timeout: args.connect_timeout,
+        idle_timeout: args.idle_timeout,
+        announce_interval: args.announce_interval,
+        peers_per_answer: limits::DEFAULT_PEERS_PER_ANSWER,
+        rate_limit: args.rate_limit,
+        follow: args.follow,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the gateway to {} (is the port in use?)",
+                    args.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let cancel = CancellationToken::new();
+        let gateway =
+            Gateway::new(config.clone(), store, cancel.clone()).context("starting the gateway")?;
+        for playlist in &config.follow {
+            alluvium_gateway::follow::spawn(
+                gateway.resolver().clone(),
+                playlist.clone(),
+                cancel.clone(),
+            );
+        }
+        info!(%addr, store = %args.store, allow_private = config.allow_private, "gateway up");
+        // The one line scripts wait for: where to reach it.
+        println!("gateway at http://{addr}/");
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            info!("shutting down (Ctrl-C again to quit at once)");
+            stop.cancel();
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(130);
+        });
+        gateway.serve(listener, cancel).await.context("serving")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("10 kib"), Ok(10 << 10));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5XB").is_err());
+    }
+}
