@@ -206,6 +206,22 @@ fn content_error(url: &str, config: &Config, e: ContentError) -> FetchError {
                     };
                 }
             }
+            // The connection closed before Content-Length bytes came: the origin's file was
+            // cut short (replaced or truncated) while it streamed.
+            let mut source: Option<&(dyn std::error::Error + 'static)> =
+                io.get_ref().map(|e| e as _);
+            while let Some(s) = source {
+                // hyper reports it as an UnexpectedEof io error deep in reqwest's chain.
+                if s.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::UnexpectedEof)
+                {
+                    return FetchError::Changed {
+                        url: url.to_string(),
+                        detail: "the body ended before its Content-Length".into(),
+                    };
+                }
+                source = s.source();
+            }
             if io.kind() == std::io::ErrorKind::TimedOut {
                 return FetchError::Timeout {
                     url: url.to_string(),

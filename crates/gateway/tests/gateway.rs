@@ -226,6 +226,21 @@ async fn every_failure_is_named_and_the_gateway_keeps_serving() {
             held.push(conn);
         }
     });
+    // An origin whose body ends before its Content-Length: the file changed under it.
+    let short = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let short_port = short.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in short.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n",
+            );
+            let _ = conn.write_all(&[7u8; 500]);
+        }
+    });
     let gw = gateway(Config {
         max_size: 1 << 20,
         idle_timeout: Duration::from_secs(2),
@@ -262,6 +277,12 @@ async fn every_failure_is_named_and_the_gateway_keeps_serving() {
             format!("{}/large.bin", nginx.url()),
             413,
             "too_large",
+        ),
+        (
+            &gw.url,
+            format!("http://127.0.0.1:{short_port}/x.mp3"),
+            503,
+            "changed_during_fetch",
         ),
         (&gw.url, "not a url".to_string(), 400, "bad_url"),
         (&gw.url, "file:///etc/passwd".to_string(), 400, "bad_url"),
