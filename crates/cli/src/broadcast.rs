@@ -233,7 +233,7 @@ fn warm_gateway(
     let mut failed = 0;
     for (url, name, hash, result) in &results {
         match result {
-            Ok(info) if info.blake3.0 == hash.0 => info!(%url, "gateway ready"),
+            Ok(info) if info.blake3 == *hash => info!(%url, "gateway ready"),
             Ok(info) => {
                 failed += 1;
                 warn!(

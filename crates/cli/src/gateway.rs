@@ -146,14 +146,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the gateway to {} (is the port in use?)",
-                    args.listen
-                )
-            })?;
+        let listener = crate::bind(args.listen, "the gateway").await?;
         let addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let gateway =

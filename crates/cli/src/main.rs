@@ -46,6 +46,17 @@ enum Command {
     Serve(serve::Args),
 }
 
+/// Binds a server's listening socket, naming the address and the likely cause on failure.
+pub(crate) async fn bind(
+    addr: std::net::SocketAddr,
+    what: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context;
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {what} to {addr} (is the port in use?)"))
+}
+
 /// Marks an error as the user's input being wrong (exit code 2), not a runtime failure.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]

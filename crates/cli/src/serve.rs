@@ -45,14 +45,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the origin to {} (is the port in use?)",
-                    args.listen
-                )
-            })?;
+        let listener = crate::bind(args.listen, "the origin").await?;
         let addr = listener.local_addr()?;
         info!(dir = %args.dir.display(), "serving");
         // The one line scripts wait for: where to reach it.

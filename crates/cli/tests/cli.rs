@@ -7,9 +7,10 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
+use alluvium_testkit::{free_port, require, wait_for_port, Process};
 use serde_json::Value;
 
 #[path = "e2e/gateway.rs"]
@@ -23,20 +24,6 @@ fn repo() -> PathBuf {
         .join("../..")
         .canonicalize()
         .unwrap()
-}
-
-fn require(program: &str) -> PathBuf {
-    for dir in std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .chain(["/usr/sbin", "/sbin"])
-    {
-        let p = Path::new(dir).join(program);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{program} is required for this test (run ./test.sh, which installs it)");
 }
 
 fn alluvium(args: &[&str]) -> Output {
@@ -106,41 +93,6 @@ fn station(base_url: &str) -> Station {
         root,
         www,
     }
-}
-
-/// A server process stopped (by PID) when dropped, even if the test panics.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not open port {port}");
 }
 
 struct Reply {
@@ -436,9 +388,9 @@ fn nginx_serves_the_station_with_the_shipped_snippet() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut server = Server { child, port };
+    let mut server = Process { child };
     wait_for_port(port, &mut server.child, "nginx");
-    check_origin(server.port, &st, "nginx");
+    check_origin(port, &st, "nginx");
 }
 
 #[test]
@@ -482,9 +434,9 @@ fn apache_serves_the_station_with_the_shipped_snippet() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut server = Server { child, port };
+    let mut server = Process { child };
     wait_for_port(port, &mut server.child, "apache2");
-    check_origin(server.port, &st, "apache");
+    check_origin(port, &st, "apache");
 }
 
 #[test]
@@ -503,7 +455,7 @@ fn alluvium_serve_passes_the_same_checks_and_refuses_escapes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut server = Server { child, port };
+    let mut server = Process { child };
     wait_for_port(port, &mut server.child, "alluvium serve");
     check_origin(port, &st, "alluvium serve");
     for path in [
@@ -528,6 +480,14 @@ fn serve_names_a_port_in_use() {
     let out = alluvium(&["serve", ".", "--listen", &addr]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&addr));
+    let store = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", store.path().join("g.sqlite").display());
+    let out = alluvium(&["gateway", "--listen", &addr, "--store", &store]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&addr));
+    let out = alluvium(&["gateway", "--store", "redis://127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown store is bad input");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite:PATH"));
 }
 
 fn schedule_json(playlist: &Path, at: &str) -> Value {

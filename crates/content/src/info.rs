@@ -7,14 +7,40 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ContentError, PART_SIZE};
 
-/// A BLAKE3 hash, written as 64 lowercase hex digits (what `b3sum` prints).
+/// A BLAKE3 hash: 64 lowercase hex digits (what `b3sum` prints), or in a playlist
+/// `urn:blake3:<hex>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Hash(pub [u8; 32]);
 
 impl Hash {
+    pub const URN_PREFIX: &'static str = "urn:blake3:";
+
     /// The hex form.
     pub fn to_hex(&self) -> String {
         blake3::Hash::from(self.0).to_hex().to_string()
+    }
+
+    /// Parses 64 hex digits (either case).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        blake3::Hash::from_hex(hex).ok().map(Self::from)
+    }
+
+    /// Parses `urn:blake3:<hex>` (the prefix is case-insensitive, as URN schemes are).
+    pub fn from_urn(urn: &str) -> Option<Self> {
+        let urn = urn.trim();
+        let prefix = urn.get(..Self::URN_PREFIX.len())?;
+        if !prefix.eq_ignore_ascii_case(Self::URN_PREFIX) {
+            return None;
+        }
+        Self::from_hex(&urn[Self::URN_PREFIX.len()..])
+    }
+
+    /// `urn:blake3:<hex>`.
+    pub fn to_urn(&self) -> String {
+        format!("{}{}", Self::URN_PREFIX, self.to_hex())
     }
 }
 
@@ -33,12 +59,7 @@ impl From<Hash> for blake3::Hash {
 impl FromStr for Hash {
     type Err = ContentError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ContentError::BadHash(s.chars().take(80).collect()));
-        }
-        blake3::Hash::from_hex(s.to_ascii_lowercase())
-            .map(Self::from)
-            .map_err(|_| ContentError::BadHash(s.to_string()))
+        Self::from_hex(s).ok_or_else(|| ContentError::BadHash(s.chars().take(80).collect()))
     }
 }
 
@@ -63,7 +84,9 @@ impl Serialize for Hash {
 impl<'de> Deserialize<'de> for Hash {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        Self::from_hex(&s)
+            .or_else(|| Self::from_urn(&s))
+            .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
     }
 }
 
@@ -119,6 +142,11 @@ mod tests {
         assert_eq!(hex.to_uppercase().parse::<Hash>().ok(), Some(h));
         assert!("abc".parse::<Hash>().is_err());
         assert!("g".repeat(64).parse::<Hash>().is_err());
+        assert_eq!(Hash::from_urn(&h.to_urn()), Some(h));
+        assert_eq!(Hash::from_urn(&h.to_urn().to_uppercase()), Some(h));
+        assert_eq!(Hash::from_urn("urn:blake3:abc"), None);
+        assert_eq!(Hash::from_urn("urn:sha1:"), None);
+        assert_eq!(Hash::from_urn("urn:blake3:é"), None);
         let json = serde_json::to_string(&h).unwrap_or_default();
         assert_eq!(json, format!("\"{hex}\""));
     }

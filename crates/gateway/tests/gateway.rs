@@ -6,12 +6,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use alluvium_gateway::wire::{AnnounceResponse, ErrorBody, Pending};
 use alluvium_gateway::{Client, ClientError, Config, ContentInfo, Gateway, Store};
-use alluvium_testkit::{free_port, require, Nginx};
+use alluvium_testkit::{b3sum, free_port, Nginx};
 use tokio_util::sync::CancellationToken;
 
 /// A gateway serving on a loopback port, stopped on drop.
@@ -70,16 +69,6 @@ fn www() -> tempfile::TempDir {
     dir
 }
 
-fn b3sum(path: &Path) -> String {
-    let out = Command::new(require("b3sum"))
-        .arg("--no-names")
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 async fn ask(gw: &str, url: &str) -> (u16, String) {
     let r = reqwest::Client::new()
         .get(format!("{gw}/v1/content"))
@@ -88,14 +77,6 @@ async fn ask(gw: &str, url: &str) -> (u16, String) {
         .await
         .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
-}
-
-fn gets(nginx: &Nginx, path: &str) -> usize {
-    nginx
-        .access_log()
-        .iter()
-        .filter(|l| l.starts_with(&format!("GET {path} ")))
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +109,7 @@ async fn one_fetch_for_many_asks_and_the_root_b3sum_gives() {
         assert_eq!(info.chunk_size, 16384);
         assert!(info.etag.is_some());
     }
-    assert_eq!(gets(&nginx, "/big.bin"), 1, "{:?}", nginx.access_log());
+    assert_eq!(nginx.gets("/big.bin"), 1, "{:?}", nginx.access_log());
 
     // The tree verifies against the root (the client checks it), part by part.
     let client = Client::new(&gw.url).unwrap();
@@ -141,7 +122,7 @@ async fn one_fetch_for_many_asks_and_the_root_b3sum_gives() {
     // Known now: answered from the store, no new GET.
     let (status, _) = ask(&gw.url, &url).await;
     assert_eq!(status, 200);
-    assert_eq!(gets(&nginx, "/big.bin"), 1);
+    assert_eq!(nginx.gets("/big.bin"), 1);
 
     // Bad roots and unknown roots for the tree endpoint.
     let r = reqwest::get(format!("{}/v1/content/nothex/outboard", gw.url))
@@ -379,7 +360,7 @@ async fn slow_fetches_answer_202_with_progress() {
     assert_eq!(info.size, 3 << 20);
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     assert!(seen.iter().any(|&b| b > 0), "progress was shown: {seen:?}");
-    assert_eq!(gets(&nginx, "/slow.bin"), 1);
+    assert_eq!(nginx.gets("/slow.bin"), 1);
 }
 
 async fn announce_from(gw: &str, from: IpAddr, body: &str) -> (u16, String) {

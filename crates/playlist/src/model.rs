@@ -1,6 +1,5 @@
 //! What a playlist says, as plain data: the channel and its entries in document order.
 
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -138,87 +137,12 @@ impl FromStr for UpdatePeriod {
     }
 }
 
-/// A BLAKE3 hash, written `urn:blake3:<64 hex digits>` (the same hex `b3sum` prints).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Blake3Hash(pub [u8; 32]);
-
-impl Blake3Hash {
-    pub const URN_PREFIX: &'static str = "urn:blake3:";
-
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        let hex = hex.as_bytes();
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in hex.chunks_exact(2).enumerate() {
-            let hi = (pair[0] as char).to_digit(16)?;
-            let lo = (pair[1] as char).to_digit(16)?;
-            out[i] = u8::try_from(hi * 16 + lo).ok()?;
-        }
-        Some(Blake3Hash(out))
-    }
-
-    /// Parses `urn:blake3:<hex>` (the prefix is case-insensitive, as URN schemes are).
-    pub fn from_urn(urn: &str) -> Option<Self> {
-        let urn = urn.trim();
-        let prefix = urn.get(..Self::URN_PREFIX.len())?;
-        if !prefix.eq_ignore_ascii_case(Self::URN_PREFIX) {
-            return None;
-        }
-        Self::from_hex(&urn[Self::URN_PREFIX.len()..])
-    }
-
-    pub fn to_urn(&self) -> String {
-        format!("{}{}", Self::URN_PREFIX, self.to_hex())
-    }
-}
-
-impl fmt::Display for Blake3Hash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for Blake3Hash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Blake3Hash({})", self.to_hex())
-    }
-}
-
-impl Serialize for Blake3Hash {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> Deserialize<'de> for Blake3Hash {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Blake3Hash::from_hex(&s)
-            .or_else(|| Blake3Hash::from_urn(&s))
-            .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
-    }
-}
+/// The content hash an entry pins (`dc:identifier`, `urn:blake3:<hex>`): the content crate's.
+pub use alluvium_content::Hash as Blake3Hash;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hash_forms() {
-        let h = Blake3Hash([0xab; 32]);
-        assert_eq!(Blake3Hash::from_urn(&h.to_urn()), Some(h));
-        assert_eq!(Blake3Hash::from_urn(&h.to_urn().to_uppercase()), Some(h));
-        assert_eq!(Blake3Hash::from_urn("urn:blake3:abc"), None);
-        assert_eq!(Blake3Hash::from_urn("urn:sha1:".to_string().as_str()), None);
-        assert_eq!(Blake3Hash::from_hex(&"g".repeat(64)), None);
-        assert_eq!(Blake3Hash::from_urn("urn:blake3:é"), None);
-    }
 
     #[test]
     fn update_interval() {

@@ -129,4 +129,24 @@ impl Nginx {
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
+
+    /// How many GETs of `path` the access log shows.
+    pub fn gets(&self, path: &str) -> usize {
+        let prefix = format!("GET {path} ");
+        self.access_log()
+            .iter()
+            .filter(|l| l.starts_with(&prefix))
+            .count()
+    }
+}
+
+/// The BLAKE3 hash `b3sum` prints for a file.
+pub fn b3sum(path: &Path) -> String {
+    let out = Command::new(require("b3sum"))
+        .arg("--no-names")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "b3sum {}", path.display());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alluvium_testkit::{free_port, require, wait_for_port, Nginx, Process};
+use alluvium_testkit::{b3sum, free_port, wait_for_port, Nginx, Process};
 use serde_json::Value;
 
 use super::{get, station, BIN};
@@ -49,23 +49,6 @@ fn resolve(port: u16, url: &str) -> Value {
             _ => panic!("{url}: {status} {body}"),
         }
     }
-}
-
-fn gets(nginx: &Nginx, path: &str) -> usize {
-    nginx
-        .access_log()
-        .iter()
-        .filter(|l| l.starts_with(&format!("GET {path} ")))
-        .count()
-}
-
-fn b3sum(path: &Path) -> String {
-    let out = Command::new(require("b3sum"))
-        .arg("--no-names")
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[test]
@@ -118,7 +101,7 @@ fn gateway_killed_mid_hash_leaves_no_half_entry() {
     // Resolved before the kill: served from the store, no new GET.
     let (status, again) = content(port, &small, "0");
     assert_eq!((status, &again), (200, &before));
-    assert_eq!(gets(&nginx, "/small.bin"), 1);
+    assert_eq!(nginx.gets("/small.bin"), 1);
     // Killed mid-hash: nothing was stored; it is fetched anew and completes.
     let (status, body) = content(port, &large, "0");
     assert_eq!(status, 202, "no half entry may be served: {body}");
@@ -163,7 +146,7 @@ fn broadcast_warms_the_gateway_and_follow_resolves_ahead() {
     );
     assert!(stdout.contains("gateway warmed: 3 media URLs"), "{stdout}");
     for name in ["01-low-tide.mp3", "02-sandbar.mp3", "03-estuary.mp3"] {
-        assert_eq!(gets(&nginx, &format!("/media/{name}")), 1, "{name}");
+        assert_eq!(nginx.gets(&format!("/media/{name}")), 1, "{name}");
     }
 
     // A file on the web server that differs from the local one is reported.
@@ -188,7 +171,7 @@ fn broadcast_warms_the_gateway_and_follow_resolves_ahead() {
         &["--follow", &format!("{}/live.rss", nginx.url())],
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while gets(&nginx, "/media/03-estuary.mp3") < 2 {
+    while nginx.gets("/media/03-estuary.mp3") < 2 {
         assert!(Instant::now() < deadline, "{:?}", nginx.access_log());
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -203,7 +186,7 @@ fn broadcast_warms_the_gateway_and_follow_resolves_ahead() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
-        gets(&nginx, "/media/03-estuary.mp3"),
+        nginx.gets("/media/03-estuary.mp3"),
         2,
         "one fetch per gateway"
     );
