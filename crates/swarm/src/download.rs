@@ -1,0 +1,619 @@
+//! Downloading one content by swarming: the async shell around the [`Picker`].
+//!
+//! Actors: the download loop owns the picker. It spawns one task per request (to a peer or to
+//! the origin), one long-poll task per peer (its `have` bitfield), and now and then a peer
+//! exchange ask; they all report back on one bounded channel. The announcer
+//! ([`spawn_announcer`]) runs beside it for as long as the node holds the content, putting
+//! tracker answers into the node's known peers, where the loop picks them up.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alluvium_content::{ContentInfo, Hash, Outboard, PART_SIZE};
+use alluvium_gateway::wire::{AnnounceRequest, Event as AnnounceEvent, Have};
+use alluvium_gateway::{Client, ClientError};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use rand::seq::IndexedRandom;
+use rand::SeedableRng;
+use reqwest::header;
+use reqwest::StatusCode;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::bitfield::Bitfield;
+use crate::node::Node;
+use crate::picker::{Deadlines, Failure, PeerVerdict, Picker, PickerConfig, Request, Source};
+use crate::server::{HAVE_VERSION_HEADER, PEER_PORT_HEADER};
+use crate::store::{Content, StoreError};
+
+/// How often the loop looks for new peers and new requests without other news.
+const TICK: Duration = Duration::from_millis(100);
+/// A request to a peer taking longer than this is abandoned (and the peer backs off).
+const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request to the origin taking longer than this is abandoned.
+const ORIGIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often one known peer is asked for the peers it knows.
+const PEER_EXCHANGE_EVERY: Duration = Duration::from_secs(10);
+/// Give up when nothing arrives for this long and nothing is in flight.
+const STALL_LIMIT: Duration = Duration::from_secs(120);
+/// Announce this often while few peers are known, whatever the tracker's interval.
+const EAGER_ANNOUNCE: Duration = Duration::from_secs(2);
+/// Fewer known peers than this makes the announcer eager.
+const FEW_PEERS: usize = 8;
+
+/// Why a download failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmError {
+    #[error("gateway")]
+    Gateway(#[from] ClientError),
+    #[error("{url}: the gateway says its content is {got}, the playlist pins {expected}: refused")]
+    RootMismatch {
+        url: String,
+        expected: Hash,
+        got: Hash,
+    },
+    #[error("{url}: not an http(s) URL")]
+    BadUrl { url: String },
+    #[error("{url}: the origin's file changed during the transfer and no peer holds the rest")]
+    OriginChanged { url: String },
+    #[error("{url}: no data for {seconds} s from the origin or any peer")]
+    Stalled { url: String, seconds: u64 },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Asks the gateway for `url`'s content info and verified tree, checking the root against
+/// the one a playlist pins, if any.
+pub async fn resolve(
+    gateway: &Client,
+    url: &str,
+    expected: Option<Hash>,
+    limit: Duration,
+    progress: impl FnMut(&alluvium_gateway::wire::Pending),
+) -> Result<(ContentInfo, Outboard), SwarmError> {
+    let info = gateway.resolve(url, limit, progress).await?;
+    if let Some(expected) = expected {
+        if expected != info.blake3 {
+            return Err(SwarmError::RootMismatch {
+                url: url.to_string(),
+                expected,
+                got: info.blake3,
+            });
+        }
+    }
+    let tree = gateway.outboard(&info).await?;
+    Ok((info, tree))
+}
+
+/// Announces `content` to the gateway until `cancel`, learning peers into the node.
+pub fn spawn_announcer(
+    node: Arc<Node>,
+    gateway: Client,
+    content: Arc<Content>,
+    cancel: CancellationToken,
+) {
+    let root = content.root();
+    let span = tracing::info_span!("announce", %root);
+    tokio::spawn(
+        async move {
+            let mut event = AnnounceEvent::Started;
+            let mut failing = false;
+            loop {
+                let (bits, _) = content.have();
+                let have = if bits.is_complete() {
+                    Have::Complete
+                } else if bits.count() > 0 {
+                    Have::Partial
+                } else {
+                    Have::None
+                };
+                let request = AnnounceRequest {
+                    blake3: root,
+                    port: node.port(),
+                    peer_id: node.peer_id().to_string(),
+                    have,
+                    event,
+                };
+                let wait = match gateway.announce(&request).await {
+                    Ok(answer) => {
+                        if failing {
+                            info!("tracker reachable again");
+                            failing = false;
+                        }
+                        event = AnnounceEvent::Update;
+                        for p in &answer.peers {
+                            if let Ok(addr) = p.addr.parse::<SocketAddr>() {
+                                node.learn(root, addr);
+                            }
+                        }
+                        let interval = Duration::from_secs(answer.interval_s.max(1));
+                        if node.known_peers(&root).len() < FEW_PEERS && !bits.is_complete() {
+                            interval.min(EAGER_ANNOUNCE)
+                        } else {
+                            interval
+                        }
+                    }
+                    Err(e) => {
+                        if !failing {
+                            warn!(
+                                "tracker unreachable, swarming with the peers already known: {e:#}"
+                            );
+                            failing = true;
+                        }
+                        Duration::from_secs(5)
+                    }
+                };
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            let stop = AnnounceRequest {
+                blake3: root,
+                port: node.port(),
+                peer_id: node.peer_id().to_string(),
+                have: Have::None,
+                event: AnnounceEvent::Stopped,
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), gateway.announce(&stop)).await;
+        }
+        .instrument(span),
+    );
+}
+
+enum Event {
+    Have(SocketAddr, Bitfield),
+    PeerGone(SocketAddr),
+    Done {
+        id: u64,
+        first: u32,
+        count: u32,
+        bytes: u64,
+        source: Source,
+    },
+    Failed {
+        id: u64,
+        failure: Failure,
+    },
+    OriginChanged {
+        id: u64,
+    },
+}
+
+/// Settings of one download.
+#[derive(Debug, Clone)]
+pub struct DownloadConfig {
+    pub picker: PickerConfig,
+    pub deadlines: Deadlines,
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        Self {
+            picker: PickerConfig::default(),
+            deadlines: Deadlines::None,
+        }
+    }
+}
+
+fn now_ms(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+/// Downloads `info` (whose verified tree is `tree`) into the node's store, from peers and
+/// the origin, until every part is held. The node serves what it holds meanwhile.
+pub async fn download(
+    node: Arc<Node>,
+    info: &ContentInfo,
+    tree: Outboard,
+    config: DownloadConfig,
+    cancel: CancellationToken,
+) -> Result<Arc<Content>, SwarmError> {
+    let origin = url::Url::parse(&info.url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| SwarmError::BadUrl {
+            url: info.url.clone(),
+        })?;
+    let content = node.store.open(tree);
+    let root = content.root();
+    // Strong validators only: a weak ETag never satisfies If-Range.
+    let if_range = info
+        .etag
+        .clone()
+        .filter(|e| !e.starts_with("W/"))
+        .or_else(|| info.last_modified.clone());
+
+    let clock = Instant::now();
+    let mut picker = Picker::new(content.have().0, config.deadlines, config.picker);
+    let (tx, mut rx) = mpsc::channel::<Event>(1024);
+    let scope = cancel.child_token();
+    let _stop_tasks = scope.clone().drop_guard();
+    let mut running: HashMap<u64, AbortHandle> = HashMap::new();
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    let mut last_news = Instant::now();
+    let mut last_exchange = Instant::now();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    while !picker.is_complete() {
+        let now = now_ms(clock);
+        for addr in node.known_peers(&root) {
+            if picker.add_peer(addr) {
+                spawn_poller(
+                    &node,
+                    root,
+                    addr,
+                    content.parts(),
+                    tx.clone(),
+                    scope.clone(),
+                );
+            }
+        }
+        if last_exchange.elapsed() >= PEER_EXCHANGE_EVERY {
+            last_exchange = Instant::now();
+            let peers: Vec<SocketAddr> = picker.peers().collect();
+            if let Some(&peer) = peers.choose(&mut rng) {
+                spawn_exchange(&node, root, peer, scope.clone());
+            }
+        }
+        for request in picker.next(now, &mut rng) {
+            let handle = spawn_request(
+                &node,
+                &content,
+                &origin,
+                if_range.clone(),
+                request,
+                tx.clone(),
+            );
+            running.insert(request.id, handle);
+        }
+        if picker.inflight() == 0 && last_news.elapsed() >= STALL_LIMIT {
+            return Err(SwarmError::Stalled {
+                url: info.url.clone(),
+                seconds: STALL_LIMIT.as_secs(),
+            });
+        }
+
+        let event = tokio::select! {
+            _ = cancel.cancelled() => return Err(SwarmError::Cancelled),
+            _ = tick.tick() => continue,
+            e = rx.recv() => e,
+        };
+        let Some(event) = event else { continue };
+        let now = now_ms(clock);
+        match event {
+            Event::Have(peer, bits) => picker.set_peer_have(peer, bits),
+            Event::PeerGone(peer) => {
+                debug!(%peer, "peer gone");
+                picker.remove_peer(peer);
+                node.forget(&root, peer);
+            }
+            Event::Done {
+                id,
+                first,
+                count,
+                bytes,
+                source,
+            } => {
+                last_news = Instant::now();
+                running.remove(&id);
+                match source {
+                    Source::Origin => node.metrics.bytes_from_origin.inc_by(bytes),
+                    Source::Peer(_) => node.metrics.bytes_from_peers.inc_by(bytes),
+                };
+                for other in picker.completed(id, first, count, bytes, now) {
+                    if let Some(h) = running.remove(&other) {
+                        h.abort();
+                    }
+                }
+            }
+            Event::Failed { id, failure } => {
+                let source = running.remove(&id);
+                drop(source);
+                if let PeerVerdict::Banned = picker.failed(id, failure, now) {
+                    node.metrics.peers_banned.inc();
+                }
+            }
+            Event::OriginChanged { id } => {
+                running.remove(&id);
+                picker.failed(id, Failure::Error, now);
+                picker.set_origin_enabled(false);
+                node.metrics.origin_changed.inc();
+                warn!(url = %info.url, "the origin's file changed (If-Range); finishing from peers only");
+                if picker.peer_count() == 0 {
+                    return Err(SwarmError::OriginChanged {
+                        url: info.url.clone(),
+                    });
+                }
+            }
+        }
+        node.metrics.peers.set(picker.peer_count() as i64);
+    }
+    for (_, h) in running {
+        h.abort();
+    }
+    info!(url = %info.url, %root, "complete");
+    Ok(content)
+}
+
+/// Bans are reported where they happen; this names the peer.
+fn report_ban(peer: SocketAddr, what: &str) {
+    warn!(%peer, "peer sent {what}: banned for this session");
+}
+
+fn spawn_request(
+    node: &Arc<Node>,
+    content: &Arc<Content>,
+    origin: &url::Url,
+    if_range: Option<String>,
+    request: Request,
+    tx: mpsc::Sender<Event>,
+) -> AbortHandle {
+    let node = node.clone();
+    let content = content.clone();
+    let origin = origin.clone();
+    let span = tracing::debug_span!(
+        "request",
+        id = request.id,
+        first = request.first,
+        count = request.count
+    );
+    tokio::spawn(
+        async move {
+            let event = match request.source {
+                Source::Origin => {
+                    from_origin(&node, &content, &origin, if_range.as_deref(), request).await
+                }
+                Source::Peer(peer) => from_peer(&node, &content, peer, request).await,
+            };
+            let _ = tx.send(event).await;
+        }
+        .instrument(span),
+    )
+    .abort_handle()
+}
+
+fn range_of(content: &Content, request: &Request) -> (u64, u64) {
+    let start = u64::from(request.first) * PART_SIZE;
+    let end = (u64::from(request.first + request.count) * PART_SIZE).min(content.size());
+    (start, end)
+}
+
+/// Reads at most `len` bytes of a body; `None` if it was longer or broke.
+async fn body_exact(response: reqwest::Response, len: u64) -> Option<Bytes> {
+    let mut out = Vec::with_capacity(len as usize);
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if out.len() as u64 + chunk.len() as u64 > len {
+            return None;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    (out.len() as u64 == len).then(|| Bytes::from(out))
+}
+
+async fn from_peer(node: &Node, content: &Content, peer: SocketAddr, request: Request) -> Event {
+    let (start, end) = range_of(content, &request);
+    let failed = |failure| Event::Failed {
+        id: request.id,
+        failure,
+    };
+    let url = format!("http://{peer}/v1/blob/{}", content.root());
+    let sent = node
+        .http
+        .get(url)
+        .header(header::RANGE, format!("bytes={start}-{}", end - 1))
+        .header(PEER_PORT_HEADER, node.port())
+        .timeout(PEER_REQUEST_TIMEOUT)
+        .send()
+        .await;
+    let response = match sent {
+        Ok(r) => r,
+        Err(_) => return failed(Failure::Error),
+    };
+    match response.status() {
+        StatusCode::PARTIAL_CONTENT => {}
+        StatusCode::RANGE_NOT_SATISFIABLE => return failed(Failure::NotHeld),
+        _ => return failed(Failure::Error),
+    }
+    let Some(bytes) = body_exact(response, end - start).await else {
+        return failed(Failure::Error);
+    };
+    match content.insert(request.first, &bytes) {
+        Ok(_) => Event::Done {
+            id: request.id,
+            first: request.first,
+            count: request.count,
+            bytes: bytes.len() as u64,
+            source: request.source,
+        },
+        Err(StoreError::Invalid { part, .. }) => {
+            node.metrics.parts_failed_verification.inc();
+            report_ban(peer, &format!("part {part} failing verification"));
+            failed(Failure::BadData)
+        }
+        Err(_) => failed(Failure::Error),
+    }
+}
+
+async fn from_origin(
+    node: &Node,
+    content: &Content,
+    origin: &url::Url,
+    if_range: Option<&str>,
+    request: Request,
+) -> Event {
+    let (start, end) = range_of(content, &request);
+    let failed = |failure| Event::Failed {
+        id: request.id,
+        failure,
+    };
+    let mut get = node
+        .http
+        .get(origin.clone())
+        .header(header::RANGE, format!("bytes={start}-{}", end - 1))
+        .timeout(ORIGIN_REQUEST_TIMEOUT);
+    if let Some(v) = if_range {
+        get = get.header(header::IF_RANGE, v);
+    }
+    let response = match get.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            debug!("origin request failed: {e}");
+            return failed(Failure::Error);
+        }
+    };
+    match response.status() {
+        StatusCode::PARTIAL_CONTENT => {}
+        // If-Range failed: the whole new file is coming. Drop it unread.
+        StatusCode::OK | StatusCode::RANGE_NOT_SATISFIABLE => {
+            return Event::OriginChanged { id: request.id }
+        }
+        other => {
+            debug!(status = %other, "origin refused a range");
+            return failed(Failure::Error);
+        }
+    }
+    let Some(bytes) = body_exact(response, end - start).await else {
+        return failed(Failure::Error);
+    };
+    match content.insert(request.first, &bytes) {
+        Ok(_) => Event::Done {
+            id: request.id,
+            first: request.first,
+            count: request.count,
+            bytes: bytes.len() as u64,
+            source: Source::Origin,
+        },
+        // The origin's bytes no longer match the tree: its file changed under the same
+        // validators (a weak or missing ETag). Never mixed in; peers finish the job.
+        Err(StoreError::Invalid { .. }) => {
+            node.metrics.parts_failed_verification.inc();
+            Event::OriginChanged { id: request.id }
+        }
+        Err(_) => failed(Failure::Error),
+    }
+}
+
+fn spawn_poller(
+    node: &Arc<Node>,
+    root: Hash,
+    peer: SocketAddr,
+    parts: u32,
+    tx: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) {
+    let node = node.clone();
+    let span = tracing::debug_span!("have-poll", %peer);
+    tokio::spawn(
+        async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = poll_have(node, root, peer, parts, tx) => {}
+            }
+        }
+        .instrument(span),
+    );
+}
+
+async fn poll_have(
+    node: Arc<Node>,
+    root: Hash,
+    peer: SocketAddr,
+    parts: u32,
+    tx: mpsc::Sender<Event>,
+) {
+    let mut version: Option<u64> = None;
+    let mut failures = 0u32;
+    let base = format!("http://{peer}/v1/blob/{root}/have");
+    loop {
+        let url = match version {
+            Some(v) => format!("{base}?after={v}"),
+            None => base.clone(),
+        };
+        let sent = node
+            .http
+            .get(&url)
+            .header(PEER_PORT_HEADER, node.port())
+            .timeout(node.long_poll + Duration::from_secs(10))
+            .send()
+            .await;
+        let ok = match sent {
+            Ok(r) if r.status() == StatusCode::OK => {
+                let v = r
+                    .headers()
+                    .get(HAVE_VERSION_HEADER)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                match (
+                    r.bytes()
+                        .await
+                        .ok()
+                        .and_then(|b| Bitfield::from_bytes(parts, &b)),
+                    v,
+                ) {
+                    (Some(bits), Some(v)) => {
+                        version = Some(v);
+                        if tx.send(Event::Have(peer, bits)).await.is_err() {
+                            return;
+                        }
+                        true
+                    }
+                    // A bitfield of the wrong size or without a version: not a peer we can use.
+                    _ => {
+                        let _ = tx.send(Event::PeerGone(peer)).await;
+                        return;
+                    }
+                }
+            }
+            Ok(r) if r.status() == StatusCode::NOT_MODIFIED => true,
+            _ => false,
+        };
+        if ok {
+            failures = 0;
+            continue;
+        }
+        failures += 1;
+        if failures >= 3 {
+            let _ = tx.send(Event::PeerGone(peer)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500 * u64::from(failures))).await;
+    }
+}
+
+fn spawn_exchange(node: &Arc<Node>, root: Hash, peer: SocketAddr, cancel: CancellationToken) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        let ask = async {
+            let r = node
+                .http
+                .get(format!("http://{peer}/v1/blob/{root}/peers"))
+                .header(PEER_PORT_HEADER, node.port())
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .ok()?;
+            if r.status() != StatusCode::OK {
+                return None;
+            }
+            let list: Vec<String> = r.json().await.ok()?;
+            for a in list.iter().take(50) {
+                if let Ok(addr) = a.parse::<SocketAddr>() {
+                    node.learn(root, addr);
+                }
+            }
+            Some(())
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = ask => {}
+        }
+    });
+}

@@ -1,0 +1,25 @@
+//! The swarming core: a listener fetches content from many peers at once and from the
+//! origin, verifies every part against the hash tree before it is kept, played or passed on,
+//! and serves what it holds.
+//!
+//! - [`picker`]: the deterministic scheduling core (which part of whom, deadlines, re-issue,
+//!   scoring, bans). No I/O, no clock.
+//! - [`store`]: verified parts in memory and in a bounded disk cache.
+//! - [`server`]: the peer protocol (`/v1/blob/...`, DESIGN section 4), with its limits.
+//! - [`node`]: one listener's node: store + server + known peers + upload budget + metrics.
+//! - [`download`]: the async shell that runs a download against a node.
+
+pub mod bitfield;
+pub mod download;
+mod metrics;
+pub mod node;
+pub mod picker;
+pub mod server;
+pub mod store;
+
+pub use bitfield::Bitfield;
+pub use download::{download, resolve, spawn_announcer, DownloadConfig, SwarmError};
+pub use metrics::Metrics;
+pub use node::{Node, NodeConfig};
+pub use picker::{Deadlines, PickerConfig};
+pub use store::{Content, Store};

@@ -1,0 +1,84 @@
+//! The listener's metrics (`GET /metrics` on the peer port), also read by progress displays.
+
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Counters of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub bytes_from_origin: Counter,
+    pub bytes_from_peers: Counter,
+    pub bytes_uploaded: Counter,
+    pub parts_failed_verification: Counter,
+    pub peers_banned: Counter,
+    pub origin_changed: Counter,
+    pub peers: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let m = Self {
+            registry: Arc::new(Registry::default()),
+            bytes_from_origin: Counter::default(),
+            bytes_from_peers: Counter::default(),
+            bytes_uploaded: Counter::default(),
+            parts_failed_verification: Counter::default(),
+            peers_banned: Counter::default(),
+            origin_changed: Counter::default(),
+            peers: Gauge::default(),
+        };
+        let mut r = Registry::with_prefix("alluvium");
+        r.register(
+            "bytes_from_origin",
+            "Verified bytes fetched from origins",
+            m.bytes_from_origin.clone(),
+        );
+        r.register(
+            "bytes_from_peers",
+            "Verified bytes fetched from peers",
+            m.bytes_from_peers.clone(),
+        );
+        r.register(
+            "bytes_uploaded",
+            "Bytes served to other peers",
+            m.bytes_uploaded.clone(),
+        );
+        r.register(
+            "parts_failed_verification",
+            "Parts received that failed verification (dropped)",
+            m.parts_failed_verification.clone(),
+        );
+        r.register(
+            "peers_banned",
+            "Peers banned for sending bad data or false claims",
+            m.peers_banned.clone(),
+        );
+        r.register(
+            "origin_changed",
+            "Times an origin file changed under a download",
+            m.origin_changed.clone(),
+        );
+        r.register("peers", "Peers known across downloads", m.peers.clone());
+        Self {
+            registry: Arc::new(r),
+            ..m
+        }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,180 @@
+//! A listener's swarm node: its part store, its peer server, the peers it knows per content,
+//! its upload budget and its metrics. Downloads ([`crate::download`]) run against a node.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alluvium_content::Hash;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::metrics::Metrics;
+use crate::server::{self, LONG_POLL};
+use crate::store::{Store, DEFAULT_MEMORY_PER_CONTENT};
+
+/// Peers remembered per content (tracker answers, peer exchange, incoming requests).
+pub const MAX_KNOWN_PEERS: usize = 200;
+/// Default connections the peer server holds at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Blob answers in progress at once; more get `503` and ask someone else.
+pub const DEFAULT_MAX_BLOB_ANSWERS: usize = 64;
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Disk cache folder; `None` keeps parts in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Most bytes the disk cache holds.
+    pub cache_size: u64,
+    /// Memory for parts per content.
+    pub memory_per_content: usize,
+    /// Upload bytes per second; `None` for no limit.
+    pub upload_limit: Option<u64>,
+    pub max_connections: usize,
+    pub max_blob_answers: usize,
+    /// How long a `have` long-poll is held.
+    pub long_poll: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            cache_size: 2 << 30,
+            memory_per_content: DEFAULT_MEMORY_PER_CONTENT,
+            upload_limit: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_blob_answers: DEFAULT_MAX_BLOB_ANSWERS,
+            long_poll: LONG_POLL,
+        }
+    }
+}
+
+/// One listener's swarm node. Shared as `Arc<Node>`.
+pub struct Node {
+    pub store: Store,
+    pub metrics: Metrics,
+    pub(crate) blob_slots: Arc<Semaphore>,
+    pub(crate) long_poll: Duration,
+    pub(crate) http: reqwest::Client,
+    upload: Option<DefaultDirectRateLimiter>,
+    known: Mutex<HashMap<Hash, Vec<SocketAddr>>>,
+    port: AtomicU16,
+    peer_id: String,
+    max_connections: usize,
+}
+
+impl Node {
+    pub fn new(config: NodeConfig) -> Arc<Self> {
+        let upload = config.upload_limit.map(|rate| {
+            let rate = NonZeroU32::new(u32::try_from(rate.max(1)).unwrap_or(u32::MAX))
+                .unwrap_or(NonZeroU32::MIN);
+            // A burst of at least one 16 KiB step, so every step can pass.
+            let burst = rate.max(NonZeroU32::new(64 * 1024).unwrap_or(NonZeroU32::MIN));
+            RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+        });
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("alluvium/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(8)
+            // Bytes are verified as sent: never decompressed on the way.
+            .no_gzip()
+            .no_brotli()
+            .no_deflate()
+            .build()
+            .unwrap_or_default();
+        Arc::new(Self {
+            store: Store::new(
+                config.cache_dir,
+                config.cache_size,
+                config.memory_per_content,
+            ),
+            metrics: Metrics::new(),
+            blob_slots: Arc::new(Semaphore::new(config.max_blob_answers.max(1))),
+            long_poll: config.long_poll,
+            http,
+            upload,
+            known: Mutex::new(HashMap::new()),
+            port: AtomicU16::new(0),
+            peer_id: format!("al-{:016x}", rand::random::<u64>()),
+            max_connections: config.max_connections,
+        })
+    }
+
+    /// Binds the peer server at `addr` (port 0 picks one) and serves until `cancel`.
+    pub async fn start_server(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        cancel: CancellationToken,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        self.port.store(local.port(), Ordering::Relaxed);
+        let node = self.clone();
+        let max = self.max_connections;
+        tokio::spawn(
+            async move {
+                if let Err(e) = server::serve(node, listener, max, cancel).await {
+                    tracing::error!("peer server stopped: {e}");
+                }
+            }
+            .instrument(tracing::info_span!("peer-server", %local)),
+        );
+        Ok(local)
+    }
+
+    /// The peer server's port (0 before it is started).
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
+    }
+
+    /// This node's id in announces.
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    /// Remembers `addr` as a peer for `root`.
+    pub fn learn(&self, root: Hash, addr: SocketAddr) {
+        if addr.port() == self.port() && addr.ip().is_loopback() {
+            return; // ourselves (a tracker answer may list us under another address too)
+        }
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let list = known.entry(root).or_default();
+        if !list.contains(&addr) {
+            if list.len() >= MAX_KNOWN_PEERS {
+                list.remove(0);
+            }
+            list.push(addr);
+        }
+    }
+
+    /// Peers known for `root`.
+    pub fn known_peers(&self, root: &Hash) -> Vec<SocketAddr> {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(root).cloned().unwrap_or_default()
+    }
+
+    /// Forgets a peer (it went away or misbehaved).
+    pub fn forget(&self, root: &Hash, addr: SocketAddr) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = known.get_mut(root) {
+            list.retain(|a| *a != addr);
+        }
+    }
+
+    pub(crate) async fn pace_upload(&self, n: usize) {
+        if let Some(limiter) = &self.upload {
+            let n =
+                NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+            // n never exceeds the burst (steps are 16 KiB, the burst at least 64 KiB).
+            let _ = limiter.until_n_ready(n).await;
+        }
+    }
+}

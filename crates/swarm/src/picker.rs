@@ -1,0 +1,788 @@
+//! Which part to ask of whom, and when to give up: the deterministic core of a download.
+//!
+//! No I/O and no clock: time comes in as `now` (milliseconds), randomness as an `Rng`. The
+//! async shell ([`crate::download`]) turns [`Request`]s into HTTP requests and reports back
+//! with [`Picker::completed`] and [`Picker::failed`].
+//!
+//! Rules, in the order they apply:
+//! 1. **Peers first, nearest deadline first.** Each usable peer gets up to `peer_slots`
+//!    requests for parts it has and we lack; with deadlines (a schedule) the part due soonest,
+//!    without (a plain fetch) the rarest among the peers we know, from a random start.
+//! 2. **The origin only for what no peer can give in time**: a part whose deadline is within
+//!    `urgent_ms` and that no peer is already sending in time, and, ahead of time, parts that no
+//!    known peer holds, picked at random (so many listeners fetching the same file ask the
+//!    origin for different parts and then trade them).
+//! 3. **Late requests are re-issued elsewhere**: a request older than `late_ms`, or one whose
+//!    parts fall due within `urgent_ms` while still in flight after `urgent_late_ms`, may be
+//!    asked of another source (at most two requests per part). When every missing part is in
+//!    flight (the endgame) idle peers duplicate them; whichever copy lands first wins and the
+//!    others are cancelled ([`Picker::completed`] says which).
+//! 4. **Scoring.** Throughput (an average of bytes per millisecond) orders the peers. A failed
+//!    or timed-out request backs a peer off (1 s, doubling); a `416` for a part it claimed loses
+//!    it that claim, and three such claims drop it for the session; a part that fails
+//!    verification bans it for the session and it is never asked again.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use crate::bitfield::Bitfield;
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Origin,
+    Peer(SocketAddr),
+}
+
+/// One request to make: parts `first..first+count` from `source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    pub id: u64,
+    pub first: u32,
+    pub count: u32,
+    pub source: Source,
+}
+
+/// How a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Bytes that failed verification (from a peer: ban it).
+    BadData,
+    /// A peer answered 416: it does not hold what its bitfield claimed.
+    NotHeld,
+    /// Connection error, bad status, timeout, cancelled by the shell for slowness.
+    Error,
+}
+
+/// When each part is due, if the download has deadlines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Deadlines {
+    /// A plain fetch: no part is more urgent than another.
+    None,
+    /// Part `p` is due at `start_ms + p * per_part_ms` (estimated from the entry's duration
+    /// until the frame index is known).
+    Linear { start_ms: i64, per_part_ms: f64 },
+}
+
+impl Deadlines {
+    pub fn of(&self, part: u32) -> Option<i64> {
+        match *self {
+            Deadlines::None => None,
+            Deadlines::Linear {
+                start_ms,
+                per_part_ms,
+            } => Some(start_ms + (f64::from(part) * per_part_ms) as i64),
+        }
+    }
+}
+
+/// Tuning of the picker; the defaults suit 16 KiB parts on residential links.
+#[derive(Debug, Clone, Copy)]
+pub struct PickerConfig {
+    /// Requests in flight to one peer.
+    pub peer_slots: usize,
+    /// Requests in flight to the origin for parts ahead of time.
+    pub origin_slots: usize,
+    /// Extra origin requests allowed for urgent parts.
+    pub urgent_origin_slots: usize,
+    /// Most parts in one request.
+    pub max_run: u32,
+    /// A part due within this is urgent: the origin may send it if no peer does in time.
+    pub urgent_ms: i64,
+    /// An urgent part's request still in flight after this is duplicated elsewhere.
+    pub urgent_late_ms: u64,
+    /// Any request still in flight after this may be duplicated elsewhere.
+    pub late_ms: u64,
+    /// With deadlines, how far ahead parts no peer holds are taken from the origin.
+    pub origin_ahead_ms: i64,
+    /// Claims of parts not served before a peer is dropped.
+    pub max_false_claims: u32,
+}
+
+impl Default for PickerConfig {
+    fn default() -> Self {
+        Self {
+            peer_slots: 4,
+            origin_slots: 2,
+            urgent_origin_slots: 2,
+            max_run: 4,
+            urgent_ms: 3_000,
+            urgent_late_ms: 1_000,
+            late_ms: 5_000,
+            origin_ahead_ms: 10 * 60_000,
+            max_false_claims: 3,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PeerState {
+    have: Option<Bitfield>,
+    inflight: usize,
+    /// Bytes per millisecond, averaged.
+    score: f64,
+    failures: u32,
+    false_claims: u32,
+    banned: bool,
+    backoff_until: u64,
+}
+
+impl PeerState {
+    fn usable(&self, now: u64) -> bool {
+        !self.banned && self.have.is_some() && self.backoff_until <= now
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Inflight {
+    first: u32,
+    count: u32,
+    source: Source,
+    since: u64,
+}
+
+/// What a failure did to the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerVerdict {
+    Fine,
+    /// The peer is now banned for the session (bad data) or dropped (false claims).
+    Banned,
+}
+
+/// The scheduling state of one content's download.
+#[derive(Debug)]
+pub struct Picker {
+    have: Bitfield,
+    /// How many known, unbanned peers hold each part.
+    avail: Vec<u16>,
+    peers: HashMap<SocketAddr, PeerState>,
+    requests: HashMap<u64, Inflight>,
+    /// Requests covering each part (at most two).
+    by_part: HashMap<u32, Vec<u64>>,
+    origin_inflight: usize,
+    origin_backoff_until: u64,
+    origin_failures: u32,
+    origin_enabled: bool,
+    deadlines: Deadlines,
+    config: PickerConfig,
+    next_id: u64,
+}
+
+impl Picker {
+    /// A picker for `parts` parts, some already held.
+    pub fn new(have: Bitfield, deadlines: Deadlines, config: PickerConfig) -> Self {
+        Self {
+            avail: vec![0; have.len() as usize],
+            have,
+            peers: HashMap::new(),
+            requests: HashMap::new(),
+            by_part: HashMap::new(),
+            origin_inflight: 0,
+            origin_backoff_until: 0,
+            origin_failures: 0,
+            origin_enabled: true,
+            deadlines,
+            config,
+            next_id: 1,
+        }
+    }
+
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.have.is_complete()
+    }
+
+    /// Stops (or resumes) asking the origin: its file changed, only peers can finish.
+    pub fn set_origin_enabled(&mut self, enabled: bool) {
+        self.origin_enabled = enabled;
+    }
+
+    pub fn set_deadlines(&mut self, deadlines: Deadlines) {
+        self.deadlines = deadlines;
+    }
+
+    /// Peers known and not banned.
+    pub fn peer_count(&self) -> usize {
+        self.peers.values().filter(|p| !p.banned).count()
+    }
+
+    pub fn is_banned(&self, peer: SocketAddr) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.banned)
+    }
+
+    /// Learns of a peer (from the tracker, peer exchange or an incoming request).
+    pub fn add_peer(&mut self, peer: SocketAddr) -> bool {
+        if self.peers.contains_key(&peer) {
+            return false;
+        }
+        self.peers.insert(
+            peer,
+            PeerState {
+                have: None,
+                inflight: 0,
+                score: 1.0,
+                failures: 0,
+                false_claims: 0,
+                banned: false,
+                backoff_until: 0,
+            },
+        );
+        true
+    }
+
+    /// Peers worth polling for news (known, not banned).
+    pub fn peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.banned)
+            .map(|(a, _)| *a)
+    }
+
+    /// A peer's whole bitfield, as its `have` endpoint sent it.
+    pub fn set_peer_have(&mut self, peer: SocketAddr, have: Bitfield) {
+        if have.len() != self.have.len() {
+            return;
+        }
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if state.banned {
+            return;
+        }
+        if let Some(old) = &state.have {
+            for p in old.iter() {
+                self.avail[p as usize] = self.avail[p as usize].saturating_sub(1);
+            }
+        }
+        for p in have.iter() {
+            self.avail[p as usize] = self.avail[p as usize].saturating_add(1);
+        }
+        state.have = Some(have);
+    }
+
+    fn forget_claims(&mut self, peer: SocketAddr) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            if let Some(old) = state.have.take() {
+                for p in old.iter() {
+                    self.avail[p as usize] = self.avail[p as usize].saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    fn deadline(&self, part: u32) -> Option<i64> {
+        self.deadlines.of(part)
+    }
+
+    fn urgent(&self, part: u32, now: u64) -> bool {
+        self.deadline(part)
+            .is_some_and(|d| d - (now as i64) <= self.config.urgent_ms)
+    }
+
+    /// Whether another request may be made for `part` (not held, and not already asked of
+    /// someone still in time; at most two requests).
+    fn askable(&self, part: u32, now: u64, from: Source) -> bool {
+        if self.have.get(part) {
+            return false;
+        }
+        let Some(ids) = self.by_part.get(&part) else {
+            return true;
+        };
+        if ids.len() >= 2 {
+            return false;
+        }
+        ids.iter().all(|id| {
+            self.requests.get(id).is_none_or(|r| {
+                let age = now.saturating_sub(r.since);
+                r.source != from
+                    && (age >= self.config.late_ms
+                        || (age >= self.config.urgent_late_ms && self.urgent(part, now)))
+            })
+        })
+    }
+
+    fn endgame(&self) -> bool {
+        let missing = self.have.len() - self.have.count();
+        missing > 0
+            && (0..self.have.len()).all(|p| self.have.get(p) || self.by_part.contains_key(&p))
+    }
+
+    fn start(&mut self, first: u32, count: u32, source: Source, now: u64) -> Request {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.requests.insert(
+            id,
+            Inflight {
+                first,
+                count,
+                source,
+                since: now,
+            },
+        );
+        for p in first..first + count {
+            self.by_part.entry(p).or_default().push(id);
+        }
+        match source {
+            Source::Origin => self.origin_inflight += 1,
+            Source::Peer(a) => {
+                if let Some(s) = self.peers.get_mut(&a) {
+                    s.inflight += 1;
+                }
+            }
+        }
+        Request {
+            id,
+            first,
+            count,
+            source,
+        }
+    }
+
+    /// Extends a run from `first` while parts stay askable from `source` (and held by it).
+    fn run(&self, first: u32, source: Source, now: u64, endgame: bool) -> u32 {
+        let mut count = 1;
+        while count < self.config.max_run {
+            let p = first + count;
+            if p >= self.have.len() {
+                break;
+            }
+            let ok = match source {
+                Source::Peer(a) => {
+                    self.peer_has(a, p)
+                        && (self.askable(p, now, source) || (endgame && self.dup_ok(p, source)))
+                }
+                Source::Origin => self.askable(p, now, source) && !self.by_part.contains_key(&p),
+            };
+            if !ok {
+                break;
+            }
+            count += 1;
+        }
+        count
+    }
+
+    fn dup_ok(&self, part: u32, source: Source) -> bool {
+        !self.have.get(part)
+            && self.by_part.get(&part).is_none_or(|ids| {
+                ids.len() < 2
+                    && ids
+                        .iter()
+                        .all(|id| self.requests.get(id).is_none_or(|r| r.source != source))
+            })
+    }
+
+    fn peer_has(&self, peer: SocketAddr, part: u32) -> bool {
+        self.peers
+            .get(&peer)
+            .and_then(|p| p.have.as_ref())
+            .is_some_and(|h| h.get(part))
+    }
+
+    /// The requests to make now.
+    pub fn next(&mut self, now: u64, rng: &mut impl Rng) -> Vec<Request> {
+        let mut out = Vec::new();
+        if self.is_complete() {
+            return out;
+        }
+        let n = self.have.len();
+
+        // 1. Peers, best first.
+        let mut peers: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.usable(now) && p.inflight < self.config.peer_slots)
+            .map(|(a, _)| *a)
+            .collect();
+        peers.shuffle(rng);
+        peers.sort_by(|a, b| {
+            let (sa, sb) = (self.peers[a].score, self.peers[b].score);
+            sb.partial_cmp(&sa).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        for peer in peers {
+            let source = Source::Peer(peer);
+            while self.peers[&peer].inflight < self.config.peer_slots {
+                let mut endgame = false;
+                let mut pick = self.pick_for_peer(peer, now, rng, false);
+                if pick.is_none() && self.endgame() {
+                    endgame = true;
+                    pick = self.pick_for_peer(peer, now, rng, true);
+                }
+                let Some(first) = pick else { break };
+                let count = self.run(first, source, now, endgame);
+                out.push(self.start(first, count, source, now));
+            }
+        }
+
+        // 2. The origin: urgent parts no peer sends in time, then parts no peer holds.
+        if self.origin_enabled && self.origin_backoff_until <= now {
+            let urgent_cap = self.config.origin_slots + self.config.urgent_origin_slots;
+            if self.deadlines != Deadlines::None {
+                let mut p = 0;
+                while p < n && self.origin_inflight < urgent_cap {
+                    if !self.urgent(p, now) {
+                        break;
+                    }
+                    if self.askable(p, now, Source::Origin)
+                        && (self.avail[p as usize] == 0 || self.by_part.contains_key(&p))
+                    {
+                        let count = self.run(p, Source::Origin, now, false);
+                        out.push(self.start(p, count, Source::Origin, now));
+                        p += count;
+                    } else {
+                        p += 1;
+                    }
+                }
+            }
+            if self.origin_inflight < self.config.origin_slots {
+                let horizon = now as i64 + self.config.origin_ahead_ms;
+                let mut candidates: Vec<u32> = (0..n)
+                    .filter(|&p| {
+                        self.avail[p as usize] == 0
+                            && !self.have.get(p)
+                            && !self.by_part.contains_key(&p)
+                            && self.deadline(p).is_none_or(|d| d <= horizon)
+                    })
+                    .collect();
+                candidates.shuffle(rng);
+                for p in candidates {
+                    if self.origin_inflight >= self.config.origin_slots {
+                        break;
+                    }
+                    if self.by_part.contains_key(&p) {
+                        continue; // taken by a run just started
+                    }
+                    let count = self.run(p, Source::Origin, now, false);
+                    out.push(self.start(p, count, Source::Origin, now));
+                }
+            }
+        }
+        out
+    }
+
+    fn pick_for_peer(
+        &self,
+        peer: SocketAddr,
+        now: u64,
+        rng: &mut impl Rng,
+        endgame: bool,
+    ) -> Option<u32> {
+        let n = self.have.len();
+        let source = Source::Peer(peer);
+        let ok = |p: u32| {
+            self.peer_has(peer, p)
+                && (self.askable(p, now, source) || (endgame && self.dup_ok(p, source)))
+        };
+        if self.deadlines != Deadlines::None {
+            // Nearest deadline first: parts are due in index order.
+            return (0..n).find(|&p| ok(p));
+        }
+        // Rarest first among a sample, from a random start so peers spread their asks.
+        let start = rng.random_range(0..n.max(1));
+        let mut best: Option<(u16, u32)> = None;
+        let mut seen = 0;
+        for i in 0..n {
+            let p = (start + i) % n;
+            if ok(p) {
+                let a = self.avail[p as usize];
+                if best.is_none_or(|(ba, _)| a < ba) {
+                    best = Some((a, p));
+                }
+                seen += 1;
+                if seen >= 32 {
+                    break;
+                }
+            }
+        }
+        best.map(|(_, p)| p)
+    }
+
+    fn finish(&mut self, id: u64) -> Option<Inflight> {
+        let r = self.requests.remove(&id)?;
+        for p in r.first..r.first + r.count {
+            if let Some(ids) = self.by_part.get_mut(&p) {
+                ids.retain(|i| *i != id);
+                if ids.is_empty() {
+                    self.by_part.remove(&p);
+                }
+            }
+        }
+        match r.source {
+            Source::Origin => self.origin_inflight = self.origin_inflight.saturating_sub(1),
+            Source::Peer(a) => {
+                if let Some(s) = self.peers.get_mut(&a) {
+                    s.inflight = s.inflight.saturating_sub(1);
+                }
+            }
+        }
+        Some(r)
+    }
+
+    /// Request `id` delivered verified parts `first..first+count` (possibly fewer than
+    /// asked, when the shell stops early). Returns requests now pointless (all their parts
+    /// held) for the shell to cancel.
+    pub fn completed(&mut self, id: u64, first: u32, count: u32, bytes: u64, now: u64) -> Vec<u64> {
+        let Some(r) = self.finish(id) else {
+            // Already cancelled or timed out, but its bytes verified: keep them.
+            for p in first..first + count {
+                self.have.set(p);
+            }
+            return Vec::new();
+        };
+        let elapsed = now.saturating_sub(r.since).max(1) as f64;
+        match r.source {
+            Source::Peer(a) => {
+                if let Some(s) = self.peers.get_mut(&a) {
+                    let rate = bytes as f64 / elapsed;
+                    s.score = 0.7 * s.score + 0.3 * rate;
+                    s.failures = 0;
+                }
+            }
+            Source::Origin => self.origin_failures = 0,
+        }
+        let mut cancel = Vec::new();
+        for p in first..first + count {
+            self.have.set(p);
+            if let Some(ids) = self.by_part.get(&p) {
+                cancel.extend(ids.iter().copied());
+            }
+        }
+        cancel.sort_unstable();
+        cancel.dedup();
+        cancel.retain(|other| {
+            self.requests
+                .get(other)
+                .is_some_and(|o| (o.first..o.first + o.count).all(|p| self.have.get(p)))
+        });
+        for c in &cancel {
+            self.finish(*c);
+        }
+        cancel
+    }
+
+    /// Request `id` failed. Says whether its peer is now banned.
+    pub fn failed(&mut self, id: u64, failure: Failure, now: u64) -> PeerVerdict {
+        let Some(r) = self.finish(id) else {
+            return PeerVerdict::Fine;
+        };
+        match r.source {
+            Source::Origin => {
+                self.origin_failures += 1;
+                let backoff = 500u64 << self.origin_failures.min(6);
+                self.origin_backoff_until = now + backoff;
+                PeerVerdict::Fine
+            }
+            Source::Peer(a) => {
+                let Some(s) = self.peers.get_mut(&a) else {
+                    return PeerVerdict::Fine;
+                };
+                match failure {
+                    Failure::BadData => {
+                        s.banned = true;
+                        self.forget_claims(a);
+                        PeerVerdict::Banned
+                    }
+                    Failure::NotHeld => {
+                        s.false_claims += 1;
+                        s.score /= 2.0;
+                        if s.false_claims >= self.config.max_false_claims {
+                            s.banned = true;
+                            self.forget_claims(a);
+                            return PeerVerdict::Banned;
+                        }
+                        if let Some(h) = s.have.as_mut() {
+                            for p in r.first..r.first + r.count {
+                                if h.get(p) {
+                                    h.clear(p);
+                                    self.avail[p as usize] =
+                                        self.avail[p as usize].saturating_sub(1);
+                                }
+                            }
+                        }
+                        PeerVerdict::Fine
+                    }
+                    Failure::Error => {
+                        s.failures += 1;
+                        s.score /= 2.0;
+                        s.backoff_until = now + (1000u64 << s.failures.min(5));
+                        PeerVerdict::Fine
+                    }
+                }
+            }
+        }
+    }
+
+    /// The shell gave up on a peer (it went away): its claims no longer count.
+    pub fn remove_peer(&mut self, peer: SocketAddr) {
+        self.forget_claims(peer);
+        if let Some(s) = self.peers.get(&peer) {
+            if !s.banned && s.inflight == 0 {
+                self.peers.remove(&peer);
+            }
+        }
+    }
+
+    /// Requests in flight.
+    pub fn inflight(&self) -> usize {
+        self.requests.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rand::SeedableRng;
+
+    fn rng() -> rand::rngs::StdRng {
+        rand::rngs::StdRng::seed_from_u64(7)
+    }
+
+    fn peer(i: u8) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, i], 7001))
+    }
+
+    fn full(n: u32) -> Bitfield {
+        let mut b = Bitfield::new(n);
+        for p in 0..n {
+            b.set(p);
+        }
+        b
+    }
+
+    #[test]
+    fn alone_it_takes_random_parts_from_the_origin() {
+        let mut p = Picker::new(Bitfield::new(100), Deadlines::None, PickerConfig::default());
+        let reqs = p.next(0, &mut rng());
+        assert_eq!(reqs.len(), 2, "origin slots");
+        assert!(reqs.iter().all(|r| r.source == Source::Origin));
+        assert!(p.next(0, &mut rng()).is_empty(), "slots full");
+    }
+
+    #[test]
+    fn peers_come_first_and_the_origin_only_gets_what_no_peer_has() {
+        let mut p = Picker::new(Bitfield::new(64), Deadlines::None, PickerConfig::default());
+        p.add_peer(peer(1));
+        let mut half = Bitfield::new(64);
+        for i in 0..32 {
+            half.set(i);
+        }
+        p.set_peer_have(peer(1), half);
+        let reqs = p.next(0, &mut rng());
+        for r in &reqs {
+            match r.source {
+                Source::Peer(_) => assert!(r.first + r.count <= 32),
+                Source::Origin => assert!(r.first >= 32, "{r:?}"),
+            }
+        }
+        assert_eq!(
+            reqs.iter()
+                .filter(|r| matches!(r.source, Source::Peer(_)))
+                .count(),
+            4
+        );
+    }
+
+    #[test]
+    fn deadlines_order_and_urgent_parts_may_come_from_the_origin() {
+        let d = Deadlines::Linear {
+            start_ms: 10_000,
+            per_part_ms: 1000.0,
+        };
+        let mut p = Picker::new(Bitfield::new(50), d, PickerConfig::default());
+        p.add_peer(peer(1));
+        p.set_peer_have(peer(1), full(50));
+        // At t=8000 parts 0..=5 are due within 3 s; the peer takes the first ones in order.
+        let reqs = p.next(8_000, &mut rng());
+        let peer_reqs: Vec<_> = reqs.iter().filter(|r| r.source != Source::Origin).collect();
+        assert_eq!(peer_reqs[0].first, 0);
+        assert_eq!(peer_reqs[1].first, 4);
+        // Nothing is lacking at any peer, and parts are in flight in time: no origin.
+        assert!(reqs.iter().all(|r| r.source != Source::Origin), "{reqs:?}");
+        // The peer is slow: after 1 s the urgent parts are asked of the origin too.
+        let again = p.next(9_100, &mut rng());
+        assert!(
+            again
+                .iter()
+                .any(|r| r.source == Source::Origin && r.first == 0),
+            "{again:?}"
+        );
+    }
+
+    #[test]
+    fn bad_data_bans_and_false_claims_drop() {
+        let mut p = Picker::new(Bitfield::new(16), Deadlines::None, PickerConfig::default());
+        p.add_peer(peer(1));
+        p.add_peer(peer(2));
+        p.set_peer_have(peer(1), full(16));
+        p.set_peer_have(peer(2), full(16));
+        let reqs = p.next(0, &mut rng());
+        let r1 = reqs
+            .iter()
+            .find(|r| r.source == Source::Peer(peer(1)))
+            .unwrap();
+        assert_eq!(p.failed(r1.id, Failure::BadData, 10), PeerVerdict::Banned);
+        assert!(p.is_banned(peer(1)));
+        let later = p.next(20, &mut rng());
+        assert!(later.iter().all(|r| r.source != Source::Peer(peer(1))));
+    }
+
+    #[test]
+    fn false_claims_cost_the_claim_then_the_peer() {
+        let mut p = Picker::new(Bitfield::new(16), Deadlines::None, PickerConfig::default());
+        p.add_peer(peer(2));
+        let mut verdicts = Vec::new();
+        for t in 0..3 {
+            p.set_peer_have(peer(2), full(16));
+            let reqs = p.next(100 + t, &mut rng());
+            let r = reqs
+                .iter()
+                .find(|r| r.source == Source::Peer(peer(2)))
+                .unwrap();
+            verdicts.push(p.failed(r.id, Failure::NotHeld, 100 + t));
+        }
+        assert_eq!(
+            verdicts,
+            [PeerVerdict::Fine, PeerVerdict::Fine, PeerVerdict::Banned]
+        );
+        assert!(p.is_banned(peer(2)));
+    }
+
+    #[test]
+    fn completion_cancels_duplicates_and_finishes() {
+        let mut p = Picker::new(Bitfield::new(2), Deadlines::None, PickerConfig::default());
+        p.add_peer(peer(1));
+        p.add_peer(peer(2));
+        p.set_peer_have(peer(1), full(2));
+        p.set_peer_have(peer(2), full(2));
+        let reqs = p.next(0, &mut rng());
+        // Endgame: both peers asked for the same two parts.
+        assert!(reqs.len() >= 2, "{reqs:?}");
+        let first = reqs[0];
+        let cancel = p.completed(first.id, first.first, first.count, 32768, 5);
+        for c in &cancel {
+            assert!(reqs.iter().any(|r| r.id == *c && r.id != first.id));
+        }
+        for r in &reqs[1..] {
+            if !cancel.contains(&r.id) {
+                p.completed(r.id, r.first, r.count, 16384, 6);
+            }
+        }
+        assert!(p.is_complete());
+        assert_eq!(p.inflight(), 0);
+    }
+
+    #[test]
+    fn failing_sources_back_off() {
+        let mut p = Picker::new(Bitfield::new(8), Deadlines::None, PickerConfig::default());
+        let r = p.next(0, &mut rng());
+        p.failed(r[0].id, Failure::Error, 10);
+        assert!(p.next(20, &mut rng()).is_empty(), "origin backs off");
+        assert!(!p.next(5_000, &mut rng()).is_empty());
+    }
+}

@@ -1,0 +1,408 @@
+//! The peer server (DESIGN section 4): what this listener holds, served to other listeners.
+//!
+//! - `GET /v1/blob/{blake3}` with `Range: bytes=S-E` on part boundaries: `206` with exactly
+//!   those verified bytes; `404` unknown content; `416` a part in the range is not held (or the
+//!   range is outside the file or not on part boundaries); `400` a malformed or multiple range.
+//!   Without `Range`, the whole content if complete, else `416`.
+//! - `GET /v1/blob/{blake3}/have[?after=N]`: the bitfield, with `Alluvium-Have-Version`. With
+//!   `after`, the answer waits until the version passes `N` (gathering news for a moment), or
+//!   `304` after [`LONG_POLL`].
+//! - `GET /v1/blob/{blake3}/peers`: peers this node knows for the content, as JSON
+//!   `["IP:PORT", ...]`: peer exchange, so a swarm outlives its tracker.
+//! - A request carrying `Alluvium-Peer-Port: N` tells the server the requester serves on
+//!   `N` at the address it connects from: the server learns it as a peer.
+//! - `GET /metrics`, `GET /healthz`.
+//!
+//! Limits: connections ([`CappedListener`]), concurrent blob answers (`503` past it), upload
+//! bytes per second (`--upload-limit`, paced in 16 KiB steps).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use alluvium_content::{Hash, PART_SIZE};
+use axum::body::Body;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+
+/// Longest a `have?after=N` request is held open.
+pub const LONG_POLL: Duration = Duration::from_secs(30);
+/// After news, wait this long for more before answering a long poll, so a peer gaining many
+/// parts in a burst is not polled once per part.
+pub const NEWS_GATHER: Duration = Duration::from_millis(150);
+/// Header naming the requester's own peer port.
+pub const PEER_PORT_HEADER: &str = "alluvium-peer-port";
+/// Header with the bitfield's version.
+pub const HAVE_VERSION_HEADER: &str = "alluvium-have-version";
+/// Largest range served in one answer.
+pub const MAX_RANGE_PARTS: u64 = 64;
+
+/// The remote address of a connection accepted by [`CappedListener`].
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// A TCP listener that holds at most `max` connections: accepting waits for a free slot, and
+/// each slot is freed when its connection closes.
+pub struct CappedListener {
+    inner: TcpListener,
+    slots: Arc<Semaphore>,
+}
+
+impl CappedListener {
+    pub fn new(inner: TcpListener, max: usize) -> Self {
+        Self {
+            inner,
+            slots: Arc::new(Semaphore::new(max.max(1))),
+        }
+    }
+}
+
+/// A connection holding its slot.
+pub struct CappedStream {
+    inner: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for CappedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CappedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl axum::serve::Listener for CappedListener {
+    type Io = CappedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                // The semaphore is never closed; wait rather than spin if it were.
+                std::future::pending::<()>().await;
+                continue;
+            };
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (
+                        CappedStream {
+                            inner: stream,
+                            _slot: slot,
+                        },
+                        addr,
+                    );
+                }
+                // Out of file descriptors and the like: back off briefly (as axum does).
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, CappedListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, CappedListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// The peer server's routes.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/v1/blob/{blake3}", get(blob))
+        .route("/v1/blob/{blake3}/have", get(have))
+        .route("/v1/blob/{blake3}/peers", get(peers))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(node)
+}
+
+/// Serves the peer protocol on `listener` until `cancel` fires.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    max_connections: usize,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        CappedListener::new(listener, max_connections),
+        router(node).into_make_service_with_connect_info::<PeerAddr>(),
+    )
+    .with_graceful_shutdown(async move { cancel.cancelled().await })
+    .await
+}
+
+fn status(code: StatusCode, text: &'static str) -> Response {
+    (code, text).into_response()
+}
+
+fn learn(node: &Node, root: Hash, from: SocketAddr, headers: &HeaderMap) {
+    if let Some(port) = headers
+        .get(PEER_PORT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u16>().ok())
+        .filter(|p| *p != 0)
+    {
+        node.learn(root, SocketAddr::new(from.ip().to_canonical(), port));
+    }
+}
+
+/// Parses `bytes=S-E` into (first part, part count) for a file of `size`; `Err(status)`.
+fn parse_range(value: &str, size: u64) -> Result<(u32, u32), StatusCode> {
+    let spec = value
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or(StatusCode::BAD_REQUEST)?;
+    if spec.contains(',') {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    let (s, e) = spec.split_once('-').ok_or(StatusCode::BAD_REQUEST)?;
+    let start: u64 = s.trim().parse().map_err(|_| StatusCode::BAD_REQUEST)?;
+    let end: u64 = if e.trim().is_empty() {
+        size.saturating_sub(1)
+    } else {
+        e.trim().parse().map_err(|_| StatusCode::BAD_REQUEST)?
+    };
+    let aligned_end = (end + 1) % PART_SIZE == 0 || end + 1 == size;
+    if start > end || end >= size || start % PART_SIZE != 0 || !aligned_end {
+        return Err(StatusCode::RANGE_NOT_SATISFIABLE);
+    }
+    let first = start / PART_SIZE;
+    let count = (end / PART_SIZE) - first + 1;
+    if count > MAX_RANGE_PARTS {
+        return Err(StatusCode::RANGE_NOT_SATISFIABLE);
+    }
+    Ok((first as u32, count as u32))
+}
+
+async fn blob(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(PeerAddr(from)): ConnectInfo<PeerAddr>,
+    Path(root): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(root) = root.parse::<Hash>() else {
+        return status(StatusCode::BAD_REQUEST, "not a BLAKE3 hash\n");
+    };
+    let Some(content) = node.store.get(&root) else {
+        return status(StatusCode::NOT_FOUND, "unknown content\n");
+    };
+    learn(&node, root, from, &headers);
+    let size = content.size();
+    let (first, count, partial) = match headers.get(header::RANGE) {
+        Some(v) => {
+            let Ok(v) = v.to_str() else {
+                return status(StatusCode::BAD_REQUEST, "bad Range\n");
+            };
+            match parse_range(v, size) {
+                Ok((f, c)) => (f, c, true),
+                Err(code) => return status(code, "Range must be whole parts of the file\n"),
+            }
+        }
+        None if content.is_complete() && content.parts() as u64 <= MAX_RANGE_PARTS => {
+            (0, content.parts(), false)
+        }
+        None => {
+            return status(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "ask for a Range of parts\n",
+            )
+        }
+    };
+    let Ok(_slot) = node.blob_slots.clone().try_acquire_owned() else {
+        let mut r = status(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    let bytes = match content.read(first, count) {
+        Ok(b) => b,
+        Err(_) => return status(StatusCode::RANGE_NOT_SATISFIABLE, "part not held\n"),
+    };
+    let start = u64::from(first) * PART_SIZE;
+    let len = bytes.len() as u64;
+    let mut builder = Response::builder()
+        .status(if partial {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        })
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, len);
+    if partial {
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    let body = paced(node.clone(), bytes, _slot);
+    builder
+        .body(body)
+        .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "error\n"))
+}
+
+/// The body in 16 KiB steps, each waiting for the upload limit; the blob slot is held until
+/// the last byte is handed over.
+fn paced(node: Arc<Node>, bytes: Bytes, slot: OwnedSemaphorePermit) -> Body {
+    let stream = futures_util::stream::unfold((bytes, Some(slot)), move |(rest, slot)| {
+        let node = node.clone();
+        async move {
+            if rest.is_empty() {
+                drop(slot);
+                return None;
+            }
+            let n = rest.len().min(PART_SIZE as usize);
+            node.pace_upload(n).await;
+            node.metrics.bytes_uploaded.inc_by(n as u64);
+            let chunk = rest.slice(..n);
+            Some((Ok::<_, std::io::Error>(chunk), (rest.slice(n..), slot)))
+        }
+    });
+    Body::from_stream(stream)
+}
+
+#[derive(Deserialize)]
+struct HaveQuery {
+    after: Option<u64>,
+}
+
+async fn have(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(PeerAddr(from)): ConnectInfo<PeerAddr>,
+    Path(root): Path<String>,
+    Query(q): Query<HaveQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(root) = root.parse::<Hash>() else {
+        return status(StatusCode::BAD_REQUEST, "not a BLAKE3 hash\n");
+    };
+    let Some(content) = node.store.get(&root) else {
+        return status(StatusCode::NOT_FOUND, "unknown content\n");
+    };
+    learn(&node, root, from, &headers);
+    if let Some(after) = q.after {
+        let mut rx = content.subscribe();
+        let changed = tokio::time::timeout(node.long_poll, rx.wait_for(|v| *v > after))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !changed {
+            return status(StatusCode::NOT_MODIFIED, "");
+        }
+        tokio::time::sleep(NEWS_GATHER).await;
+    }
+    let (bits, version) = content.have();
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (
+                header::HeaderName::from_static(HAVE_VERSION_HEADER),
+                HeaderValue::from(version),
+            ),
+        ],
+        bits.as_bytes().to_vec(),
+    )
+        .into_response()
+}
+
+async fn peers(State(node): State<Arc<Node>>, Path(root): Path<String>) -> Response {
+    let Ok(root) = root.parse::<Hash>() else {
+        return status(StatusCode::BAD_REQUEST, "not a BLAKE3 hash\n");
+    };
+    if node.store.get(&root).is_none() {
+        return status(StatusCode::NOT_FOUND, "unknown content\n");
+    }
+    let list: Vec<String> = node
+        .known_peers(&root)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    axum::Json(list).into_response()
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        node.metrics.encode(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let size = 3 * PART_SIZE + 100;
+        assert_eq!(parse_range("bytes=0-16383", size), Ok((0, 1)));
+        assert_eq!(parse_range("bytes=16384-", size), Ok((1, 3)));
+        assert_eq!(
+            parse_range(&format!("bytes=49152-{}", size - 1), size),
+            Ok((3, 1))
+        );
+        assert_eq!(
+            parse_range("bytes=0-100", size),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        assert_eq!(
+            parse_range("bytes=1-16383", size),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        assert_eq!(
+            parse_range("bytes=0-999999", size),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        assert_eq!(
+            parse_range("bytes=0-1,5-6", size),
+            Err(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(parse_range("items=0-1", size), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(parse_range("bytes=x-y", size), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            parse_range("bytes=-500", size),
+            Err(StatusCode::BAD_REQUEST)
+        );
+    }
+}
