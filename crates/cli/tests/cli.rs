@@ -367,7 +367,7 @@ fn nginx_serves_the_station_with_the_shipped_snippet() {
     let conf_dir = st.root.join("nginx");
     std::fs::create_dir_all(conf_dir.join("tmp")).unwrap();
     let conf = format!(
-        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
          events {{ worker_connections 64; }}\n\
          http {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n\
          access_log {d}/access.log;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n\

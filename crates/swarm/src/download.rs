@@ -27,7 +27,9 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::bitfield::Bitfield;
 use crate::node::Node;
-use crate::picker::{Deadlines, Failure, PeerVerdict, Picker, PickerConfig, Request, Source};
+use crate::picker::{
+    member_hash, Deadlines, Failure, PeerVerdict, Picker, PickerConfig, Request, Source,
+};
 use crate::server::{HAVE_VERSION_HEADER, PEER_PORT_HEADER};
 use crate::store::{Content, StoreError};
 
@@ -128,7 +130,7 @@ pub fn spawn_announcer(
                         event = AnnounceEvent::Update;
                         for p in &answer.peers {
                             if let Ok(addr) = p.addr.parse::<SocketAddr>() {
-                                node.learn(root, addr);
+                                node.learn_member(root, addr, Some(&p.peer_id));
                             }
                         }
                         let interval = Duration::from_secs(answer.interval_s.max(1));
@@ -230,21 +232,29 @@ pub async fn download(
         .or_else(|| info.last_modified.clone());
 
     let clock = Instant::now();
-    let mut picker = Picker::new(content.have().0, config.deadlines, config.picker);
+    let mut picker = Picker::new(
+        content.have().0,
+        config.deadlines,
+        config.picker,
+        member_hash(node.peer_id()),
+    );
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     let scope = cancel.child_token();
     let _stop_tasks = scope.clone().drop_guard();
     let mut running: HashMap<u64, AbortHandle> = HashMap::new();
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut last_news = Instant::now();
-    let mut last_exchange = Instant::now();
+    // Ask for other peers at once: a listener that knows only one peer learns the rest.
+    let mut last_exchange = Instant::now()
+        .checked_sub(PEER_EXCHANGE_EVERY)
+        .unwrap_or_else(Instant::now);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     while !picker.is_complete() {
         let now = now_ms(clock);
-        for addr in node.known_peers(&root) {
-            if picker.add_peer(addr) {
+        for (addr, id) in node.known_members(&root) {
+            if picker.add_peer(addr, id.as_deref().map(member_hash)) {
                 spawn_poller(
                     &node,
                     root,
@@ -286,9 +296,49 @@ pub async fn download(
             e = rx.recv() => e,
         };
         let Some(event) = event else { continue };
-        let now = now_ms(clock);
+        // Take in everything that has arrived before deciding anew: one pass of the picker
+        // per batch of news, not per message.
+        let mut batch = vec![event];
+        while let Ok(e) = rx.try_recv() {
+            batch.push(e);
+        }
+        for event in batch {
+            let now = now_ms(clock);
+            if let Some(e) = handle(
+                &node,
+                &mut picker,
+                &mut running,
+                event,
+                now,
+                info,
+                &mut last_news,
+            ) {
+                return Err(e);
+            }
+        }
+        node.metrics.peers.set(picker.peer_count() as i64);
+    }
+    for (_, h) in running {
+        h.abort();
+    }
+    info!(url = %info.url, %root, "complete");
+    Ok(content)
+}
+
+/// Applies one report to the picker; an error ends the download.
+fn handle(
+    node: &Node,
+    picker: &mut Picker,
+    running: &mut HashMap<u64, AbortHandle>,
+    event: Event,
+    now: u64,
+    info: &ContentInfo,
+    last_news: &mut Instant,
+) -> Option<SwarmError> {
+    let root = info.blake3;
+    {
         match event {
-            Event::Have(peer, bits) => picker.set_peer_have(peer, bits),
+            Event::Have(peer, bits) => picker.set_peer_have(peer, bits, now),
             Event::PeerGone(peer) => {
                 debug!(%peer, "peer gone");
                 picker.remove_peer(peer);
@@ -301,7 +351,7 @@ pub async fn download(
                 bytes,
                 source,
             } => {
-                last_news = Instant::now();
+                *last_news = Instant::now();
                 running.remove(&id);
                 match source {
                     Source::Origin => node.metrics.bytes_from_origin.inc_by(bytes),
@@ -327,19 +377,14 @@ pub async fn download(
                 node.metrics.origin_changed.inc();
                 warn!(url = %info.url, "the origin's file changed (If-Range); finishing from peers only");
                 if picker.peer_count() == 0 {
-                    return Err(SwarmError::OriginChanged {
+                    return Some(SwarmError::OriginChanged {
                         url: info.url.clone(),
                     });
                 }
             }
         }
-        node.metrics.peers.set(picker.peer_count() as i64);
     }
-    for (_, h) in running {
-        h.abort();
-    }
-    info!(url = %info.url, %root, "complete");
-    Ok(content)
+    None
 }
 
 /// Bans are reported where they happen; this names the peer.

@@ -65,7 +65,8 @@ pub struct Node {
     pub(crate) long_poll: Duration,
     pub(crate) http: reqwest::Client,
     upload: Option<DefaultDirectRateLimiter>,
-    known: Mutex<HashMap<Hash, Vec<SocketAddr>>>,
+    /// Peers per content, with their ids when the tracker named them.
+    known: Mutex<HashMap<Hash, Vec<(SocketAddr, Option<String>)>>>,
     port: AtomicU16,
     peer_id: String,
     max_connections: usize,
@@ -142,21 +143,41 @@ impl Node {
 
     /// Remembers `addr` as a peer for `root`.
     pub fn learn(&self, root: Hash, addr: SocketAddr) {
-        if addr.port() == self.port() && addr.ip().is_loopback() {
+        self.learn_member(root, addr, None);
+    }
+
+    /// Remembers `addr` as a peer for `root`, with its peer id if known.
+    pub fn learn_member(&self, root: Hash, addr: SocketAddr, peer_id: Option<&str>) {
+        if addr.port() == self.port() && addr.ip().is_loopback() || peer_id == Some(&self.peer_id) {
             return; // ourselves (a tracker answer may list us under another address too)
         }
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let list = known.entry(root).or_default();
-        if !list.contains(&addr) {
-            if list.len() >= MAX_KNOWN_PEERS {
-                list.remove(0);
+        match list.iter_mut().find(|(a, _)| *a == addr) {
+            Some(entry) => {
+                if entry.1.is_none() {
+                    entry.1 = peer_id.map(str::to_string);
+                }
             }
-            list.push(addr);
+            None => {
+                if list.len() >= MAX_KNOWN_PEERS {
+                    list.remove(0);
+                }
+                list.push((addr, peer_id.map(str::to_string)));
+            }
         }
     }
 
     /// Peers known for `root`.
     pub fn known_peers(&self, root: &Hash) -> Vec<SocketAddr> {
+        self.known_members(root)
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect()
+    }
+
+    /// Peers known for `root`, with their ids when known.
+    pub fn known_members(&self, root: &Hash) -> Vec<(SocketAddr, Option<String>)> {
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.get(root).cloned().unwrap_or_default()
     }
@@ -165,7 +186,7 @@ impl Node {
     pub fn forget(&self, root: &Hash, addr: SocketAddr) {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(list) = known.get_mut(root) {
-            list.retain(|a| *a != addr);
+            list.retain(|(a, _)| *a != addr);
         }
     }
 

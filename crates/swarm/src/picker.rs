@@ -10,8 +10,12 @@
 //!    without (a plain fetch) the rarest among the peers we know, from a random start.
 //! 2. **The origin only for what no peer can give in time**: a part whose deadline is within
 //!    `urgent_ms` and that no peer is already sending in time, and, ahead of time, parts that no
-//!    known peer holds, picked at random (so many listeners fetching the same file ask the
-//!    origin for different parts and then trade them).
+//!    known peer holds and that this listener *owns*: each block of `max_run` parts belongs to
+//!    the swarm member (this node and the peers whose ids the tracker gave) with the highest
+//!    rendezvous hash of (member, block). Every listener computes the same owners from nearly
+//!    the same member list, so many listeners fetching one file ask the origin for different
+//!    blocks and trade them, and the origin sends each part about once. A block whose owner
+//!    does not deliver (no peer news for `orphan_ms`) is taken by whoever is free, at random.
 //! 3. **Late requests are re-issued elsewhere**: a request older than `late_ms`, or one whose
 //!    parts fall due within `urgent_ms` while still in flight after `urgent_late_ms`, may be
 //!    asked of another source (at most two requests per part). When every missing part is in
@@ -100,6 +104,8 @@ pub struct PickerConfig {
     pub origin_ahead_ms: i64,
     /// Claims of parts not served before a peer is dropped.
     pub max_false_claims: u32,
+    /// Without news from any peer for this long, blocks owned by others are fair game.
+    pub orphan_ms: u64,
 }
 
 impl Default for PickerConfig {
@@ -114,12 +120,15 @@ impl Default for PickerConfig {
             late_ms: 5_000,
             origin_ahead_ms: 10 * 60_000,
             max_false_claims: 3,
+            orphan_ms: 2_000,
         }
     }
 }
 
 #[derive(Debug)]
 struct PeerState {
+    /// Hash of the peer's id, when known (from the tracker): a member for block ownership.
+    member: Option<u64>,
     have: Option<Bitfield>,
     inflight: usize,
     /// Bytes per millisecond, averaged.
@@ -148,7 +157,7 @@ struct Inflight {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerVerdict {
     Fine,
-    /// The peer is now banned for the session (bad data) or dropped (false claims).
+    /// The peer has just been banned for the session (bad data, or too many false claims).
     Banned,
 }
 
@@ -169,11 +178,32 @@ pub struct Picker {
     deadlines: Deadlines,
     config: PickerConfig,
     next_id: u64,
+    /// This node's member hash.
+    me: u64,
+    /// Which blocks this node owns, recomputed when the members change.
+    owned: Option<Vec<bool>>,
+    /// When a peer last gained parts (ms).
+    last_news: u64,
+}
+
+/// A 64-bit hash of a peer id (FNV-1a): the same on every node.
+pub fn member_hash(peer_id: &str) -> u64 {
+    peer_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The rendezvous score of `member` for `block` (splitmix64 of the pair).
+fn score(member: u64, block: u32) -> u64 {
+    let mut z = member ^ u64::from(block).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl Picker {
-    /// A picker for `parts` parts, some already held.
-    pub fn new(have: Bitfield, deadlines: Deadlines, config: PickerConfig) -> Self {
+    /// A picker for `parts` parts, some already held. `me` is this node's [`member_hash`].
+    pub fn new(have: Bitfield, deadlines: Deadlines, config: PickerConfig, me: u64) -> Self {
         Self {
             avail: vec![0; have.len() as usize],
             have,
@@ -187,7 +217,38 @@ impl Picker {
             deadlines,
             config,
             next_id: 1,
+            me,
+            owned: None,
+            last_news: 0,
         }
+    }
+
+    fn block_of(&self, part: u32) -> u32 {
+        part / self.config.max_run.max(1)
+    }
+
+    /// Whether this node owns `part`'s block among the members it knows.
+    fn owns(&mut self, part: u32) -> bool {
+        let block = self.block_of(part) as usize;
+        if self.owned.is_none() {
+            let members: Vec<u64> = self
+                .peers
+                .values()
+                .filter(|p| !p.banned)
+                .filter_map(|p| p.member)
+                .collect();
+            let blocks = self.block_of(self.have.len().saturating_sub(1)) + 1;
+            let owned = (0..blocks)
+                .map(|b| {
+                    let mine = score(self.me, b);
+                    members.iter().all(|m| score(*m, b) < mine)
+                })
+                .collect();
+            self.owned = Some(owned);
+        }
+        self.owned
+            .as_ref()
+            .is_some_and(|o| o.get(block).copied().unwrap_or(true))
     }
 
     pub fn have(&self) -> &Bitfield {
@@ -216,14 +277,23 @@ impl Picker {
         self.peers.get(&peer).is_some_and(|p| p.banned)
     }
 
-    /// Learns of a peer (from the tracker, peer exchange or an incoming request).
-    pub fn add_peer(&mut self, peer: SocketAddr) -> bool {
-        if self.peers.contains_key(&peer) {
+    /// Learns of a peer (from the tracker, peer exchange or an incoming request), with its
+    /// [`member_hash`] when its id is known.
+    pub fn add_peer(&mut self, peer: SocketAddr, member: Option<u64>) -> bool {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            if state.member.is_none() && member.is_some() {
+                state.member = member;
+                self.owned = None;
+            }
             return false;
+        }
+        if member.is_some() {
+            self.owned = None;
         }
         self.peers.insert(
             peer,
             PeerState {
+                member,
                 have: None,
                 inflight: 0,
                 score: 1.0,
@@ -245,7 +315,7 @@ impl Picker {
     }
 
     /// A peer's whole bitfield, as its `have` endpoint sent it.
-    pub fn set_peer_have(&mut self, peer: SocketAddr, have: Bitfield) {
+    pub fn set_peer_have(&mut self, peer: SocketAddr, have: Bitfield, now: u64) {
         if have.len() != self.have.len() {
             return;
         }
@@ -254,6 +324,13 @@ impl Picker {
         };
         if state.banned {
             return;
+        }
+        if state
+            .have
+            .as_ref()
+            .is_none_or(|old| have.count() > old.count())
+        {
+            self.last_news = now;
         }
         if let Some(old) = &state.have {
             for p in old.iter() {
@@ -307,10 +384,11 @@ impl Picker {
         })
     }
 
+    /// Every missing part is in flight (parts in `by_part` are never held: completion
+    /// removes them).
     fn endgame(&self) -> bool {
-        let missing = self.have.len() - self.have.count();
-        missing > 0
-            && (0..self.have.len()).all(|p| self.have.get(p) || self.by_part.contains_key(&p))
+        let missing = (self.have.len() - self.have.count()) as usize;
+        missing > 0 && self.by_part.len() >= missing
     }
 
     fn start(&mut self, first: u32, count: u32, source: Source, now: u64) -> Request {
@@ -441,14 +519,18 @@ impl Picker {
             }
             if self.origin_inflight < self.config.origin_slots {
                 let horizon = now as i64 + self.config.origin_ahead_ms;
-                let mut candidates: Vec<u32> = (0..n)
-                    .filter(|&p| {
-                        self.avail[p as usize] == 0
-                            && !self.have.get(p)
-                            && !self.by_part.contains_key(&p)
-                            && self.deadline(p).is_none_or(|d| d <= horizon)
-                    })
-                    .collect();
+                let orphans = now.saturating_sub(self.last_news) >= self.config.orphan_ms;
+                let mut candidates: Vec<u32> = Vec::new();
+                for p in 0..n {
+                    if self.avail[p as usize] == 0
+                        && !self.have.get(p)
+                        && !self.by_part.contains_key(&p)
+                        && self.deadline(p).is_none_or(|d| d <= horizon)
+                        && (orphans || self.owns(p))
+                    {
+                        candidates.push(p);
+                    }
+                }
                 candidates.shuffle(rng);
                 for p in candidates {
                     if self.origin_inflight >= self.config.origin_slots {
@@ -457,7 +539,9 @@ impl Picker {
                     if self.by_part.contains_key(&p) {
                         continue; // taken by a run just started
                     }
-                    let count = self.run(p, Source::Origin, now, false);
+                    // Runs stay within the block, which the owner fetches whole.
+                    let block_end = (self.block_of(p) + 1) * self.config.max_run.max(1);
+                    let count = self.run(p, Source::Origin, now, false).min(block_end - p);
                     out.push(self.start(p, count, Source::Origin, now));
                 }
             }
@@ -581,9 +665,13 @@ impl Picker {
                 let Some(s) = self.peers.get_mut(&a) else {
                     return PeerVerdict::Fine;
                 };
+                if s.banned {
+                    return PeerVerdict::Fine; // a request sent before the ban
+                }
                 match failure {
                     Failure::BadData => {
                         s.banned = true;
+                        self.owned = None;
                         self.forget_claims(a);
                         PeerVerdict::Banned
                     }
@@ -592,6 +680,7 @@ impl Picker {
                         s.score /= 2.0;
                         if s.false_claims >= self.config.max_false_claims {
                             s.banned = true;
+                            self.owned = None;
                             self.forget_claims(a);
                             return PeerVerdict::Banned;
                         }
@@ -620,6 +709,7 @@ impl Picker {
     /// The shell gave up on a peer (it went away): its claims no longer count.
     pub fn remove_peer(&mut self, peer: SocketAddr) {
         self.forget_claims(peer);
+        self.owned = None;
         if let Some(s) = self.peers.get(&peer) {
             if !s.banned && s.inflight == 0 {
                 self.peers.remove(&peer);
@@ -657,7 +747,12 @@ mod tests {
 
     #[test]
     fn alone_it_takes_random_parts_from_the_origin() {
-        let mut p = Picker::new(Bitfield::new(100), Deadlines::None, PickerConfig::default());
+        let mut p = Picker::new(
+            Bitfield::new(100),
+            Deadlines::None,
+            PickerConfig::default(),
+            1,
+        );
         let reqs = p.next(0, &mut rng());
         assert_eq!(reqs.len(), 2, "origin slots");
         assert!(reqs.iter().all(|r| r.source == Source::Origin));
@@ -666,13 +761,18 @@ mod tests {
 
     #[test]
     fn peers_come_first_and_the_origin_only_gets_what_no_peer_has() {
-        let mut p = Picker::new(Bitfield::new(64), Deadlines::None, PickerConfig::default());
-        p.add_peer(peer(1));
+        let mut p = Picker::new(
+            Bitfield::new(64),
+            Deadlines::None,
+            PickerConfig::default(),
+            1,
+        );
+        p.add_peer(peer(1), None);
         let mut half = Bitfield::new(64);
         for i in 0..32 {
             half.set(i);
         }
-        p.set_peer_have(peer(1), half);
+        p.set_peer_have(peer(1), half, 0);
         let reqs = p.next(0, &mut rng());
         for r in &reqs {
             match r.source {
@@ -694,9 +794,9 @@ mod tests {
             start_ms: 10_000,
             per_part_ms: 1000.0,
         };
-        let mut p = Picker::new(Bitfield::new(50), d, PickerConfig::default());
-        p.add_peer(peer(1));
-        p.set_peer_have(peer(1), full(50));
+        let mut p = Picker::new(Bitfield::new(50), d, PickerConfig::default(), 1);
+        p.add_peer(peer(1), None);
+        p.set_peer_have(peer(1), full(50), 0);
         // At t=8000 parts 0..=5 are due within 3 s; the peer takes the first ones in order.
         let reqs = p.next(8_000, &mut rng());
         let peer_reqs: Vec<_> = reqs.iter().filter(|r| r.source != Source::Origin).collect();
@@ -716,11 +816,16 @@ mod tests {
 
     #[test]
     fn bad_data_bans_and_false_claims_drop() {
-        let mut p = Picker::new(Bitfield::new(16), Deadlines::None, PickerConfig::default());
-        p.add_peer(peer(1));
-        p.add_peer(peer(2));
-        p.set_peer_have(peer(1), full(16));
-        p.set_peer_have(peer(2), full(16));
+        let mut p = Picker::new(
+            Bitfield::new(16),
+            Deadlines::None,
+            PickerConfig::default(),
+            1,
+        );
+        p.add_peer(peer(1), None);
+        p.add_peer(peer(2), None);
+        p.set_peer_have(peer(1), full(16), 0);
+        p.set_peer_have(peer(2), full(16), 0);
         let reqs = p.next(0, &mut rng());
         let r1 = reqs
             .iter()
@@ -734,11 +839,16 @@ mod tests {
 
     #[test]
     fn false_claims_cost_the_claim_then_the_peer() {
-        let mut p = Picker::new(Bitfield::new(16), Deadlines::None, PickerConfig::default());
-        p.add_peer(peer(2));
+        let mut p = Picker::new(
+            Bitfield::new(16),
+            Deadlines::None,
+            PickerConfig::default(),
+            1,
+        );
+        p.add_peer(peer(2), None);
         let mut verdicts = Vec::new();
         for t in 0..3 {
-            p.set_peer_have(peer(2), full(16));
+            p.set_peer_have(peer(2), full(16), 0);
             let reqs = p.next(100 + t, &mut rng());
             let r = reqs
                 .iter()
@@ -755,11 +865,16 @@ mod tests {
 
     #[test]
     fn completion_cancels_duplicates_and_finishes() {
-        let mut p = Picker::new(Bitfield::new(2), Deadlines::None, PickerConfig::default());
-        p.add_peer(peer(1));
-        p.add_peer(peer(2));
-        p.set_peer_have(peer(1), full(2));
-        p.set_peer_have(peer(2), full(2));
+        let mut p = Picker::new(
+            Bitfield::new(2),
+            Deadlines::None,
+            PickerConfig::default(),
+            1,
+        );
+        p.add_peer(peer(1), None);
+        p.add_peer(peer(2), None);
+        p.set_peer_have(peer(1), full(2), 0);
+        p.set_peer_have(peer(2), full(2), 0);
         let reqs = p.next(0, &mut rng());
         // Endgame: both peers asked for the same two parts.
         assert!(reqs.len() >= 2, "{reqs:?}");
@@ -778,8 +893,50 @@ mod tests {
     }
 
     #[test]
+    fn members_split_the_origin_between_them() {
+        // Three listeners that know each other's ids ask the origin for disjoint blocks.
+        let ids = [member_hash("a"), member_hash("b"), member_hash("c")];
+        let mut asked = std::collections::HashSet::new();
+        for (i, me) in ids.iter().enumerate() {
+            let mut p = Picker::new(
+                Bitfield::new(400),
+                Deadlines::None,
+                PickerConfig::default(),
+                *me,
+            );
+            for (j, other) in ids.iter().enumerate() {
+                if i != j {
+                    p.add_peer(peer(j as u8 + 1), Some(*other));
+                }
+            }
+            let mut r = rng();
+            let mut t = 0;
+            loop {
+                let reqs = p.next(t, &mut r);
+                let origin: Vec<_> = reqs.iter().filter(|q| q.source == Source::Origin).collect();
+                if origin.is_empty() {
+                    break;
+                }
+                for q in origin {
+                    for part in q.first..q.first + q.count {
+                        assert!(asked.insert(part), "part {part} asked twice");
+                    }
+                    p.completed(q.id, q.first, q.count, 16384, t);
+                }
+                t += 1; // no peer news, but not yet orphaned (2 s)
+            }
+        }
+        assert_eq!(asked.len(), 400, "together they cover the file");
+    }
+
+    #[test]
     fn failing_sources_back_off() {
-        let mut p = Picker::new(Bitfield::new(8), Deadlines::None, PickerConfig::default());
+        let mut p = Picker::new(
+            Bitfield::new(8),
+            Deadlines::None,
+            PickerConfig::default(),
+            1,
+        );
         let r = p.next(0, &mut rng());
         p.failed(r[0].id, Failure::Error, 10);
         assert!(p.next(20, &mut rng()).is_empty(), "origin backs off");

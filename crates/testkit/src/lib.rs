@@ -81,19 +81,29 @@ impl Nginx {
 
     /// The same on a chosen port (when URLs naming it must be written first).
     pub fn start_at(port: u16, root: &Path, extra: &str) -> Self {
+        Self::start_full(port, root, "", extra)
+    }
+
+    /// With `http_extra` in the `http {}` block too (zones for `limit_conn`, say).
+    pub fn start_with_http(root: &Path, http_extra: &str, extra: &str) -> Self {
+        Self::start_full(free_port(), root, http_extra, extra)
+    }
+
+    fn start_full(port: u16, root: &Path, http_extra: &str, extra: &str) -> Self {
         let nginx = require("nginx");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        // `$bytes_sent` includes headers, `$body_bytes_sent` only the body: the log says both.
+        // One process (`master_process off`), so stopping it by PID stops all of nginx: a
+        // master killed with SIGKILL would leave its workers serving.
         let conf = format!(
-            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n\
              log_format alluvium '$request_method $uri $status $body_bytes_sent \"$http_range\"';\n\
              access_log {d}/access.log alluvium;\n  client_body_temp_path {d}/tmp;\n\
              proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n\
-             scgi_temp_path {d}/tmp;\n\
+             scgi_temp_path {d}/tmp;\n  {http_extra}\n\
              server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    {extra}\n  }}\n}}\n",
             root = root.display()
         );

@@ -1,0 +1,551 @@
+//! Many listeners in one process, a real nginx origin, an in-process gateway: the swarm's
+//! economics (origin bytes from nginx's own log), hostile peers, peers and origin and tracker
+//! going away, failing disks, and an origin file replaced mid-transfer.
+//! Needs nginx (`./test.sh` installs it); never skips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alluvium_content::{ContentInfo, Hash, Outboard, PART_SIZE};
+use alluvium_gateway::wire::{AnnounceRequest, Event, Have};
+use alluvium_gateway::{Client, Config, Gateway};
+use alluvium_swarm::{
+    download, resolve, spawn_announcer, DownloadConfig, Node, NodeConfig, SwarmError,
+};
+use alluvium_testkit::Nginx;
+use tokio_util::sync::CancellationToken;
+
+const MB: usize = 1 << 20;
+
+struct GatewayRun {
+    url: String,
+    cancel: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for GatewayRun {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn gateway() -> GatewayRun {
+    let dir = tempfile::tempdir().unwrap();
+    let store = alluvium_gateway::Store::open(&dir.path().join("g.sqlite")).unwrap();
+    let cancel = CancellationToken::new();
+    let config = Config {
+        allow_private: true,
+        rate_limit: 0,
+        announce_interval: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let gw = Gateway::new(config, store, cancel.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let c = cancel.clone();
+    tokio::spawn(async move { gw.serve(listener, c).await });
+    GatewayRun {
+        url,
+        cancel,
+        _dir: dir,
+    }
+}
+
+/// One in-process listener: a node serving on a loopback port.
+struct Peer {
+    node: Arc<Node>,
+    cancel: CancellationToken,
+    _cache: tempfile::TempDir,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn peer_with(config: impl FnOnce(&Path) -> NodeConfig) -> Peer {
+    let cache = tempfile::tempdir().unwrap();
+    let node = Node::new(config(cache.path()));
+    let cancel = CancellationToken::new();
+    node.start_server("127.0.0.1:0".parse().unwrap(), cancel.clone())
+        .await
+        .unwrap();
+    Peer {
+        node,
+        cancel,
+        _cache: cache,
+    }
+}
+
+async fn peer() -> Peer {
+    peer_with(|dir| NodeConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        ..NodeConfig::default()
+    })
+    .await
+}
+
+/// What a listener does for one file: resolve, announce, download.
+async fn fetch(p: &Peer, gateway: &str, url: &str) -> Result<Vec<u8>, SwarmError> {
+    let client = Client::new(gateway).unwrap();
+    let (info, tree) = resolve(&client, url, None, Duration::from_secs(60), |_| {}).await?;
+    fetch_known(p, &client, &info, tree).await
+}
+
+async fn fetch_known(
+    p: &Peer,
+    client: &Client,
+    info: &ContentInfo,
+    tree: Outboard,
+) -> Result<Vec<u8>, SwarmError> {
+    let content = p.node.store.open(tree.clone());
+    spawn_announcer(
+        p.node.clone(),
+        client.clone(),
+        content,
+        p.cancel.child_token(),
+    );
+    let content = download(
+        p.node.clone(),
+        info,
+        tree,
+        DownloadConfig::default(),
+        p.cancel.child_token(),
+    )
+    .await?;
+    Ok(content.read_all().unwrap().to_vec())
+}
+
+fn www_with(name: &str, size: usize, seed: &str) -> (tempfile::TempDir, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = bytes_of(size, seed);
+    write_public(&dir.path().join(name), &data);
+    (dir, data)
+}
+
+fn bytes_of(size: usize, seed: &str) -> Vec<u8> {
+    let mut data = vec![0u8; size];
+    blake3::Hasher::new()
+        .update(seed.as_bytes())
+        .finalize_xof()
+        .fill(&mut data);
+    data
+}
+
+fn write_public(path: &Path, data: &[u8]) {
+    // Written aside and renamed, as an upload would: nginx keeps serving the old inode to
+    // requests already running.
+    let tmp = path.with_extension("uploading");
+    std::fs::write(&tmp, data).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Body bytes nginx sent for `path`, from its access log.
+fn origin_body_bytes(nginx: &Nginx, path: &str) -> u64 {
+    nginx
+        .access_log()
+        .iter()
+        .filter(|l| l.starts_with(&format!("GET {path} ")))
+        .filter_map(|l| l.split(' ').nth(3)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Range requests capped in all to 4 connections of 512 KiB/s: 2 MiB/s, where 20 listeners
+/// downloading 20 MB each at once would need far more. (The gateway's one whole-file GET is
+/// not slowed, so the test does not wait for it.)
+const CAPPED: &str =
+    "limit_conn all 4; limit_conn_status 503; if ($http_range) { set $limit_rate 512k; }";
+const CAPPED_ZONE: &str = "limit_conn_zone $server_name zone=all:1m;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_listeners_share_one_copy_from_a_capped_origin() {
+    let (www, data) = www_with("big.bin", 20 * MB, "big");
+    let nginx = Nginx::start_with_http(www.path(), CAPPED_ZONE, CAPPED);
+    let gw = gateway().await;
+    let url = format!("{}/big.bin", nginx.url());
+    // The gateway's own hashing fetch is one copy; the swarm's are counted after it.
+    Client::new(&gw.url)
+        .unwrap()
+        .resolve(&url, Duration::from_secs(120), |_| {})
+        .await
+        .unwrap();
+    let warm = origin_body_bytes(&nginx, "/big.bin");
+    assert_eq!(warm, data.len() as u64);
+
+    let mut peers = Vec::new();
+    for _ in 0..20 {
+        peers.push(Arc::new(peer().await));
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let (p, gw, url) = (p.clone(), gw.url.clone(), url.clone());
+            tokio::spawn(async move {
+                let bytes = fetch(&p, &gw, &url).await.unwrap();
+                (bytes, started.elapsed())
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    for t in tasks {
+        let (bytes, took) = tokio::time::timeout(Duration::from_secs(240), t)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(bytes == data, "a listener's bytes differ from the file");
+        times.push(took);
+    }
+    let swarm = origin_body_bytes(&nginx, "/big.bin") - warm;
+    let copies = swarm as f64 / data.len() as f64;
+    let from_origin: u64 = peers
+        .iter()
+        .map(|p| p.node.metrics.bytes_from_origin.get())
+        .sum();
+    let from_peers: u64 = peers
+        .iter()
+        .map(|p| p.node.metrics.bytes_from_peers.get())
+        .sum();
+    times.sort();
+    let mut statuses = std::collections::BTreeMap::<String, (u32, u64)>::new();
+    for l in nginx.access_log() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let e = statuses.entry(f[2].to_string()).or_default();
+        e.0 += 1;
+        e.1 += f[3].parse::<u64>().unwrap_or(0);
+    }
+    eprintln!("origin answers (status: count, body bytes): {statuses:?}");
+    eprintln!(
+        "RESULT swarm20: origin copies {copies:.3} (nginx body bytes {swarm}), peer share {:.1}%, \
+         time to complete: first {:.1} s, median {:.1} s, last {:.1} s",
+        100.0 * from_peers as f64 / (from_origin + from_peers) as f64,
+        times[0].as_secs_f64(),
+        times[times.len() / 2].as_secs_f64(),
+        times[times.len() - 1].as_secs_f64(),
+    );
+    assert!(copies <= 1.3, "origin sent {copies:.2} copies");
+}
+
+/// A hostile peer: announces the content, claims every part, and answers every range with
+/// `corrupt(range bytes)`. Counts blob requests per requesting listener (by its peer port).
+struct Hostile {
+    asked: Arc<Mutex<std::collections::HashMap<u16, u32>>>,
+    _cancel: tokio_util::sync::DropGuard,
+}
+
+async fn hostile(gw: &str, info: &ContentInfo, data: Vec<u8>) -> Hostile {
+    use axum::extract::Request;
+    use axum::response::IntoResponse;
+    let asked: Arc<Mutex<std::collections::HashMap<u16, u32>>> = Arc::default();
+    let parts = info.size.div_ceil(PART_SIZE) as usize;
+    let bits = {
+        let mut b = vec![0u8; parts.div_ceil(8)];
+        for p in 0..parts {
+            b[p / 8] |= 0x80 >> (p % 8);
+        }
+        b
+    };
+    let data = Arc::new(data);
+    let asked2 = asked.clone();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (bits, data, asked) = (bits.clone(), data.clone(), asked2.clone());
+        async move {
+            if req.uri().path().ends_with("/have") {
+                if req.uri().query().is_some() {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                return ([("alluvium-have-version", "1")], bits).into_response();
+            }
+            if req.uri().path().ends_with("/peers") {
+                return axum::Json(Vec::<String>::new()).into_response();
+            }
+            let port = req
+                .headers()
+                .get("alluvium-peer-port")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0u16);
+            *asked.lock().unwrap().entry(port).or_default() += 1;
+            let range = req
+                .headers()
+                .get("range")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let (s, e) = range
+                .trim_start_matches("bytes=")
+                .split_once('-')
+                .unwrap_or(("0", "0"));
+            let (s, e): (usize, usize) = (s.parse().unwrap_or(0), e.parse().unwrap_or(0));
+            let body = data[s..=e.min(data.len() - 1)].to_vec();
+            (
+                axum::http::StatusCode::PARTIAL_CONTENT,
+                [("content-range", format!("bytes {s}-{e}/{}", data.len()))],
+                body,
+            )
+                .into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { c.cancelled().await })
+            .await
+    });
+    // Announce as a complete holder, again and again, so every listener meets it.
+    let client = Client::new(gw).unwrap();
+    let root = info.blake3;
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        while !c.is_cancelled() {
+            let _ = client
+                .announce(&AnnounceRequest {
+                    blake3: root,
+                    port,
+                    peer_id: format!("hostile-{port}"),
+                    have: Have::Complete,
+                    event: Event::Update,
+                })
+                .await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    Hostile {
+        asked,
+        _cancel: cancel.drop_guard(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_are_banned_and_corrupt_no_byte() {
+    let (www, data) = www_with("song.bin", 4 * MB, "song");
+    let nginx = Nginx::start(www.path(), "limit_rate 1m;");
+    let gw = gateway().await;
+    let url = format!("{}/song.bin", nginx.url());
+    let client = Client::new(&gw.url).unwrap();
+    let info = client
+        .resolve(&url, Duration::from_secs(60), |_| {})
+        .await
+        .unwrap();
+    let mut flipped = data.clone();
+    for b in flipped.iter_mut().step_by(4096) {
+        *b ^= 0x55;
+    }
+    let flipper = hostile(&gw.url, &info, flipped).await;
+    let impostor = hostile(&gw.url, &info, bytes_of(data.len(), "another file")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut peers = Vec::new();
+    for _ in 0..6 {
+        peers.push(Arc::new(peer().await));
+    }
+    let tasks: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let (p, gw, url) = (p.clone(), gw.url.clone(), url.clone());
+            tokio::spawn(async move { fetch(&p, &gw, &url).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        let bytes = tokio::time::timeout(Duration::from_secs(120), t)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(bytes == data, "corrupted bytes reached a listener's output");
+    }
+    let failed: u64 = peers
+        .iter()
+        .map(|p| p.node.metrics.parts_failed_verification.get())
+        .sum();
+    let banned: u64 = peers
+        .iter()
+        .map(|p| p.node.metrics.peers_banned.get())
+        .sum();
+    assert!(failed > 0, "the hostile peers were never asked");
+    for (name, h) in [("flipper", &flipper), ("impostor", &impostor)] {
+        let asked = h.asked.lock().unwrap().clone();
+        for (port, n) in &asked {
+            // Requests already in flight when the first bad answer lands are all it gets.
+            assert!(
+                *n <= 4,
+                "{name} was asked {n} times by listener :{port} after sending bad data"
+            );
+        }
+    }
+    eprintln!("RESULT hostile: {failed} bad parts dropped, {banned} bans across 6 listeners");
+    // What each listener now serves is the true file.
+    for p in &peers {
+        let root: Hash = info.blake3;
+        let c = p.node.store.get(&root).unwrap();
+        assert!(c.read_all().unwrap() == data);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_swarm_outlives_peers_origin_and_tracker() {
+    let (www, data) = www_with("show.bin", 8 * MB, "show");
+    let mut nginx = Some(Nginx::start(www.path(), "limit_rate 2m;"));
+    let gw = gateway().await;
+    let url = format!("{}/show.bin", nginx.as_ref().unwrap().url());
+    let client = Client::new(&gw.url).unwrap();
+    let (info, tree) = resolve(&client, &url, None, Duration::from_secs(60), |_| {})
+        .await
+        .unwrap();
+
+    // Six listeners start; two are killed mid-transfer.
+    let mut peers = Vec::new();
+    for _ in 0..6 {
+        peers.push(Arc::new(peer().await));
+    }
+    let tasks: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let (p, c, info, tree) = (p.clone(), client.clone(), info.clone(), tree.clone());
+            tokio::spawn(async move { fetch_known(&p, &c, &info, tree).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    peers[0].cancel.cancel();
+    peers[1].cancel.cancel();
+    // The tracker goes away too.
+    gw.cancel.cancel();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = tokio::time::timeout(Duration::from_secs(120), t)
+            .await
+            .unwrap()
+            .unwrap();
+        if i < 2 {
+            assert!(matches!(r, Err(SwarmError::Cancelled) | Ok(_)));
+        } else {
+            assert!(r.unwrap() == data, "listener {i}");
+        }
+    }
+
+    // The origin stops; a new listener, knowing peers only through one of them (no tracker),
+    // still completes.
+    drop(nginx.take());
+    let late = peer().await;
+    let root: Hash = info.blake3;
+    late.node.learn(
+        root,
+        SocketAddr::from(([127, 0, 0, 1], peers[2].node.port())),
+    );
+    let content = late.node.store.open(tree.clone());
+    drop(content);
+    let got = tokio::time::timeout(
+        Duration::from_secs(60),
+        download(
+            late.node.clone(),
+            &info,
+            tree,
+            DownloadConfig::default(),
+            late.cancel.child_token(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(got.read_all().unwrap() == data);
+    assert_eq!(late.node.metrics.bytes_from_origin.get(), 0);
+    assert!(
+        late.node.known_peers(&root).len() >= 3,
+        "peer exchange taught it the others"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_disk_cache_is_logged_and_memory_carries_on() {
+    let (www, data) = www_with("a.bin", 2 * MB, "a");
+    let nginx = Nginx::start(www.path(), "");
+    let gw = gateway().await;
+    let url = format!("{}/a.bin", nginx.url());
+    let client = Client::new(&gw.url).unwrap();
+    let info = client
+        .resolve(&url, Duration::from_secs(60), |_| {})
+        .await
+        .unwrap();
+
+    // Full: every write fails with ENOSPC.
+    let full = peer_with(|dir| {
+        std::os::unix::fs::symlink("/dev/full", dir.join(format!("{}.data", info.blake3))).unwrap();
+        NodeConfig {
+            cache_dir: Some(dir.to_path_buf()),
+            memory_per_content: 8 * MB,
+            ..NodeConfig::default()
+        }
+    })
+    .await;
+    assert!(fetch(&full, &gw.url, &url).await.unwrap() == data);
+
+    // Unusable (a folder that cannot be created).
+    let readonly = peer_with(|_| NodeConfig {
+        cache_dir: Some(PathBuf::from("/proc/alluvium-cannot-exist/cache")),
+        memory_per_content: 8 * MB,
+        ..NodeConfig::default()
+    })
+    .await;
+    assert!(fetch(&readonly, &gw.url, &url).await.unwrap() == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_file_replaced_mid_transfer_is_never_mixed_in() {
+    let (www, old) = www_with("live.bin", 3 * MB, "old version");
+    let nginx = Nginx::start(www.path(), "limit_rate 600k;");
+    let gw = gateway().await;
+    let url = format!("{}/live.bin", nginx.url());
+    let client = Client::new(&gw.url).unwrap();
+    let (info, tree) = resolve(&client, &url, None, Duration::from_secs(60), |_| {})
+        .await
+        .unwrap();
+
+    // Alone: it starts from the origin, the file is replaced, If-Range answers 200.
+    let alone = peer().await;
+    let replaced = Arc::new(AtomicU64::new(0));
+    let r = replaced.clone();
+    let www_path = www.path().to_path_buf();
+    let metrics = alone.node.metrics.clone();
+    tokio::spawn(async move {
+        while metrics.bytes_from_origin.get() < 256 * 1024 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A new version: new size and mtime, so a new ETag.
+        let mut new = bytes_of(3 * MB + 1000, "new version");
+        new[0] = 1;
+        write_public(&www_path.join("live.bin"), &new);
+        r.store(1, Ordering::SeqCst);
+    });
+    let result = download(
+        alone.node.clone(),
+        &info,
+        tree.clone(),
+        DownloadConfig::default(),
+        alone.cancel.child_token(),
+    )
+    .await;
+    assert_eq!(replaced.load(Ordering::SeqCst), 1);
+    assert!(
+        matches!(result, Err(SwarmError::OriginChanged { .. })),
+        "{result:?}"
+    );
+    assert_eq!(alone.node.metrics.origin_changed.get(), 1);
+    // Whatever it holds is the old file's, part for part.
+    let content = alone.node.store.get(&info.blake3).unwrap();
+    let (have, _) = content.have();
+    assert!(have.count() > 0);
+    for p in have.iter() {
+        let got = content.read(p, 1).unwrap();
+        let start = p as usize * PART_SIZE as usize;
+        assert!(got[..] == old[start..start + got.len()], "part {p} mixed");
+    }
+}
