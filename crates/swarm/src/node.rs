@@ -57,6 +57,9 @@ impl Default for NodeConfig {
     }
 }
 
+/// A known peer: its address and, when the tracker named it, its id.
+pub type Member = (SocketAddr, Option<String>);
+
 /// One listener's swarm node. Shared as `Arc<Node>`.
 pub struct Node {
     pub store: Store,
@@ -66,7 +69,7 @@ pub struct Node {
     pub(crate) http: reqwest::Client,
     upload: Option<DefaultDirectRateLimiter>,
     /// Peers per content, with their ids when the tracker named them.
-    known: Mutex<HashMap<Hash, Vec<(SocketAddr, Option<String>)>>>,
+    known: Mutex<HashMap<Hash, Vec<Member>>>,
     port: AtomicU16,
     peer_id: String,
     max_connections: usize,
@@ -177,7 +180,7 @@ impl Node {
     }
 
     /// Peers known for `root`, with their ids when known.
-    pub fn known_members(&self, root: &Hash) -> Vec<(SocketAddr, Option<String>)> {
+    pub fn known_members(&self, root: &Hash) -> Vec<Member> {
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.get(root).cloned().unwrap_or_default()
     }
