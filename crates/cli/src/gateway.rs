@@ -51,7 +51,7 @@ pub(crate) struct Args {
     allow_private: bool,
 
     /// Largest file fetched and hashed (e.g. 4GiB, 500MB).
-    #[arg(long, env = "ALLUVIUM_MAX_SIZE", default_value = "4GiB", value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, env = "ALLUVIUM_MAX_SIZE", default_value = "4GiB", value_parser = crate::units::parse_size, value_name = "SIZE")]
     max_size: u64,
 
     /// Origin fetches running at once (more wait their turn).
@@ -90,34 +90,6 @@ pub(crate) struct Args {
         value_delimiter = ','
     )]
     follow: Vec<String>,
-}
-
-/// A size like 4GiB, 500MB, 1048576.
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size like 4GiB or 500MB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "'{s}': unknown unit (use B, KB, KiB, MB, MiB, GB, GiB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("'{s}' is too large"))
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -171,19 +143,4 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         });
         gateway.serve(listener, cancel).await.context("serving")
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
-        assert_eq!(parse_size("500MB"), Ok(500_000_000));
-        assert_eq!(parse_size("1048576"), Ok(1 << 20));
-        assert_eq!(parse_size("10 kib"), Ok(10 << 10));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5XB").is_err());
-    }
 }

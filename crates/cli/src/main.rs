@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod broadcast;
+mod fetch;
 mod gateway;
 mod schedule;
 mod serve;
 mod timearg;
+mod units;
 
 /// Alluvium: a radio station on any ordinary web server, however many people tune in.
 ///
@@ -23,6 +25,7 @@ mod timearg;
 ///   alluvium broadcast ./media --base-url http://radio.example/media -o ./station.rss
 ///   alluvium serve .                       # a static origin for trying it out
 ///   alluvium gateway --allow-private       # content info, hash trees and the tracker
+///   alluvium fetch http://127.0.0.1:8080/media/01-low-tide.mp3   # one file by swarming
 ///   alluvium schedule http://127.0.0.1:8080/station.rss
 ///
 /// Every flag can also be set in the environment as ALLUVIUM_<FLAG> (for example
@@ -41,6 +44,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Broadcast(broadcast::Args),
+    Fetch(fetch::Args),
     Gateway(gateway::Args),
     Schedule(schedule::Args),
     Serve(serve::Args),
@@ -71,10 +75,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(
         cli.verbose,
-        matches!(cli.command, Command::Serve(_) | Command::Gateway(_)),
+        matches!(
+            cli.command,
+            Command::Serve(_) | Command::Gateway(_) | Command::Fetch(_)
+        ),
     );
     let result = match cli.command {
         Command::Broadcast(args) => broadcast::run(args),
+        Command::Fetch(args) => fetch::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::Serve(args) => serve::run(args),

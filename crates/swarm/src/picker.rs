@@ -106,6 +106,9 @@ pub struct PickerConfig {
     pub max_false_claims: u32,
     /// Without news from any peer for this long, blocks owned by others are fair game.
     pub orphan_ms: u64,
+    /// Parts that are not urgent are not asked of the origin in the first moments of a
+    /// download, while the tracker and the peers' bitfields come in.
+    pub origin_grace_ms: u64,
 }
 
 impl Default for PickerConfig {
@@ -121,6 +124,7 @@ impl Default for PickerConfig {
             origin_ahead_ms: 10 * 60_000,
             max_false_claims: 3,
             orphan_ms: 2_000,
+            origin_grace_ms: 1_000,
         }
     }
 }
@@ -517,7 +521,8 @@ impl Picker {
                     }
                 }
             }
-            if self.origin_inflight < self.config.origin_slots {
+            if self.origin_inflight < self.config.origin_slots && now >= self.config.origin_grace_ms
+            {
                 let horizon = now as i64 + self.config.origin_ahead_ms;
                 let orphans = now.saturating_sub(self.last_news) >= self.config.orphan_ms;
                 let mut candidates: Vec<u32> = Vec::new();
@@ -753,10 +758,14 @@ mod tests {
             PickerConfig::default(),
             1,
         );
-        let reqs = p.next(0, &mut rng());
+        assert!(
+            p.next(0, &mut rng()).is_empty(),
+            "waits for the tracker first"
+        );
+        let reqs = p.next(1000, &mut rng());
         assert_eq!(reqs.len(), 2, "origin slots");
         assert!(reqs.iter().all(|r| r.source == Source::Origin));
-        assert!(p.next(0, &mut rng()).is_empty(), "slots full");
+        assert!(p.next(1000, &mut rng()).is_empty(), "slots full");
     }
 
     #[test]
@@ -773,7 +782,7 @@ mod tests {
             half.set(i);
         }
         p.set_peer_have(peer(1), half, 0);
-        let reqs = p.next(0, &mut rng());
+        let reqs = p.next(1000, &mut rng());
         for r in &reqs {
             match r.source {
                 Source::Peer(_) => assert!(r.first + r.count <= 32),
@@ -910,7 +919,7 @@ mod tests {
                 }
             }
             let mut r = rng();
-            let mut t = 0;
+            let mut t = 1000;
             loop {
                 let reqs = p.next(t, &mut r);
                 let origin: Vec<_> = reqs.iter().filter(|q| q.source == Source::Origin).collect();
@@ -937,9 +946,9 @@ mod tests {
             PickerConfig::default(),
             1,
         );
-        let r = p.next(0, &mut rng());
-        p.failed(r[0].id, Failure::Error, 10);
-        assert!(p.next(20, &mut rng()).is_empty(), "origin backs off");
+        let r = p.next(1000, &mut rng());
+        p.failed(r[0].id, Failure::Error, 1010);
+        assert!(p.next(1020, &mut rng()).is_empty(), "origin backs off");
         assert!(!p.next(5_000, &mut rng()).is_empty());
     }
 }
