@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod broadcast;
 mod fetch;
 mod gateway;
+mod listen;
 mod schedule;
 mod serve;
 mod timearg;
@@ -26,6 +27,7 @@ mod units;
 ///   alluvium serve .                       # a static origin for trying it out
 ///   alluvium gateway --allow-private       # content info, hash trees and the tracker
 ///   alluvium fetch http://127.0.0.1:8080/media/01-low-tide.mp3   # one file by swarming
+///   alluvium listen http://127.0.0.1:8080/station.rss              # tune in (swarm only, yet)
 ///   alluvium schedule http://127.0.0.1:8080/station.rss
 ///
 /// Every flag can also be set in the environment as ALLUVIUM_<FLAG> (for example
@@ -46,6 +48,7 @@ enum Command {
     Broadcast(broadcast::Args),
     Fetch(fetch::Args),
     Gateway(gateway::Args),
+    Listen(listen::Args),
     Schedule(schedule::Args),
     Serve(serve::Args),
 }
@@ -77,13 +80,14 @@ fn main() -> ExitCode {
         cli.verbose,
         matches!(
             cli.command,
-            Command::Serve(_) | Command::Gateway(_) | Command::Fetch(_)
+            Command::Serve(_) | Command::Gateway(_) | Command::Fetch(_) | Command::Listen(_)
         ),
     );
     let result = match cli.command {
         Command::Broadcast(args) => broadcast::run(args),
         Command::Fetch(args) => fetch::run(args),
         Command::Gateway(args) => gateway::run(args),
+        Command::Listen(args) => listen::run(args),
         Command::Schedule(args) => schedule::run(args),
         Command::Serve(args) => serve::run(args),
     };

@@ -8,13 +8,17 @@
 //! - [`server`]: the peer protocol (`/v1/blob/...`, DESIGN section 4), with its limits.
 //! - [`node`]: one listener's node: store + server + known peers + upload budget + metrics.
 //! - [`download`]: the async shell that runs a download against a node.
+//! - [`station`]: follows a playlist and keeps what is on air and next downloading, with each
+//!   part due at its play time ([`clock`]: the station's clock from `Date` headers).
 
 pub mod bitfield;
+pub mod clock;
 pub mod download;
 mod metrics;
 pub mod node;
 pub mod picker;
 pub mod server;
+pub mod station;
 pub mod store;
 
 pub use bitfield::Bitfield;

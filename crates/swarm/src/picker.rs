@@ -34,6 +34,10 @@ use rand::Rng;
 
 use crate::bitfield::Bitfield;
 
+/// A part due this long ago has been played (as silence) already: it is no longer urgent,
+/// and the origin is not asked for it.
+const MISSED_MS: i64 = 1_000;
+
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -361,9 +365,19 @@ impl Picker {
         self.deadlines.of(part)
     }
 
+    /// Due soon, and not already missed (a part whose moment has passed is no longer
+    /// played: the stream has moved on).
     fn urgent(&self, part: u32, now: u64) -> bool {
+        self.deadline(part).is_some_and(|d| {
+            let left = d - now as i64;
+            left <= self.config.urgent_ms && left >= -MISSED_MS
+        })
+    }
+
+    /// Whether `part`'s moment passed long enough ago that playback no longer needs it.
+    fn missed(&self, part: u32, now: u64) -> bool {
         self.deadline(part)
-            .is_some_and(|d| d - (now as i64) <= self.config.urgent_ms)
+            .is_some_and(|d| d < now as i64 - MISSED_MS)
     }
 
     /// Whether another request may be made for `part` (not held, and not already asked of
@@ -505,7 +519,7 @@ impl Picker {
         if self.origin_enabled && self.origin_backoff_until <= now {
             let urgent_cap = self.config.origin_slots + self.config.urgent_origin_slots;
             if self.deadlines != Deadlines::None {
-                let mut p = 0;
+                let mut p = (0..n).find(|&p| !self.missed(p, now)).unwrap_or(n);
                 while p < n && self.origin_inflight < urgent_cap {
                     if !self.urgent(p, now) {
                         break;
@@ -531,6 +545,7 @@ impl Picker {
                         && !self.have.get(p)
                         && !self.by_part.contains_key(&p)
                         && self.deadline(p).is_none_or(|d| d <= horizon)
+                        && !self.missed(p, now)
                         && (orphans || self.owns(p))
                     {
                         candidates.push(p);
@@ -568,8 +583,10 @@ impl Picker {
                 && (self.askable(p, now, source) || (endgame && self.dup_ok(p, source)))
         };
         if self.deadlines != Deadlines::None {
-            // Nearest deadline first: parts are due in index order.
-            return (0..n).find(|&p| ok(p));
+            // Nearest deadline first (parts are due in index order), from the first part not
+            // yet missed; missed ones only when nothing else is wanted.
+            let from = (0..n).find(|&p| !self.missed(p, now)).unwrap_or(n);
+            return (from..n).chain(0..from).find(|&p| ok(p));
         }
         // Rarest first among a sample, from a random start so peers spread their asks.
         let start = rng.random_range(0..n.max(1));
@@ -821,6 +838,27 @@ mod tests {
                 .any(|r| r.source == Source::Origin && r.first == 0),
             "{again:?}"
         );
+    }
+
+    #[test]
+    fn a_listener_joining_mid_entry_does_not_fetch_what_has_aired() {
+        // The entry started 20 parts ago.
+        let d = Deadlines::Linear {
+            start_ms: -20_000,
+            per_part_ms: 1000.0,
+        };
+        let mut p = Picker::new(Bitfield::new(40), d, PickerConfig::default(), 1);
+        let reqs = p.next(0, &mut rng());
+        assert!(!reqs.is_empty());
+        for r in &reqs {
+            assert!(r.first >= 19, "{r:?} asks for parts that have aired");
+        }
+        // With a peer holding everything, it starts at the play position, not at 0.
+        p.add_peer(peer(1), None);
+        p.set_peer_have(peer(1), full(40), 0);
+        let reqs = p.next(1, &mut rng());
+        let first_peer = reqs.iter().find(|r| r.source != Source::Origin).unwrap();
+        assert!(first_peer.first >= 19, "{first_peer:?}");
     }
 
     #[test]

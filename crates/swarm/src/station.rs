@@ -1,0 +1,358 @@
+//! `alluvium listen`'s core: follow a station's playlist and keep what is on air, and what
+//! comes next, downloading by swarming, with each part's deadline its play time.
+//!
+//! Actors: the station loop owns the playlist and the clock offset. It re-reads the playlist
+//! (conditional GET) as often as the playlist's `sy:` hint says, and always before its known
+//! schedule runs out, keeping the last good one when a read fails. For each entry on air or
+//! next it spawns an entry task: resolve at the gateway (refusing a root other than the one
+//! the playlist pins), announce, download with deadlines, until the slot ends. Contents stay
+//! in the node's store and keep being announced a while after they aired, for later peers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alluvium_content::Hash;
+use alluvium_gateway::Client;
+use alluvium_playlist::{Parsed, Slot, MAX_PLAYLIST_BYTES};
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::header;
+use reqwest::StatusCode;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::clock::ClockOffset;
+use crate::download::{download, resolve, spawn_announcer, DownloadConfig};
+use crate::node::Node;
+use crate::picker::{Deadlines, PickerConfig};
+
+/// Re-read the playlist at least this often, and at most this often.
+const MIN_REFRESH: Duration = Duration::from_secs(10);
+const MAX_REFRESH: Duration = Duration::from_secs(900);
+/// Without an `sy:` hint or Cache-Control.
+const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+/// How long a content is still announced after its last slot ended.
+const KEEP_ANNOUNCING: TimeDelta = TimeDelta::minutes(10);
+/// How long the gateway may take to hash an entry before the attempt is retried.
+const RESOLVE_LIMIT: Duration = Duration::from_secs(120);
+/// How often the station loop looks at the schedule.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Why listening could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    #[error("{url}: {reason}")]
+    Playlist { url: String, reason: String },
+    #[error("{url}: not a usable playlist")]
+    Unusable {
+        url: String,
+        #[source]
+        source: alluvium_playlist::Error,
+    },
+}
+
+/// How a station is followed.
+#[derive(Debug, Clone)]
+pub struct StationConfig {
+    pub playlist_url: String,
+    /// Entries after the one on air that are kept downloading.
+    pub ahead: usize,
+    pub picker: PickerConfig,
+}
+
+/// Reads a playlist with conditional GETs and keeps the clock offset from `Date`.
+struct PlaylistSource {
+    url: String,
+    http: reqwest::Client,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    clock: ClockOffset,
+    /// From Cache-Control max-age.
+    max_age: Option<Duration>,
+}
+
+impl PlaylistSource {
+    /// The playlist if it changed (`None` when the server says 304).
+    async fn poll(&mut self) -> Result<Option<Parsed>, StationError> {
+        let err = |reason: String| StationError::Playlist {
+            url: self.url.clone(),
+            reason,
+        };
+        let mut request = self.http.get(&self.url).timeout(Duration::from_secs(30));
+        if let Some(e) = &self.etag {
+            request = request.header(header::IF_NONE_MATCH, e);
+        }
+        if let Some(lm) = &self.last_modified {
+            request = request.header(header::IF_MODIFIED_SINCE, lm);
+        }
+        let sent = Utc::now();
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| err(format!("unreachable: {e}")))?;
+        let received = Utc::now();
+        let header_str = |h| {
+            response
+                .headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        if let Some(date) =
+            header_str(header::DATE).and_then(|d| httpdate::parse_http_date(&d).ok())
+        {
+            self.clock
+                .observe(sent, received, DateTime::<Utc>::from(date));
+        }
+        self.max_age = header_str(header::CACHE_CONTROL).and_then(|cc| {
+            cc.split(',')
+                .filter_map(|d| d.trim().strip_prefix("max-age="))
+                .find_map(|v| v.parse::<u64>().ok())
+                .map(Duration::from_secs)
+        });
+        if response.status() == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(err(format!("the server answered {}", response.status())));
+        }
+        let etag = header_str(header::ETAG);
+        let last_modified = header_str(header::LAST_MODIFIED);
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| err(format!("reading: {e}")))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_PLAYLIST_BYTES {
+                break; // the parser names the limit
+            }
+        }
+        let parsed = alluvium_playlist::parse(&body).map_err(|source| StationError::Unusable {
+            url: self.url.clone(),
+            source,
+        })?;
+        for w in &parsed.warnings {
+            warn!("{}: {w}", self.url);
+        }
+        self.etag = etag;
+        self.last_modified = last_modified;
+        Ok(Some(parsed))
+    }
+
+    /// When to read the playlist again.
+    fn refresh_after(&self, parsed: &Parsed, now: DateTime<Utc>) -> Duration {
+        let mut wait = DEFAULT_REFRESH;
+        if let Some(hint) = &parsed.playlist.channel.update {
+            if let Ok(i) = hint.interval().to_std() {
+                wait = i;
+            }
+        }
+        if let Some(max_age) = self.max_age {
+            wait = wait.min(max_age.max(MIN_REFRESH));
+        }
+        // Before the known schedule runs out (unless it loops forever).
+        if parsed.schedule.period().is_none() {
+            if let Some(end) = parsed.schedule.end() {
+                if let Ok(left) = (end - now - TimeDelta::seconds(60)).to_std() {
+                    wait = wait.min(left);
+                }
+            }
+        }
+        wait.clamp(MIN_REFRESH, MAX_REFRESH)
+    }
+}
+
+/// One entry being fetched or kept.
+struct Tracked {
+    /// Cancels the download (at the end of its last wanted slot).
+    download: Option<CancellationToken>,
+    /// Cancels announcing (a while after it last aired).
+    announce: CancellationToken,
+    /// The end of the latest slot it was wanted for.
+    until: DateTime<Utc>,
+}
+
+/// Follows the station until `cancel`. Fails only if the first read of the playlist does.
+pub async fn run(
+    node: Arc<Node>,
+    gateway: Client,
+    config: StationConfig,
+    cancel: CancellationToken,
+) -> Result<(), StationError> {
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("alluvium/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    let mut source = PlaylistSource {
+        url: config.playlist_url.clone(),
+        http,
+        etag: None,
+        last_modified: None,
+        clock: ClockOffset::default(),
+        max_age: None,
+    };
+    let mut parsed = match source.poll().await? {
+        Some(p) => p,
+        None => {
+            return Err(StationError::Playlist {
+                url: config.playlist_url.clone(),
+                reason: "the server answered 304 to an unconditional request".into(),
+            })
+        }
+    };
+    info!(
+        station = %parsed.playlist.channel.title,
+        entries = parsed.playlist.entries.len(),
+        clock_offset_ms = source.clock.offset().num_milliseconds(),
+        "following the playlist"
+    );
+    let mut next_read =
+        tokio::time::Instant::now() + source.refresh_after(&parsed, source.clock.now());
+    let mut tracked: HashMap<String, Tracked> = HashMap::new();
+    let mut tick = tokio::time::interval(TICK);
+    let mut last_log = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if tokio::time::Instant::now() >= next_read {
+            match source.poll().await {
+                Ok(Some(p)) => {
+                    info!(entries = p.playlist.entries.len(), "playlist changed");
+                    parsed = p;
+                }
+                Ok(None) => debug!("playlist unchanged"),
+                Err(e) => warn!("keeping the last good playlist: {e}"),
+            }
+            next_read =
+                tokio::time::Instant::now() + source.refresh_after(&parsed, source.clock.now());
+        }
+        let now = source.clock.now();
+        let wanted: Vec<Slot> = parsed
+            .schedule
+            .slots_from(now)
+            .take(1 + config.ahead)
+            .collect();
+        for slot in wanted {
+            let entry = &parsed.playlist.entries[slot.entry];
+            let url = entry.media_url.clone();
+            let t = tracked.entry(url.clone()).or_insert_with(|| Tracked {
+                download: None,
+                announce: cancel.child_token(),
+                until: slot.end,
+            });
+            t.until = t.until.max(slot.end);
+            // Running, or finished for this airing (a content held whole finishes at once).
+            if t.download.as_ref().is_some_and(|d| !d.is_cancelled()) {
+                continue;
+            }
+            let token = t.announce.child_token();
+            t.download = Some(token.clone());
+            let job = EntryJob {
+                node: node.clone(),
+                gateway: gateway.clone(),
+                url,
+                expected: entry.hash,
+                title: entry.display_title(),
+                slot,
+                clock: source.clock,
+                picker: config.picker,
+                announce: t.announce.clone(),
+            };
+            let span = tracing::info_span!("entry", title = %job.title);
+            tokio::spawn(job.run(token).instrument(span));
+        }
+        // Downloads stop when their slot is over; announcing a while later.
+        tracked.retain(|_, t| {
+            if now > t.until + TimeDelta::seconds(5) {
+                if let Some(d) = t.download.take() {
+                    d.cancel();
+                }
+            }
+            if now > t.until + KEEP_ANNOUNCING {
+                t.announce.cancel();
+                return false;
+            }
+            true
+        });
+        if last_log.elapsed() >= Duration::from_secs(10) {
+            last_log = tokio::time::Instant::now();
+            let m = &node.metrics;
+            info!(
+                from_origin = m.bytes_from_origin.get(),
+                from_peers = m.bytes_from_peers.get(),
+                uploaded = m.bytes_uploaded.get(),
+                peers = m.peers.get(),
+                "swarm"
+            );
+        }
+    }
+    for t in tracked.values() {
+        t.announce.cancel();
+    }
+    Ok(())
+}
+
+/// Fetching one entry for its slot.
+struct EntryJob {
+    node: Arc<Node>,
+    gateway: Client,
+    url: String,
+    expected: Option<Hash>,
+    title: String,
+    slot: Slot,
+    clock: ClockOffset,
+    picker: PickerConfig,
+    announce: CancellationToken,
+}
+
+impl EntryJob {
+    async fn run(self, cancel: CancellationToken) {
+        loop {
+            let attempt = async {
+                let (info, tree) = resolve(
+                    &self.gateway,
+                    &self.url,
+                    self.expected,
+                    RESOLVE_LIMIT,
+                    |_| {},
+                )
+                .await?;
+                let content = self.node.store.open(tree.clone());
+                spawn_announcer(
+                    self.node.clone(),
+                    self.gateway.clone(),
+                    content.clone(),
+                    self.announce.clone(),
+                );
+                let parts = content.parts().max(1);
+                let start_ms = (self.slot.start - self.clock.now()).num_milliseconds();
+                let per_part_ms = self.slot.duration().num_milliseconds() as f64 / f64::from(parts);
+                let config = DownloadConfig {
+                    picker: self.picker,
+                    deadlines: Deadlines::Linear {
+                        start_ms,
+                        per_part_ms,
+                    },
+                };
+                info!(url = %self.url, root = %info.blake3, parts, starts_in_ms = start_ms, "fetching");
+                download(self.node.clone(), &info, tree, config, cancel.clone()).await
+            };
+            match attempt.await {
+                Ok(_) => return,
+                Err(crate::SwarmError::Cancelled) => return,
+                Err(e) => {
+                    warn!("{e:#}; trying again in 5 s");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                }
+            }
+        }
+    }
+}
