@@ -15,6 +15,8 @@ use serde_json::Value;
 
 #[path = "e2e/gateway.rs"]
 mod gateway;
+#[path = "e2e/swarm.rs"]
+mod swarm;
 
 const BIN: &str = env!("CARGO_BIN_EXE_alluvium");
 const START: &str = "2026-11-25T20:00:00Z";

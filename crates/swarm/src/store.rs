@@ -317,6 +317,11 @@ impl Store {
         self.lock().get(root).cloned()
     }
 
+    /// The roots of every content open.
+    pub fn known_roots(&self) -> Vec<Hash> {
+        self.lock().keys().copied().collect()
+    }
+
     /// Deletes cached files of contents not open here, least recently changed first, until
     /// `need` more bytes fit under the limit.
     fn make_room(&self, need: u64, keep: &Hash) {

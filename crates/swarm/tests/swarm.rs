@@ -549,3 +549,82 @@ async fn an_origin_file_replaced_mid_transfer_is_never_mixed_in() {
         assert!(got[..] == old[start..start + got.len()], "part {p} mixed");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_keep_to_the_limit_and_bad_requests_are_refused() {
+    let (www, data) = www_with("u.bin", MB, "upload");
+    let nginx = Nginx::start(www.path(), "");
+    let gw = gateway().await;
+    let url = format!("{}/u.bin", nginx.url());
+    // A seed that uploads at most 256 KiB/s.
+    let seed = peer_with(|dir| NodeConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        upload_limit: Some(256 * 1024),
+        ..NodeConfig::default()
+    })
+    .await;
+    fetch(&seed, &gw.url, &url).await.unwrap();
+    let root = seed.node.store.known_roots()[0];
+    let base = format!("http://127.0.0.1:{}/v1/blob/{root}", seed.node.port());
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    for first in (0..64u64).step_by(16) {
+        let r = http
+            .get(&base)
+            .header(
+                "range",
+                format!(
+                    "bytes={}-{}",
+                    first * PART_SIZE,
+                    (first + 16) * PART_SIZE - 1
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206);
+        got.extend_from_slice(&r.bytes().await.unwrap());
+    }
+    assert!(got == data);
+    // 1 MiB at 256 KiB/s with a 256 KiB burst: at least 3 s (a lower bound: a slow machine
+    // only adds to it).
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    for (range, status) in [
+        ("bytes=0-99", 416),
+        ("bytes=1-16384", 416),
+        ("bytes=0-16383,16384-32767", 400),
+        ("pages=1-2", 400),
+        ("bytes=99999999-", 416),
+    ] {
+        let r = http.get(&base).header("range", range).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{range}");
+    }
+    let r = http
+        .get(format!(
+            "http://127.0.0.1:{}/v1/blob/{}",
+            seed.node.port(),
+            "0".repeat(64)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = http
+        .get(format!(
+            "http://127.0.0.1:{}/v1/blob/xyz/have",
+            seed.node.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http.get(format!("{base}/have")).send().await.unwrap();
+    assert!(r.headers().contains_key("alluvium-have-version"));
+    assert_eq!(r.bytes().await.unwrap().len(), 8, "64 parts, 8 bytes");
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{get, station, BIN};
 
-fn start_gateway(port: u16, store: &Path, extra: &[&str]) -> Process {
+pub(super) fn start_gateway(port: u16, store: &Path, extra: &[&str]) -> Process {
     let child = Command::new(BIN)
         .args([
             "gateway",

@@ -1,0 +1,202 @@
+//! `alluvium fetch` and `alluvium listen` as processes, with `alluvium gateway` and real
+//! nginx: files arrive whole and verified, and the second comes mostly from the first.
+//! (The swarm's behaviour in detail is tested in-process in its own crate.)
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alluvium_testkit::{b3sum, free_port, wait_for_port, Nginx, Process};
+
+use super::gateway::start_gateway;
+use super::{get, station, BIN};
+
+fn metric(port: u16, name: &str) -> u64 {
+    let body = String::from_utf8(get(port, "/metrics", &[]).body).unwrap();
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn fetch_swarms_between_two_processes() {
+    let www = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(www.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut data = vec![0u8; 6 << 20];
+    blake3::Hasher::new()
+        .update(b"fetch")
+        .finalize_xof()
+        .fill(&mut data);
+    let file = www.path().join("show.bin");
+    std::fs::write(&file, &data).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let nginx = Nginx::start(www.path(), "");
+    let state = tempfile::tempdir().unwrap();
+    let gw_port = free_port();
+    let _gw = start_gateway(gw_port, &state.path().join("g.sqlite"), &[]);
+    let gateway = format!("http://127.0.0.1:{gw_port}");
+    let url = format!("{}/show.bin", nginx.url());
+
+    // The first stays on as a seed.
+    let first_out = state.path().join("first.bin");
+    let mut first = Process {
+        child: Command::new(BIN)
+            .args([
+                "fetch",
+                &url,
+                "--gateway",
+                &gateway,
+                "--seed-for",
+                "60s",
+                "-o",
+            ])
+            .arg(&first_out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
+    let line = BufReader::new(first.child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(line, format!("{}  {}", b3sum(&file), first_out.display()));
+    assert_eq!(std::fs::read(&first_out).unwrap(), data);
+
+    let second_out = state.path().join("second.bin");
+    let out = Command::new(BIN)
+        .args(["fetch", &url, "--gateway", &gateway, "-o"])
+        .arg(&second_out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(std::fs::read(&second_out).unwrap(), data);
+    // "N bytes: P from peers, O from the origin"
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("from the origin"))
+        .unwrap();
+    let numbers: Vec<u64> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        numbers[1] >= (data.len() as u64) * 9 / 10,
+        "mostly from the peer: {summary}"
+    );
+
+    // Bad input is exit 2 with a clear message.
+    let out = Command::new(BIN)
+        .args(["fetch", "ftp://x/y", "--gateway", &gateway])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an http(s) URL"));
+}
+
+#[test]
+fn listen_swarms_what_is_on_air() {
+    let port = free_port();
+    let st = station(&format!("http://127.0.0.1:{port}"));
+    let nginx = Nginx::start_at(port, &st.www, "");
+    let state = tempfile::tempdir().unwrap();
+    let gw_port = free_port();
+    let _gw = start_gateway(gw_port, &state.path().join("g.sqlite"), &[]);
+    // A schedule starting now.
+    let out = Command::new(BIN)
+        .arg("broadcast")
+        .arg(st.www.join("media"))
+        .args([
+            "--base-url",
+            &format!("{}/media", nginx.url()),
+            "--start",
+            "now",
+            "--for",
+            "5m",
+        ])
+        .arg("-o")
+        .arg(st.www.join("now.rss"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+
+    let mut listeners = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..3 {
+        let peer_port = free_port();
+        listeners.push(Process {
+            child: Command::new(BIN)
+                .args(["listen", &format!("{}/now.rss", nginx.url())])
+                .args(["--gateway", &format!("http://127.0.0.1:{gw_port}")])
+                .args(["--peer-listen", &format!("127.0.0.1:{peer_port}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        });
+        ports.push(peer_port);
+        let last = listeners.len() - 1;
+        wait_for_port(peer_port, &mut listeners[last].child, "alluvium listen");
+    }
+    // Within a few seconds all three hold what is on air and next, and trade with each other.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let got: Vec<(u64, u64)> = ports
+            .iter()
+            .map(|&p| {
+                (
+                    metric(p, "alluvium_bytes_from_origin_total"),
+                    metric(p, "alluvium_bytes_from_peers_total"),
+                )
+            })
+            .collect();
+        let total: u64 = got.iter().map(|(o, p)| o + p).sum();
+        let peers: u64 = got.iter().map(|(_, p)| p).sum();
+        // Two 12 s MP3 entries of about 140 kB each, for three listeners.
+        if total >= 3 * 2 * 140_000 && peers > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listeners did not fetch: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let bad = Command::new(BIN)
+        .args(["listen", &format!("{}/station.rss-missing", nginx.url())])
+        .args([
+            "--gateway",
+            &format!("http://127.0.0.1:{gw_port}"),
+            "--peer-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("404"));
+    let not_rss = Command::new(BIN)
+        .args(["listen", &format!("{}/media/01-low-tide.mp3", nginx.url())])
+        .args([
+            "--gateway",
+            &format!("http://127.0.0.1:{gw_port}"),
+            "--peer-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        not_rss.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&not_rss.stderr)
+    );
+}
