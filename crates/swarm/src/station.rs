@@ -43,6 +43,9 @@ const TICK: Duration = Duration::from_millis(500);
 pub enum StationError {
     #[error("{url}: {reason}")]
     Playlist { url: String, reason: String },
+    /// Unreachable, or a server error: worth trying again.
+    #[error("{url}: {reason}")]
+    Transient { url: String, reason: String },
     #[error("{url}: not a usable playlist")]
     Unusable {
         url: String,
@@ -78,6 +81,10 @@ impl PlaylistSource {
             url: self.url.clone(),
             reason,
         };
+        let transient = |reason: String| StationError::Transient {
+            url: self.url.clone(),
+            reason,
+        };
         let mut request = self.http.get(&self.url).timeout(Duration::from_secs(30));
         if let Some(e) = &self.etag {
             request = request.header(header::IF_NONE_MATCH, e);
@@ -89,7 +96,7 @@ impl PlaylistSource {
         let mut response = request
             .send()
             .await
-            .map_err(|e| err(format!("unreachable: {e}")))?;
+            .map_err(|e| transient(format!("unreachable: {e}")))?;
         let received = Utc::now();
         let header_str = |h| {
             response
@@ -113,6 +120,12 @@ impl PlaylistSource {
         if response.status() == StatusCode::NOT_MODIFIED {
             return Ok(None);
         }
+        if response.status().is_server_error() {
+            return Err(transient(format!(
+                "the server answered {}",
+                response.status()
+            )));
+        }
         if !response.status().is_success() {
             return Err(err(format!("the server answered {}", response.status())));
         }
@@ -122,7 +135,7 @@ impl PlaylistSource {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| err(format!("reading: {e}")))?
+            .map_err(|e| transient(format!("reading: {e}")))?
         {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_PLAYLIST_BYTES {
@@ -194,13 +207,25 @@ pub async fn run(
         clock: ClockOffset::default(),
         max_age: None,
     };
-    let mut parsed = match source.poll().await? {
-        Some(p) => p,
-        None => {
-            return Err(StationError::Playlist {
-                url: config.playlist_url.clone(),
-                reason: "the server answered 304 to an unconditional request".into(),
-            })
+    // A station whose server is briefly down is waited for; one that answers with something
+    // unusable (404, not a playlist) is an error.
+    let mut parsed = loop {
+        match source.poll().await {
+            Ok(Some(p)) => break p,
+            Ok(None) => {
+                return Err(StationError::Playlist {
+                    url: config.playlist_url.clone(),
+                    reason: "the server answered 304 to an unconditional request".into(),
+                })
+            }
+            Err(e @ StationError::Transient { .. }) => {
+                warn!("{e}; trying again in 5 s");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+            Err(e) => return Err(e),
         }
     };
     info!(
