@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alluvium_swarm::{download, resolve, spawn_announcer, DownloadConfig, Node, NodeConfig};
+use alluvium_swarm::{download, resolve, spawn_announcer, DownloadConfig, Node};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::bad_input;
+use crate::swarm_args::{stop_on_ctrl_c, SwarmArgs};
 
 /// Download one file by swarming: from other listeners and the origin, every part verified.
 ///
@@ -34,14 +35,8 @@ pub(crate) struct Args {
     #[arg(short, long, env = "ALLUVIUM_OUTPUT", value_name = "FILE")]
     output: Option<PathBuf>,
 
-    /// The gateway (content info, hash trees, tracker).
-    #[arg(
-        long,
-        env = "ALLUVIUM_GATEWAY",
-        default_value = "http://127.0.0.1:7000",
-        value_name = "URL"
-    )]
-    gateway: String,
+    #[command(flatten)]
+    swarm: SwarmArgs,
 
     /// Address to serve other peers on (port 0 picks a free port).
     #[arg(
@@ -51,18 +46,6 @@ pub(crate) struct Args {
         value_name = "ADDR"
     )]
     peer_listen: SocketAddr,
-
-    /// Folder for the disk cache of parts [default: a temporary folder, removed at the end].
-    #[arg(long, env = "ALLUVIUM_CACHE", value_name = "DIR")]
-    cache: Option<PathBuf>,
-
-    /// Most bytes the disk cache holds.
-    #[arg(long, env = "ALLUVIUM_CACHE_SIZE", default_value = "2GiB", value_parser = crate::units::parse_size, value_name = "SIZE")]
-    cache_size: u64,
-
-    /// Upload at most this much per second to other peers (e.g. 256KiB, 2mbit).
-    #[arg(long, env = "ALLUVIUM_UPLOAD_LIMIT", value_parser = crate::units::parse_rate, value_name = "RATE")]
-    upload_limit: Option<u64>,
 
     /// Keep serving the file to others this long after it is complete (e.g. 10m).
     #[arg(long, env = "ALLUVIUM_SEED_FOR", default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
@@ -96,45 +79,24 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             )
         }
     };
-    let gateway = alluvium_gateway::Client::new(&args.gateway)
-        .with_context(|| format!("--gateway {}", args.gateway))
-        .map_err(bad_input)?;
-    let temp_cache = match &args.cache {
+    let gateway = args.swarm.gateway()?;
+    // Without --cache, parts go to a temporary folder removed at the end.
+    let temp_cache = match &args.swarm.cache {
         Some(_) => None,
         None => Some(tempfile::tempdir().context("creating a temporary cache folder")?),
     };
-    let cache_dir = args
-        .cache
-        .clone()
-        .or_else(|| temp_cache.as_ref().map(|t| t.path().to_path_buf()));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let cancel = CancellationToken::new();
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            stop.cancel();
-        });
-        let node = Node::new(NodeConfig {
-            cache_dir,
-            cache_size: args.cache_size,
-            memory_per_content: FETCH_MEMORY,
-            upload_limit: args.upload_limit,
-            ..NodeConfig::default()
-        });
-        let peer_addr = node
-            .start_server(args.peer_listen, cancel.clone())
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the peer server to {} (is the port in use?)",
-                    args.peer_listen
-                )
-            })?;
-        info!(%peer_addr, "serving peers");
+        stop_on_ctrl_c(cancel.clone());
+        let temp = temp_cache.as_ref().map(|t| t.path().to_path_buf());
+        let (node, _) = args
+            .swarm
+            .start_node(temp, FETCH_MEMORY, args.peer_listen, cancel.clone())
+            .await?;
 
         let bar = progress_bar();
         let (info, tree) = resolve(

@@ -1,15 +1,14 @@
 //! `alluvium listen`: follow a station and keep what is on air and next downloading.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use alluvium_swarm::station::{self, StationConfig};
-use alluvium_swarm::{Node, NodeConfig, PickerConfig};
-use anyhow::Context;
+use alluvium_swarm::store::DEFAULT_MEMORY_PER_CONTENT;
+use alluvium_swarm::PickerConfig;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
 
 use crate::bad_input;
+use crate::swarm_args::{stop_on_ctrl_c, SwarmArgs};
 
 /// Tune in to a station: follow its playlist and swarm what is on air and what comes next.
 ///
@@ -31,14 +30,8 @@ pub(crate) struct Args {
     #[arg(env = "ALLUVIUM_PLAYLIST_URL")]
     playlist_url: String,
 
-    /// The gateway (content info, hash trees, tracker).
-    #[arg(
-        long,
-        env = "ALLUVIUM_GATEWAY",
-        default_value = "http://127.0.0.1:7000",
-        value_name = "URL"
-    )]
-    gateway: String,
+    #[command(flatten)]
+    swarm: SwarmArgs,
 
     /// Address to serve other listeners on (port 0 picks a free port).
     #[arg(
@@ -48,18 +41,6 @@ pub(crate) struct Args {
         value_name = "ADDR"
     )]
     peer_listen: SocketAddr,
-
-    /// Folder for the disk cache of parts [default: memory only].
-    #[arg(long, env = "ALLUVIUM_CACHE", value_name = "DIR")]
-    cache: Option<PathBuf>,
-
-    /// Most bytes the disk cache holds.
-    #[arg(long, env = "ALLUVIUM_CACHE_SIZE", default_value = "1GiB", value_parser = crate::units::parse_size, value_name = "SIZE")]
-    cache_size: u64,
-
-    /// Upload at most this much per second to other listeners (e.g. 256KiB, 2mbit).
-    #[arg(long, env = "ALLUVIUM_UPLOAD_LIMIT", value_parser = crate::units::parse_rate, value_name = "RATE")]
-    upload_limit: Option<u64>,
 
     /// Entries after the one on air to fetch ahead.
     #[arg(long, env = "ALLUVIUM_AHEAD", default_value_t = 1, value_name = "N")]
@@ -76,37 +57,22 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 args.playlist_url
             ))
         })?;
-    let gateway = alluvium_gateway::Client::new(&args.gateway)
-        .with_context(|| format!("--gateway {}", args.gateway))
-        .map_err(bad_input)?;
+    let gateway = args.swarm.gateway()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let cancel = CancellationToken::new();
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            info!("stopping (Ctrl-C again to quit at once)");
-            stop.cancel();
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(130);
-        });
-        let node = Node::new(NodeConfig {
-            cache_dir: args.cache.clone(),
-            cache_size: args.cache_size,
-            upload_limit: args.upload_limit,
-            ..NodeConfig::default()
-        });
-        let peer_addr = node
-            .start_server(args.peer_listen, cancel.clone())
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the peer server to {} (is the port in use?)",
-                    args.peer_listen
-                )
-            })?;
+        stop_on_ctrl_c(cancel.clone());
+        let (node, peer_addr) = args
+            .swarm
+            .start_node(
+                None,
+                DEFAULT_MEMORY_PER_CONTENT,
+                args.peer_listen,
+                cancel.clone(),
+            )
+            .await?;
         println!("peer server and metrics at http://{peer_addr}/metrics");
         let config = StationConfig {
             playlist_url: args.playlist_url.clone(),

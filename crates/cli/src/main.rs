@@ -13,6 +13,7 @@ mod gateway;
 mod listen;
 mod schedule;
 mod serve;
+mod swarm_args;
 mod timearg;
 mod units;
 

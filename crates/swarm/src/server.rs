@@ -38,6 +38,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
+use crate::store::Content;
 
 /// Longest a `have?after=N` request is held open.
 pub const LONG_POLL: Duration = Duration::from_secs(30);
@@ -172,6 +173,17 @@ fn status(code: StatusCode, text: &'static str) -> Response {
     (code, text).into_response()
 }
 
+/// The content named by a path's hex root: `400` for a bad hash, `404` if not held here.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+fn held(node: &Node, root: &str) -> Result<Arc<Content>, Response> {
+    let root = root
+        .parse::<Hash>()
+        .map_err(|_| status(StatusCode::BAD_REQUEST, "not a BLAKE3 hash\n"))?;
+    node.store
+        .get(&root)
+        .ok_or_else(|| status(StatusCode::NOT_FOUND, "unknown content\n"))
+}
+
 fn learn(node: &Node, root: Hash, from: SocketAddr, headers: &HeaderMap) {
     if let Some(port) = headers
         .get(PEER_PORT_HEADER)
@@ -217,12 +229,11 @@ async fn blob(
     Path(root): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(root) = root.parse::<Hash>() else {
-        return status(StatusCode::BAD_REQUEST, "not a BLAKE3 hash\n");
+    let content = match held(&node, &root) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    let Some(content) = node.store.get(&root) else {
-        return status(StatusCode::NOT_FOUND, "unknown content\n");
-    };
+    let root = content.root();
     learn(&node, root, from, &headers);
     let size = content.size();
     let (first, count, partial) = match headers.get(header::RANGE) {
@@ -309,12 +320,11 @@ async fn have(
     Query(q): Query<HaveQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(root) = root.parse::<Hash>() else {
-        return status(StatusCode::BAD_REQUEST, "not a BLAKE3 hash\n");
+    let content = match held(&node, &root) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    let Some(content) = node.store.get(&root) else {
-        return status(StatusCode::NOT_FOUND, "unknown content\n");
-    };
+    let root = content.root();
     learn(&node, root, from, &headers);
     if let Some(after) = q.after {
         let mut rx = content.subscribe();
@@ -344,12 +354,10 @@ async fn have(
 }
 
 async fn peers(State(node): State<Arc<Node>>, Path(root): Path<String>) -> Response {
-    let Ok(root) = root.parse::<Hash>() else {
-        return status(StatusCode::BAD_REQUEST, "not a BLAKE3 hash\n");
+    let root = match held(&node, &root) {
+        Ok(c) => c.root(),
+        Err(r) => return r,
     };
-    if node.store.get(&root).is_none() {
-        return status(StatusCode::NOT_FOUND, "unknown content\n");
-    }
     let list: Vec<String> = node
         .known_peers(&root)
         .iter()

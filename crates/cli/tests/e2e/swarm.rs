@@ -166,37 +166,19 @@ fn listen_swarms_what_is_on_air() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-    let bad = Command::new(BIN)
-        .args(["listen", &format!("{}/station.rss-missing", nginx.url())])
-        .args([
-            "--gateway",
-            &format!("http://127.0.0.1:{gw_port}"),
-            "--peer-listen",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        bad.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&bad.stderr)
-    );
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("404"));
-    let not_rss = Command::new(BIN)
-        .args(["listen", &format!("{}/media/01-low-tide.mp3", nginx.url())])
-        .args([
-            "--gateway",
-            &format!("http://127.0.0.1:{gw_port}"),
-            "--peer-listen",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        not_rss.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&not_rss.stderr)
-    );
+    let listen_once = |playlist: &str| {
+        Command::new(BIN)
+            .args(["listen", &format!("{}/{playlist}", nginx.url())])
+            .args(["--gateway", &format!("http://127.0.0.1:{gw_port}")])
+            .args(["--peer-listen", "127.0.0.1:0"])
+            .output()
+            .unwrap()
+    };
+    let missing = listen_once("missing.rss");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("404"), "{stderr}");
+    let not_rss = listen_once("media/01-low-tide.mp3");
+    let stderr = String::from_utf8_lossy(&not_rss.stderr);
+    assert_eq!(not_rss.status.code(), Some(2), "{stderr}");
 }

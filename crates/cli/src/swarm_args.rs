@@ -1,0 +1,78 @@
+//! Flags shared by the commands that join a swarm (`fetch`, `listen`), and the node they make.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use alluvium_swarm::{Node, NodeConfig};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::bad_input;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SwarmArgs {
+    /// The gateway (content info, hash trees, tracker).
+    #[arg(
+        long,
+        env = "ALLUVIUM_GATEWAY",
+        default_value = "http://127.0.0.1:7000",
+        value_name = "URL"
+    )]
+    pub(crate) gateway: String,
+
+    /// Folder for the disk cache of parts.
+    #[arg(long, env = "ALLUVIUM_CACHE", value_name = "DIR")]
+    pub(crate) cache: Option<PathBuf>,
+
+    /// Most bytes the disk cache holds.
+    #[arg(long, env = "ALLUVIUM_CACHE_SIZE", default_value = "1GiB", value_parser = crate::units::parse_size, value_name = "SIZE")]
+    pub(crate) cache_size: u64,
+
+    /// Upload at most this much per second to other listeners (e.g. 256KiB, 2mbit).
+    #[arg(long, env = "ALLUVIUM_UPLOAD_LIMIT", value_parser = crate::units::parse_rate, value_name = "RATE")]
+    pub(crate) upload_limit: Option<u64>,
+}
+
+impl SwarmArgs {
+    /// The gateway client, or bad input.
+    pub(crate) fn gateway(&self) -> anyhow::Result<alluvium_gateway::Client> {
+        alluvium_gateway::Client::new(&self.gateway)
+            .with_context(|| format!("--gateway {}", self.gateway))
+            .map_err(bad_input)
+    }
+
+    /// A node caching in `cache` (or `--cache`), serving peers on `listen` until `cancel`.
+    pub(crate) async fn start_node(
+        &self,
+        cache: Option<PathBuf>,
+        memory_per_content: usize,
+        listen: SocketAddr,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<(Arc<Node>, SocketAddr)> {
+        let node = Node::new(NodeConfig {
+            cache_dir: self.cache.clone().or(cache),
+            cache_size: self.cache_size,
+            memory_per_content,
+            upload_limit: self.upload_limit,
+            ..NodeConfig::default()
+        });
+        let addr = node.start_server(listen, cancel).await.with_context(|| {
+            format!("binding the peer server to {listen} (is the port in use?)")
+        })?;
+        info!(%addr, "serving peers");
+        Ok((node, addr))
+    }
+}
+
+/// Cancels `cancel` on Ctrl-C; a second Ctrl-C quits at once.
+pub(crate) fn stop_on_ctrl_c(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        info!("stopping (Ctrl-C again to quit at once)");
+        cancel.cancel();
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+}
