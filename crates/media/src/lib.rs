@@ -17,6 +17,7 @@ mod probe;
 use std::path::PathBuf;
 
 pub use index::{duration_to_samples, samples_to_duration, FrameIndex, IndexError, IndexPoint};
+pub use mp3::{find_frame, id3v2_len, mpeg_layout, silent_frame, FrameHeader, MpegLayout};
 pub use probe::{frame_index, probe, probe_data, Format, MediaInfo, Tags};
 
 /// Why a file could not be probed or indexed.

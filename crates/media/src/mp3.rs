@@ -9,15 +9,17 @@ use crate::index::{FrameIndex, IndexError, IndexPoint};
 
 /// A decoded 4-byte MPEG audio frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FrameHeader {
+pub struct FrameHeader {
     /// 1 = MPEG-1, 2 = MPEG-2, 25 = MPEG-2.5.
-    pub(crate) version: u8,
-    pub(crate) layer: u8,
-    pub(crate) bitrate_kbps: u32,
-    pub(crate) sample_rate: u32,
-    pub(crate) channels: u16,
-    pub(crate) frame_len: usize,
-    pub(crate) samples: u32,
+    pub version: u8,
+    pub layer: u8,
+    pub bitrate_kbps: u32,
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// Bytes in the frame, header included.
+    pub frame_len: usize,
+    /// Samples per channel the frame decodes to.
+    pub samples: u32,
 }
 
 const BITRATES_V1: [[u32; 15]; 3] = [
@@ -41,7 +43,7 @@ const BITRATES_V2: [[u32; 15]; 2] = [
 impl FrameHeader {
     /// Parses a header; `None` for anything that is not a usable frame header (including
     /// free-format bitrate, which no streaming encoder produces).
-    pub(crate) fn parse(b: &[u8]) -> Option<FrameHeader> {
+    pub fn parse(b: &[u8]) -> Option<FrameHeader> {
         let b: &[u8; 4] = b.get(..4)?.try_into().ok()?;
         if b[0] != 0xFF || b[1] & 0xE0 != 0xE0 {
             return None;
@@ -113,7 +115,7 @@ impl FrameHeader {
 }
 
 /// Size of an ID3v2 tag at the start of `data` (header, body and footer), or 0.
-pub(crate) fn id3v2_len(data: &[u8]) -> usize {
+pub fn id3v2_len(data: &[u8]) -> usize {
     if data.len() < 10 || &data[..3] != b"ID3" {
         return 0;
     }
@@ -159,6 +161,66 @@ fn confirmed_header(data: &[u8], pos: usize, end: usize) -> Option<FrameHeader> 
         }
     }
     Some(first)
+}
+
+/// Where an MPEG audio file's audio frames lie: after any ID3v2 tag and Xing/Info/VBRI frame,
+/// before any ID3v1 / APEv2 tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MpegLayout {
+    pub audio_start: u64,
+    pub audio_end: u64,
+    /// The first audio frame's header.
+    pub first: FrameHeader,
+    /// Its four header bytes (a template for silence).
+    pub first_bytes: [u8; 4],
+}
+
+/// The layout from the file's first bytes `head` (enough to hold the ID3v2 tag and three
+/// frames) and its last bytes `tail` (128 or more, or the whole file), for a file of `size`
+/// bytes: the stream needs no more to start anywhere in the file.
+pub fn mpeg_layout(head: &[u8], tail: &[u8], size: u64) -> Option<MpegLayout> {
+    let start = id3v2_len(head);
+    if start >= head.len() {
+        return None;
+    }
+    let (pos, first) = find_frame(head, start)?;
+    let mut audio_start = pos;
+    let tag_at = pos + first.xing_offset();
+    let is_tag = matches!(head.get(tag_at..tag_at + 4), Some(b"Xing") | Some(b"Info"))
+        || head.get(pos + 36..pos + 40) == Some(b"VBRI");
+    if is_tag {
+        audio_start += first.frame_len;
+    }
+    let (real_start, real_first) = find_frame(head, audio_start)?;
+    let cut = (tail.len() - tagless_end(tail)) as u64;
+    let first_bytes: [u8; 4] = head.get(real_start..real_start + 4)?.try_into().ok()?;
+    Some(MpegLayout {
+        audio_start: real_start as u64,
+        audio_end: size.saturating_sub(cut),
+        first: real_first,
+        first_bytes,
+    })
+}
+
+/// The first confirmed frame at or after `from` in `data` (its header followed by compatible
+/// ones, so a stray sync word in audio data is not taken for a frame).
+pub fn find_frame(data: &[u8], from: usize) -> Option<(usize, FrameHeader)> {
+    (from..data.len().saturating_sub(3))
+        .find_map(|p| confirmed_header(data, p, data.len()).map(|h| (p, h)))
+}
+
+/// A frame of silence shaped like the frame whose header is `header` (same version, layer,
+/// rate, bitrate and channel mode): header without CRC or padding, then zeros. For Layer III
+/// zeroed side information means no coded samples: every decoder outputs silence.
+pub fn silent_frame(header: [u8; 4]) -> Option<Vec<u8>> {
+    let mut h = header;
+    h[1] |= 1; // no CRC
+    h[2] &= !0b11; // no padding, private bit clear
+    h[3] &= 0b1100_0000; // channel mode kept; no mode extension, copyright or emphasis
+    let parsed = FrameHeader::parse(&h)?;
+    let mut frame = vec![0u8; parsed.frame_len];
+    frame[..4].copy_from_slice(&h);
+    Some(frame)
 }
 
 /// Builds the frame index of an MPEG audio file.

@@ -358,3 +358,83 @@ fn non_media_and_damage_give_named_errors() {
     std::fs::write(&empty, b"").unwrap();
     assert!(probe(&empty).is_err());
 }
+
+#[test]
+fn silent_frames_decode_to_silence_and_layouts_match_the_index() {
+    require("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, rate, channels, args) in [
+        (
+            "s-cbr.mp3",
+            44_100,
+            2,
+            &["-c:a", "libmp3lame", "-b:a", "128k"][..],
+        ),
+        (
+            "s-vbr-tags.mp3",
+            48_000,
+            1,
+            &[
+                "-c:a",
+                "libmp3lame",
+                "-q:a",
+                "4",
+                "-id3v2_version",
+                "3",
+                "-write_id3v1",
+                "1",
+                "-metadata",
+                "title=Tagged",
+            ][..],
+        ),
+        (
+            "s-lsf.mp3",
+            22_050,
+            2,
+            &["-c:a", "libmp3lame", "-b:a", "64k"][..],
+        ),
+    ] {
+        let path = make(d, name, rate, channels, args);
+        let data = std::fs::read(&path).unwrap();
+        let index = frame_index(&path).unwrap();
+        let layout = alluvium_media::mpeg_layout(
+            &data[..data.len().min(64 * 1024)],
+            &data[data.len().saturating_sub(4096)..],
+            data.len() as u64,
+        )
+        .unwrap();
+        assert_eq!(
+            layout.audio_start..layout.audio_end,
+            index.audio_range(),
+            "{name}"
+        );
+        assert_eq!(layout.first.sample_rate, rate, "{name}");
+
+        // 200 frames of silence in the file's own shape: ffmpeg decodes them without a
+        // complaint, to zeros, for exactly their samples.
+        let silent = alluvium_media::silent_frame(layout.first_bytes).unwrap();
+        let silence: Vec<u8> = (0..200).flat_map(|_| silent.clone()).collect();
+        let out = d.join(format!("{name}.silence.mp3"));
+        std::fs::write(&out, &silence).unwrap();
+        let decoded = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(&out)
+            .args(["-f", "s16le", "-"])
+            .output()
+            .unwrap();
+        assert!(decoded.status.success());
+        assert!(
+            decoded.stderr.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&decoded.stderr)
+        );
+        let samples = decoded.stdout.len() / 2 / channels as usize;
+        let per_frame = layout.first.samples as usize;
+        assert!(
+            samples.abs_diff(200 * per_frame) <= per_frame,
+            "{name}: {samples} samples"
+        );
+        assert!(decoded.stdout.iter().all(|&b| b == 0), "{name}: not silent");
+    }
+}
