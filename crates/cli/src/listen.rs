@@ -1,6 +1,7 @@
 //! `alluvium listen`: follow a station and keep what is on air and next downloading.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use alluvium_swarm::station::{self, StationConfig};
 use alluvium_swarm::store::DEFAULT_MEMORY_PER_CONTENT;
@@ -18,11 +19,14 @@ use crate::swarm_args::{stop_on_ctrl_c, SwarmArgs};
 /// has in time, from its origin, every part verified, nearest its play time first; what this
 /// listener holds is served to others on --peer-listen.
 ///
-/// Swarm numbers (bytes from origin and from peers, uploads, bad parts, bans) are logged and
-/// at http://PEER-LISTEN/metrics. (The local stream for players comes in a later release.)
+/// The station plays as a local internet-radio stream at http://STREAM-LISTEN/stream (MP3
+/// stations), paced in real time at the scheduled moment, with ICY titles: open it in VLC,
+/// mpv, mpg123 or a browser (http://STREAM-LISTEN/ has a player and the swarm's numbers).
+/// Swarm numbers are also logged and at /metrics.
 ///
 /// Example:
 ///   alluvium listen http://radio.example/station.rss --gateway http://gw.example:7000
+///   mpv http://127.0.0.1:8000/stream
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct Args {
@@ -41,6 +45,15 @@ pub(crate) struct Args {
         value_name = "ADDR"
     )]
     peer_listen: SocketAddr,
+
+    /// Address of the local stream for players (/stream) and its page (/).
+    #[arg(
+        long,
+        env = "ALLUVIUM_STREAM_LISTEN",
+        default_value = "127.0.0.1:8000",
+        value_name = "ADDR"
+    )]
+    stream_listen: SocketAddr,
 
     /// Entries after the one on air to fetch ahead.
     #[arg(long, env = "ALLUVIUM_AHEAD", default_value_t = 1, value_name = "N")]
@@ -74,12 +87,27 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             )
             .await?;
         println!("peer server and metrics at http://{peer_addr}/metrics");
+        let state = station::StationState::new();
+        let player = Arc::new(alluvium_stream::Station {
+            node: node.clone(),
+            state: state.clone(),
+        });
+        let listener = crate::bind(args.stream_listen, "the stream server").await?;
+        let stream_addr = listener.local_addr()?;
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = alluvium_stream::serve(player, listener, stop).await {
+                tracing::error!("stream server stopped: {e}");
+            }
+        });
+        println!("stream at http://{stream_addr}/stream");
+        println!("page at http://{stream_addr}/");
         let config = StationConfig {
             playlist_url: args.playlist_url.clone(),
             ahead: args.ahead,
             picker: PickerConfig::default(),
         };
-        station::run(node, gateway, config, cancel.clone())
+        station::run(node, gateway, config, state, cancel.clone())
             .await
             .map_err(|e| match e {
                 station::StationError::Unusable { .. } => bad_input(e),

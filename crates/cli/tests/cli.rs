@@ -15,6 +15,8 @@ use serde_json::Value;
 
 #[path = "e2e/gateway.rs"]
 mod gateway;
+#[path = "e2e/stream.rs"]
+mod stream;
 #[path = "e2e/swarm.rs"]
 mod swarm;
 

@@ -17,6 +17,10 @@ pub struct Metrics {
     pub peers_banned: Counter,
     pub origin_changed: Counter,
     pub peers: Gauge,
+    /// Seconds of silence the local stream played for want of data or of an entry.
+    pub stall_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Players connected to the local stream.
+    pub stream_clients: Gauge,
 }
 
 impl Default for Metrics {
@@ -36,6 +40,8 @@ impl Metrics {
             peers_banned: Counter::default(),
             origin_changed: Counter::default(),
             peers: Gauge::default(),
+            stall_seconds: Counter::default(),
+            stream_clients: Gauge::default(),
         };
         let mut r = Registry::with_prefix("alluvium");
         r.register(
@@ -69,6 +75,16 @@ impl Metrics {
             m.origin_changed.clone(),
         );
         r.register("peers", "Peers known across downloads", m.peers.clone());
+        r.register(
+            "stall_seconds",
+            "Seconds of silence played for want of data or of an entry",
+            m.stall_seconds.clone(),
+        );
+        r.register(
+            "stream_clients",
+            "Players connected to the local stream",
+            m.stream_clients.clone(),
+        );
         Self {
             registry: Arc::new(r),
             ..m

@@ -63,6 +63,58 @@ pub struct StationConfig {
     pub picker: PickerConfig,
 }
 
+/// What the station loop knows, shared with the stream: the playlist, the clock, and the root
+/// each media URL resolved to.
+#[derive(Default)]
+pub struct StationState {
+    playlist: std::sync::RwLock<Option<Arc<Parsed>>>,
+    clock: std::sync::Mutex<ClockOffset>,
+    roots: std::sync::Mutex<HashMap<String, Hash>>,
+}
+
+impl StationState {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// The last good playlist.
+    pub fn playlist(&self) -> Option<Arc<Parsed>> {
+        self.playlist
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The station's time now (local clock corrected by the server's `Date`).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.lock().unwrap_or_else(|p| p.into_inner()).now()
+    }
+
+    /// The content a media URL resolved to, once resolved.
+    pub fn root_of(&self, url: &str) -> Option<Hash> {
+        self.roots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(url)
+            .copied()
+    }
+
+    fn set_playlist(&self, parsed: Arc<Parsed>) {
+        *self.playlist.write().unwrap_or_else(|p| p.into_inner()) = Some(parsed);
+    }
+
+    fn set_clock(&self, clock: ClockOffset) {
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = clock;
+    }
+
+    fn set_root(&self, url: &str, root: Hash) {
+        self.roots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(url.to_string(), root);
+    }
+}
+
 /// Reads a playlist with conditional GETs and keeps the clock offset from `Date`.
 struct PlaylistSource {
     url: String,
@@ -192,6 +244,7 @@ pub async fn run(
     node: Arc<Node>,
     gateway: Client,
     config: StationConfig,
+    state: Arc<StationState>,
     cancel: CancellationToken,
 ) -> Result<(), StationError> {
     let http = reqwest::Client::builder()
@@ -211,7 +264,7 @@ pub async fn run(
     // unusable (404, not a playlist) is an error.
     let mut parsed = loop {
         match source.poll().await {
-            Ok(Some(p)) => break p,
+            Ok(Some(p)) => break Arc::new(p),
             Ok(None) => {
                 return Err(StationError::Playlist {
                     url: config.playlist_url.clone(),
@@ -228,6 +281,8 @@ pub async fn run(
             Err(e) => return Err(e),
         }
     };
+    state.set_playlist(parsed.clone());
+    state.set_clock(source.clock);
     info!(
         station = %parsed.playlist.channel.title,
         entries = parsed.playlist.entries.len(),
@@ -248,11 +303,13 @@ pub async fn run(
             match source.poll().await {
                 Ok(Some(p)) => {
                     info!(entries = p.playlist.entries.len(), "playlist changed");
-                    parsed = p;
+                    parsed = Arc::new(p);
+                    state.set_playlist(parsed.clone());
                 }
                 Ok(None) => debug!("playlist unchanged"),
                 Err(e) => warn!("keeping the last good playlist: {e}"),
             }
+            state.set_clock(source.clock);
             next_read =
                 tokio::time::Instant::now() + source.refresh_after(&parsed, source.clock.now());
         }
@@ -287,6 +344,7 @@ pub async fn run(
                 clock: source.clock,
                 picker: config.picker,
                 announce: t.announce.clone(),
+                state: state.clone(),
             };
             let span = tracing::info_span!("entry", title = %job.title);
             tokio::spawn(job.run(token).instrument(span));
@@ -333,6 +391,7 @@ struct EntryJob {
     clock: ClockOffset,
     picker: PickerConfig,
     announce: CancellationToken,
+    state: Arc<StationState>,
 }
 
 impl EntryJob {
@@ -348,6 +407,7 @@ impl EntryJob {
                 )
                 .await?;
                 let content = self.node.store.open(tree.clone());
+                self.state.set_root(&self.url, info.blake3);
                 spawn_announcer(
                     self.node.clone(),
                     self.gateway.clone(),

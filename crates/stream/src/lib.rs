@@ -1,0 +1,19 @@
+//! The local Icecast-compatible stream (DESIGN section 4): what a listener's swarm fetched,
+//! re-streamed so any internet-radio player plays it, on schedule.
+//!
+//! - [`icy`]: ICY metadata blocks (`StreamTitle`), every 16,000 bytes for clients that ask.
+//! - [`track`]: an entry's MPEG frames read out of its verified parts, its layout from the
+//!   file's first and last parts.
+//! - [`client`]: one player's paced stream (join at the scheduled position, gapless entries,
+//!   silence for dead air, stall seconds).
+//! - [`server`]: `/stream`, `/status-json.xsl`, `/metrics`, `/`.
+//!
+//! MP3 stations only, so far: Ogg (chained streams) is still to come.
+
+pub mod client;
+pub mod icy;
+pub mod server;
+pub mod track;
+
+pub use client::Station;
+pub use server::{router, serve};

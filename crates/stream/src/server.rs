@@ -1,0 +1,163 @@
+//! The stream server (DESIGN section 4): `/stream` like Icecast, `/status-json.xsl` in
+//! Icecast's JSON shape, `/metrics`, and a small page at `/`.
+//!
+//! `/stream` answers `HTTP/1.0 200 OK` with a body that ends when the connection does (no
+//! chunked encoding, as Icecast), `Content-Type` of the station's format and the `icy-*`
+//! headers; with `Icy-MetaData: 1` it adds `icy-metaint: 16000` and interleaves
+//! `StreamTitle` blocks.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode, Version};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::client::{self, Station};
+use crate::icy::{IcyWriter, METAINT};
+
+/// The routes.
+pub fn router(station: Arc<Station>) -> Router {
+    Router::new()
+        .route("/stream", get(stream))
+        .route("/stream.mp3", get(stream))
+        .route("/status-json.xsl", get(status))
+        .route("/metrics", get(metrics))
+        .route("/", get(page))
+        .with_state(station)
+}
+
+/// Serves on `listener` until `cancel`.
+pub async fn serve(
+    station: Arc<Station>,
+    listener: tokio::net::TcpListener,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(station))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+fn station_name(station: &Station) -> (String, String) {
+    station
+        .state
+        .playlist()
+        .map(|p| {
+            let c = &p.playlist.channel;
+            (c.title.clone(), c.description.clone().unwrap_or_default())
+        })
+        .unwrap_or_else(|| ("Alluvium".into(), String::new()))
+}
+
+fn on_air(station: &Station) -> Option<String> {
+    let playlist = station.state.playlist()?;
+    let on = playlist.schedule.on_air(station.state.now())?;
+    Some(
+        playlist
+            .playlist
+            .entries
+            .get(on.slot.entry)?
+            .display_title(),
+    )
+}
+
+async fn stream(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl IntoResponse {
+    let wants_meta = headers
+        .get("icy-metadata")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "1");
+    let (name, description) = station_name(&station);
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let icy = wants_meta.then(|| IcyWriter::new(METAINT));
+    tokio::spawn(client::run(station.clone(), tx, icy).instrument(tracing::debug_span!("player")));
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    }));
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .version(Version::HTTP_10)
+        .header(header::CONTENT_TYPE, "audio/mpeg")
+        .header(header::CACHE_CONTROL, "no-cache, no-store")
+        .header("icy-name", sanitize(&name))
+        .header("icy-description", sanitize(&description))
+        .header("icy-genre", "Alluvium")
+        .header("icy-pub", "0");
+    if wants_meta {
+        builder = builder.header("icy-metaint", METAINT.to_string());
+    }
+    builder
+        .body(body)
+        .unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "error").into_response())
+}
+
+/// A header-safe copy of a text (no control characters, ASCII-folded where needed).
+fn sanitize(s: &str) -> HeaderValue {
+    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
+    HeaderValue::from_str(&clean).unwrap_or_else(|_| {
+        let ascii: String = clean
+            .chars()
+            .map(|c| if c.is_ascii() { c } else { '?' })
+            .collect();
+        HeaderValue::from_str(&ascii).unwrap_or(HeaderValue::from_static(""))
+    })
+}
+
+async fn status(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl IntoResponse {
+    let (name, description) = station_name(&station);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1:8000")
+        .to_string();
+    let m = &station.node.metrics;
+    let json = serde_json::json!({
+        "icestats": {
+            "admin": "",
+            "host": host.split(':').next().unwrap_or(""),
+            "location": "",
+            "server_id": concat!("Alluvium ", env!("CARGO_PKG_VERSION")),
+            "source": {
+                "listenurl": format!("http://{host}/stream"),
+                "listeners": m.stream_clients.get(),
+                "server_name": name,
+                "server_description": description,
+                "server_type": "audio/mpeg",
+                "title": on_air(&station).unwrap_or_default(),
+                "genre": "Alluvium",
+                "alluvium": {
+                    "bytes_from_origin": m.bytes_from_origin.get(),
+                    "bytes_from_peers": m.bytes_from_peers.get(),
+                    "bytes_uploaded": m.bytes_uploaded.get(),
+                    "peers": m.peers.get(),
+                    "stall_seconds": m.stall_seconds.get(),
+                },
+            }
+        }
+    });
+    (
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        axum::Json(json),
+    )
+}
+
+async fn metrics(State(station): State<Arc<Station>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        station.node.metrics.encode(),
+    )
+}
+
+async fn page(State(station): State<Arc<Station>>) -> Html<String> {
+    let (name, _) = station_name(&station);
+    let name = name.replace('&', "&amp;").replace('<', "&lt;");
+    Html(include_str!("page.html").replace("{{NAME}}", &name))
+}
