@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project. As root it installs what the end-to-end tests need
-# (Debian packages: nginx, apache2, raptor2-utils for rapper, ffmpeg, b3sum); otherwise it says what
-# to install. A test whose program is missing fails; nothing is skipped.
+# (Debian packages: nginx, apache2, raptor2-utils for rapper, ffmpeg, b3sum, mpg123, mpv, VLC);
+# otherwise it says what to install. A test whose program is missing fails; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -12,6 +12,9 @@ command -v apache2 >/dev/null || packages+=(apache2)
 command -v rapper >/dev/null || packages+=(raptor2-utils)
 { command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || packages+=(ffmpeg)
 command -v b3sum >/dev/null || packages+=(b3sum)
+command -v mpg123 >/dev/null || packages+=(mpg123)
+command -v mpv >/dev/null || packages+=(mpv)
+command -v cvlc >/dev/null || packages+=(vlc-bin vlc-plugin-base)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "test.sh: missing ${packages[*]}: install them (apt-get install ${packages[*]}) or run as root" >&2

@@ -368,6 +368,9 @@ impl Picker {
     /// Due soon, and not already missed (a part whose moment has passed is no longer
     /// played: the stream has moved on).
     fn urgent(&self, part: u32, now: u64) -> bool {
+        if self.pinned(part) && !self.have.get(part) {
+            return true;
+        }
         self.deadline(part).is_some_and(|d| {
             let left = d - now as i64;
             left <= self.config.urgent_ms && left >= -MISSED_MS
@@ -375,9 +378,30 @@ impl Picker {
     }
 
     /// Whether `part`'s moment passed long enough ago that playback no longer needs it.
+    /// Pinned parts are never missed.
     fn missed(&self, part: u32, now: u64) -> bool {
-        self.deadline(part)
-            .is_some_and(|d| d < now as i64 - MISSED_MS)
+        !self.pinned(part)
+            && self
+                .deadline(part)
+                .is_some_and(|d| d < now as i64 - MISSED_MS)
+    }
+
+    /// With deadlines, the file's first two and last parts are needed at once whatever the
+    /// play position: they say where the audio lies (tags, stream headers).
+    fn pinned(&self, part: u32) -> bool {
+        let n = self.have.len();
+        self.deadlines != Deadlines::None && (part < 2 || part + 1 == n)
+    }
+
+    /// Pinned parts not held, then parts from the first not missed: the order in which
+    /// deadlines make parts wanted.
+    fn wanted_order(&self, now: u64) -> impl Iterator<Item = u32> + '_ {
+        let n = self.have.len();
+        let from = (2..n).find(|&p| !self.missed(p, now)).unwrap_or(n);
+        let pinned = [0, 1, n.saturating_sub(1)]
+            .into_iter()
+            .filter(move |&p| p < n && !self.have.get(p));
+        pinned.chain(from..n).chain(2..from)
     }
 
     /// Whether another request may be made for `part` (not held, and not already asked of
@@ -445,7 +469,8 @@ impl Picker {
         let mut count = 1;
         while count < self.config.max_run {
             let p = first + count;
-            if p >= self.have.len() {
+            // A run does not reach from a pinned part into parts that have aired.
+            if p >= self.have.len() || (self.missed(p, now) && !self.missed(first, now)) {
                 break;
             }
             let ok = match source {
@@ -519,9 +544,12 @@ impl Picker {
         if self.origin_enabled && self.origin_backoff_until <= now {
             let urgent_cap = self.config.origin_slots + self.config.urgent_origin_slots;
             if self.deadlines != Deadlines::None {
-                let mut p = (0..n).find(|&p| !self.missed(p, now)).unwrap_or(n);
-                while p < n && self.origin_inflight < urgent_cap {
-                    if !self.urgent(p, now) {
+                let order: Vec<u32> = self
+                    .wanted_order(now)
+                    .take_while(|&p| self.urgent(p, now))
+                    .collect();
+                for p in order {
+                    if self.origin_inflight >= urgent_cap {
                         break;
                     }
                     if self.askable(p, now, Source::Origin)
@@ -529,9 +557,6 @@ impl Picker {
                     {
                         let count = self.run(p, Source::Origin, now, false);
                         out.push(self.start(p, count, Source::Origin, now));
-                        p += count;
-                    } else {
-                        p += 1;
                     }
                 }
             }
@@ -585,8 +610,7 @@ impl Picker {
         if self.deadlines != Deadlines::None {
             // Nearest deadline first (parts are due in index order), from the first part not
             // yet missed; missed ones only when nothing else is wanted.
-            let from = (0..n).find(|&p| !self.missed(p, now)).unwrap_or(n);
-            return (from..n).chain(0..from).find(|&p| ok(p));
+            return self.wanted_order(now).find(|&p| ok(p));
         }
         // Rarest first among a sample, from a random start so peers spread their asks.
         let start = rng.random_range(0..n.max(1));
@@ -679,7 +703,7 @@ impl Picker {
         match r.source {
             Source::Origin => {
                 self.origin_failures += 1;
-                let backoff = 500u64 << self.origin_failures.min(6);
+                let backoff = 500u64 << self.origin_failures.min(3); // at most 4 s: urgent parts wait on it
                 self.origin_backoff_until = now + backoff;
                 PeerVerdict::Fine
             }
@@ -827,7 +851,8 @@ mod tests {
         let reqs = p.next(8_000, &mut rng());
         let peer_reqs: Vec<_> = reqs.iter().filter(|r| r.source != Source::Origin).collect();
         assert_eq!(peer_reqs[0].first, 0);
-        assert_eq!(peer_reqs[1].first, 4);
+        assert_eq!(peer_reqs[1].first, 49, "the last part is pinned (tags)");
+        assert_eq!(peer_reqs[2].first, 4);
         // Nothing is lacking at any peer, and parts are in flight in time: no origin.
         assert!(reqs.iter().all(|r| r.source != Source::Origin), "{reqs:?}");
         // The peer is slow: after 1 s the urgent parts are asked of the origin too.
@@ -850,8 +875,15 @@ mod tests {
         let mut p = Picker::new(Bitfield::new(40), d, PickerConfig::default(), 1);
         let reqs = p.next(0, &mut rng());
         assert!(!reqs.is_empty());
+        assert!(
+            reqs.iter().any(|r| r.first == 0),
+            "the head is needed: {reqs:?}"
+        );
         for r in &reqs {
-            assert!(r.first >= 19, "{r:?} asks for parts that have aired");
+            assert!(
+                r.first >= 19 || r.first + r.count <= 2,
+                "{r:?} asks for parts that have aired"
+            );
         }
         // With a peer holding everything, it starts at the play position, not at 0.
         p.add_peer(peer(1), None);

@@ -99,72 +99,166 @@ fn icy_titles(port: u16, seconds: u64) -> Vec<String> {
     titles
 }
 
-#[test]
-fn the_stream_is_the_schedule_decoded_by_ffmpeg_with_icy_titles() {
-    let www = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    let media = www.path().join("media");
-    std::fs::create_dir_all(&media).unwrap();
-    for p in [www.path(), media.as_path()] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let names = ["a.mp3", "b.mp3", "c.mp3"];
-    for (i, name) in names.iter().enumerate() {
-        noise_mp3(
-            &media.join(name),
-            11 + i as u32,
-            6,
-            &format!("Track {}", i + 1),
-        );
-        std::fs::set_permissions(media.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
-    let pcms: Vec<Vec<i16>> = names.iter().map(|n| pcm_of(&media.join(n))).collect();
-    let port = free_port();
-    let nginx = Nginx::start_at(port, www.path(), "");
-    let out = Command::new(BIN)
-        .arg("broadcast")
-        .arg(&media)
-        .args([
-            "--base-url",
-            &format!("{}/media", nginx.url()),
-            "--start",
-            "now",
-            "--for",
-            "10m",
-        ])
-        .arg("-o")
-        .arg(www.path().join("s.rss"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let state = tempfile::tempdir().unwrap();
-    let gw_port = free_port();
-    let _gw = start_gateway(gw_port, &state.path().join("g.sqlite"), &[]);
-    let stream_port = free_port();
-    let mut listener = Process {
-        child: Command::new(BIN)
-            .args(["listen", &format!("{}/s.rss", nginx.url())])
-            .args(["--gateway", &format!("http://127.0.0.1:{gw_port}")])
-            .args([
-                "--peer-listen",
-                "127.0.0.1:0",
-                "--stream-listen",
-                &format!("127.0.0.1:{stream_port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    };
-    wait_for_port(stream_port, &mut listener.child, "alluvium listen");
-    std::thread::sleep(Duration::from_millis(1500)); // the first entries arrive
+/// A noise station (three 6 s files) on nginx, a gateway, and `alluvium listen` processes.
+struct Noise {
+    www: tempfile::TempDir,
+    nginx: Nginx,
+    gw_port: u16,
+    _gw: Process,
+    _state: tempfile::TempDir,
+    names: [&'static str; 3],
+    pcms: Vec<Vec<i16>>,
+}
 
-    let titles = std::thread::spawn(move || icy_titles(stream_port, 14));
-    let connected = chrono::Utc::now();
+impl Noise {
+    fn start() -> Self {
+        let www = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let media = www.path().join("media");
+        std::fs::create_dir_all(&media).unwrap();
+        for p in [www.path(), media.as_path()] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let names = ["a.mp3", "b.mp3", "c.mp3"];
+        for (i, name) in names.iter().enumerate() {
+            noise_mp3(
+                &media.join(name),
+                11 + i as u32,
+                6,
+                &format!("Track {}", i + 1),
+            );
+            std::fs::set_permissions(media.join(name), std::fs::Permissions::from_mode(0o644))
+                .unwrap();
+        }
+        let pcms: Vec<Vec<i16>> = names.iter().map(|n| pcm_of(&media.join(n))).collect();
+        let port = free_port();
+        let nginx = Nginx::start_at(port, www.path(), "");
+        let out = Command::new(BIN)
+            .arg("broadcast")
+            .arg(&media)
+            .args([
+                "--base-url",
+                &format!("{}/media", nginx.url()),
+                "--start",
+                "now",
+                "--for",
+                "10m",
+            ])
+            .arg("-o")
+            .arg(www.path().join("s.rss"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let state = tempfile::tempdir().unwrap();
+        let gw_port = free_port();
+        let gw = start_gateway(gw_port, &state.path().join("g.sqlite"), &[]);
+        Noise {
+            www,
+            nginx,
+            gw_port,
+            _gw: gw,
+            _state: state,
+            names,
+            pcms,
+        }
+    }
+
+    /// A listener; returns it and its stream port, once the stream is up and has data.
+    fn listen(&self) -> (Process, u16) {
+        let stream_port = free_port();
+        let mut listener = Process {
+            child: Command::new(BIN)
+                .args(["listen", &format!("{}/s.rss", self.nginx.url())])
+                .args(["--gateway", &format!("http://127.0.0.1:{}", self.gw_port)])
+                .args(["--peer-listen", "127.0.0.1:0"])
+                .args(["--stream-listen", &format!("127.0.0.1:{stream_port}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        };
+        wait_for_port(stream_port, &mut listener.child, "alluvium listen");
+        std::thread::sleep(Duration::from_millis(1500)); // the first entries arrive
+        (listener, stream_port)
+    }
+
+    /// The on-air file and offset (seconds) at `at`, from `alluvium schedule --json`.
+    fn on_air(&self, at: chrono::DateTime<chrono::Utc>) -> (usize, f64) {
+        let sched = Command::new(BIN)
+            .args([
+                "schedule",
+                self.www.path().join("s.rss").to_str().unwrap(),
+                "--json",
+                "--at",
+            ])
+            .arg(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .output()
+            .unwrap();
+        let sched: Value = serde_json::from_slice(&sched.stdout).unwrap();
+        let file = sched["on_air"]["media_url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        let index = self.names.iter().position(|n| *n == file).unwrap();
+        (index, sched["on_air"]["offset_s"].as_f64().unwrap())
+    }
+
+    /// Windows of `stream` found in the files' decoding: (stream sample, file, file sample).
+    fn locate(&self, stream: &[i16]) -> (Vec<(usize, usize, usize)>, usize) {
+        let step = 44_100; // samples (both channels) in half a second
+        let window = 1_764; // 20 ms of stereo samples
+        let (mut hits, mut tried, mut at) = (Vec::new(), 0, 0);
+        while at + window < stream.len() {
+            let w = &stream[at..at + window];
+            if let Some((f, p)) = self
+                .pcms
+                .iter()
+                .enumerate()
+                .find_map(|(f, pcm)| find(pcm, w).map(|p| (f, p)))
+            {
+                hits.push((at, f, p));
+            }
+            tried += 1;
+            at += step;
+        }
+        (hits, tried)
+    }
+
+    /// Checks the stream's first located window against the schedule at `connected`; returns
+    /// the stream's position (file, seconds) at its sample 0.
+    fn check_on_schedule(
+        &self,
+        hits: &[(usize, usize, usize)],
+        connected: chrono::DateTime<chrono::Utc>,
+    ) -> (usize, f64) {
+        let (file, offset_s) = self.on_air(connected);
+        let (first_at, first_file, first_pos) = hits[0];
+        let pos_s = (first_pos as f64 - first_at as f64) / 88_200.0;
+        if first_file == file {
+            assert!(
+                (pos_s - offset_s).abs() < 1.0,
+                "stream at {pos_s:.3} s, schedule at {offset_s:.3} s"
+            );
+        } else {
+            // Joined within a second of a boundary: the next file, near its start.
+            assert!(
+                pos_s < 1.0 && 6.0 - offset_s < 1.0,
+                "stream in {} at {pos_s:.3}, schedule in {} at {offset_s:.3}",
+                self.names[first_file],
+                self.names[file]
+            );
+        }
+        (first_file, pos_s)
+    }
+}
+
+fn decode_stream(port: u16, seconds: u32) -> (Vec<i16>, Duration) {
     let started = Instant::now();
     let decoded = Command::new("ffmpeg")
         .args([
@@ -172,54 +266,56 @@ fn the_stream_is_the_schedule_decoded_by_ffmpeg_with_icy_titles() {
             "-v",
             "error",
             "-i",
-            &format!("http://127.0.0.1:{stream_port}/stream"),
+            &format!("http://127.0.0.1:{port}/stream"),
         ])
-        .args(["-t", "14", "-f", "s16le", "-ac", "2", "-ar", "44100", "-"])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-f",
+            "s16le",
+            "-ac",
+            "2",
+            "-ar",
+            "44100",
+            "-",
+        ])
         .output()
         .unwrap();
-    let took = started.elapsed();
     assert!(decoded.status.success());
     assert!(
         decoded.stderr.is_empty(),
         "decoder errors: {}",
         String::from_utf8_lossy(&decoded.stderr)
     );
+    let pcm = decoded
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    (pcm, started.elapsed())
+}
+
+#[test]
+fn the_stream_is_the_schedule_decoded_by_ffmpeg_with_icy_titles() {
+    let noise = Noise::start();
+    let (_listener, stream_port) = noise.listen();
+    let titles = std::thread::spawn(move || icy_titles(stream_port, 14));
+    let connected = chrono::Utc::now();
+    let (stream, took) = decode_stream(stream_port, 14);
     // Paced: 14 s of audio cannot arrive faster than 14 s minus the 3 s lead.
     assert!(
         took >= Duration::from_secs(10),
         "14 s of audio arrived in {took:?}"
     );
-    let stream: Vec<i16> = decoded
-        .stdout
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
     assert!(stream.len() >= 13 * 44_100 * 2, "{} samples", stream.len());
 
     // Every half second, a 20 ms window of the stream must be found, sample for sample, in
     // the files' own decoding, in schedule order (a, b, c, a, ...) and advancing with time.
-    let step = 44_100; // samples (both channels) in half a second
-    let window = 1_764; // 20 ms of stereo samples
-    let mut found = Vec::new();
-    let mut at = 0;
-    while at + window < stream.len() {
-        let w = &stream[at..at + window];
-        let hit = pcms
-            .iter()
-            .enumerate()
-            .find_map(|(f, pcm)| find(pcm, w).map(|p| (f, p)));
-        found.push((at, hit));
-        at += step;
-    }
-    let hits: Vec<(usize, usize, usize)> = found
-        .iter()
-        .filter_map(|(at, h)| h.map(|(f, p)| (*at, f, p)))
-        .collect();
+    let (hits, tried) = noise.locate(&stream);
     assert!(
-        hits.len() * 10 >= found.len() * 8,
-        "only {} of {} windows are the files' audio: {found:?}",
-        hits.len(),
-        found.len()
+        hits.len() * 10 >= tried * 8,
+        "only {} of {tried} windows are the files' audio: {hits:?}",
+        hits.len()
     );
     for pair in hits.windows(2) {
         let ((a0, f0, p0), (a1, f1, p1)) = (pair[0], pair[1]);
@@ -233,48 +329,113 @@ fn the_stream_is_the_schedule_decoded_by_ffmpeg_with_icy_titles() {
             assert_eq!(f1, (f0 + 1) % 3, "entries follow the schedule: {hits:?}");
         }
     }
-
     // In time with the schedule: the stream's first sample is what was on air at connection.
-    let sched = Command::new(BIN)
-        .args([
-            "schedule",
-            www.path().join("s.rss").to_str().unwrap(),
-            "--json",
-            "--at",
-        ])
-        .arg(connected.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .output()
-        .unwrap();
-    let sched: Value = serde_json::from_slice(&sched.stdout).unwrap();
-    let on_air_file = sched["on_air"]["media_url"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let offset_s = sched["on_air"]["offset_s"].as_f64().unwrap();
-    let (first_at, first_file, first_pos) = hits[0];
-    // Position (in seconds) of the stream's sample 0 within its file; the files' own decoding
-    // drops the encoder delay (about 1105 samples) that the stream keeps: allow for it.
-    let pos_s = (first_pos as f64 - first_at as f64) / 88_200.0;
-    if names[first_file] == on_air_file {
-        assert!(
-            (pos_s - offset_s).abs() < 1.0,
-            "stream at {pos_s:.3} s, schedule at {offset_s:.3} s"
-        );
-    } else {
-        // Joined within a second of a boundary: the next file, near its start.
-        assert!(
-            pos_s < 1.0 && 6.0 - offset_s < 1.0,
-            "stream in {} at {pos_s:.3}, schedule {on_air_file} at {offset_s:.3}",
-            names[first_file]
-        );
-    }
+    noise.check_on_schedule(&hits, connected);
 
     let titles = titles.join().unwrap();
     assert!(titles.len() >= 2, "{titles:?}");
     for t in &titles {
         assert!(t.starts_with("StreamTitle='Noise Band - Track "), "{t}");
     }
+}
+
+#[test]
+fn players_play_it_and_two_listeners_ten_seconds_apart_agree() {
+    let noise = Noise::start();
+    let (_first, port) = noise.listen();
+    let url = format!("http://127.0.0.1:{port}/stream");
+    // mpg123 and mpv (no audio device) and VLC (as an unprivileged user: it refuses root) play
+    // 20 s at once.
+    let mpg123 = Command::new(require("mpg123"))
+        .args(["--test", "-n", "766", &url]) // 766 frames of 1152 samples: 20 s
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mpv = Command::new(require("mpv"))
+        .args(["--no-config", "--ao=null", "--vo=null", "--length=20", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let vlc = Command::new(require("runuser"))
+        .args(["-u", "nobody", "--", "env"])
+        .arg(format!("HOME={}", home.path().display()))
+        .arg(require("cvlc"))
+        .args([
+            "-vv",
+            "-I",
+            "dummy",
+            "--aout=dummy",
+            "--no-video",
+            &url,
+            "--run-time=20",
+            "vlc://quit",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Meanwhile a second listener starts 10 s after the first; both must deliver the same
+    // media moment, within 1 s of each other and of the schedule.
+    std::thread::sleep(Duration::from_secs(8));
+    let (_second, port2) = noise.listen();
+    let both = std::thread::scope(|s| {
+        let a = s.spawn(|| (chrono::Utc::now(), decode_stream(port, 5).0));
+        let b = s.spawn(|| (chrono::Utc::now(), decode_stream(port2, 5).0));
+        [a.join().unwrap(), b.join().unwrap()]
+    });
+    let mut positions = Vec::new();
+    for (connected, pcm) in &both {
+        let (hits, _) = noise.locate(pcm);
+        assert!(!hits.is_empty());
+        let (file, pos) = noise.check_on_schedule(&hits, *connected);
+        let ms = (*connected - both[0].0).num_milliseconds() as f64 / 1000.0;
+        positions.push((file, pos - ms));
+    }
+    let (a, b) = (positions[0], positions[1]);
+    if a.0 == b.0 {
+        assert!((a.1 - b.1).abs() < 1.0, "listeners apart: {a:?} vs {b:?}");
+    }
+
+    let out = mpg123.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "mpg123: {err}");
+    assert!(
+        err.contains("ICY-META: StreamTitle='Noise Band - Track"),
+        "mpg123: {err}"
+    );
+    assert!(!err.to_lowercase().contains("error"), "mpg123: {err}");
+    let out = mpv.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "mpv: {text}");
+    assert!(
+        text.contains("icy-title: Noise Band - Track"),
+        "mpv: {text}"
+    );
+    assert!(!text.contains("Error"), "mpv: {text}");
+    let out = vlc.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "vlc: {text}");
+    assert!(
+        text.contains("New Icy-Title=Noise Band - Track"),
+        "vlc did not get the stream: {text}"
+    );
+    assert!(
+        text.contains("using audio decoder module"),
+        "vlc did not decode: {text}"
+    );
+    assert!(!text.contains("decoder error"), "vlc: {text}");
 }
