@@ -435,6 +435,9 @@ fn apache_serves_the_station_with_the_shipped_snippet() {
         .arg("-f")
         .arg(d.join("httpd.conf"))
         .arg("-DFOREGROUND")
+        // One process (-X), so stopping it by PID stops all of Apache: a parent killed with
+        // SIGKILL would leave its children serving.
+        .arg("-X")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

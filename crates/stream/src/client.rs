@@ -106,7 +106,10 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         // The entry for the stream clock.
         if playing
             .as_ref()
-            .is_none_or(|p| p.cursor >= p.track.layout.audio_end)
+            // A lost entry whose slot is over is done with, found or not.
+            .is_none_or(|p| {
+                p.cursor >= p.track.layout.audio_end || (p.rejoin && clock >= p.slot.end)
+            })
         {
             playing = next_entry(&station, playing.take(), clock);
         }
@@ -189,7 +192,8 @@ fn next_entry(
 ) -> Option<Playing> {
     let playlist = station.state.playlist()?;
     let schedule = &playlist.schedule;
-    let mut slot = schedule.slots_from(clock - SNAP).next()?;
+    // The slot at the stream clock (one that ends by then cannot be played any more).
+    let mut slot = schedule.slots_from(clock - SNAP).find(|s| s.end > clock)?;
     if let Some(prev) = &previous {
         if prev.slot.start == slot.start {
             slot = schedule
@@ -222,6 +226,11 @@ fn next_entry(
 
 /// Positions `p` at the frame for stream time `clock`.
 fn rejoin(p: &mut Playing, clock: DateTime<Utc>) {
+    if clock >= p.slot.end {
+        p.cursor = p.track.layout.audio_end; // its time is over
+        p.rejoin = false;
+        return;
+    }
     let estimate = estimate_offset(&p.track, &p.slot, clock);
     match p.track.sync(estimate) {
         Some(frame) => {

@@ -27,3 +27,18 @@ pub use metrics::Metrics;
 pub use node::{Node, NodeConfig};
 pub use picker::{Deadlines, PickerConfig};
 pub use store::{Content, Store};
+
+/// An error and its causes on one line (`a: b: c`), for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s = s.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = source.and_then(std::error::Error::source);
+    }
+    text
+}

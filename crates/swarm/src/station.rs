@@ -431,7 +431,7 @@ impl EntryJob {
                 Ok(_) => return,
                 Err(crate::SwarmError::Cancelled) => return,
                 Err(e) => {
-                    warn!("{e:#}; trying again in 5 s");
+                    warn!("{}; trying again in 5 s", crate::error_chain(&e));
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_secs(5)) => {}

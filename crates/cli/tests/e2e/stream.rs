@@ -102,7 +102,9 @@ fn icy_titles(port: u16, seconds: u64) -> Vec<String> {
 /// A noise station (three 6 s files) on nginx, a gateway, and `alluvium listen` processes.
 struct Noise {
     www: tempfile::TempDir,
-    nginx: Nginx,
+    /// The origin (taken away to simulate an outage).
+    nginx: Option<Nginx>,
+    port: u16,
     gw_port: u16,
     _gw: Process,
     _state: tempfile::TempDir,
@@ -158,7 +160,8 @@ impl Noise {
         let gw = start_gateway(gw_port, &state.path().join("g.sqlite"), &[]);
         Noise {
             www,
-            nginx,
+            nginx: Some(nginx),
+            port,
             gw_port,
             _gw: gw,
             _state: state,
@@ -172,7 +175,7 @@ impl Noise {
         let stream_port = free_port();
         let mut listener = Process {
             child: Command::new(BIN)
-                .args(["listen", &format!("{}/s.rss", self.nginx.url())])
+                .args(["listen", &format!("http://127.0.0.1:{}/s.rss", self.port)])
                 .args(["--gateway", &format!("http://127.0.0.1:{}", self.gw_port)])
                 .args(["--peer-listen", "127.0.0.1:0"])
                 .args(["--stream-listen", &format!("127.0.0.1:{stream_port}")])
@@ -438,4 +441,45 @@ fn players_play_it_and_two_listeners_ten_seconds_apart_agree() {
         "vlc did not decode: {text}"
     );
     assert!(!text.contains("decoder error"), "vlc: {text}");
+}
+
+#[test]
+fn the_stream_stays_up_through_an_outage_and_comes_back_on_schedule() {
+    let mut noise = Noise::start();
+    let (_listener, port) = noise.listen();
+    let reader = std::thread::spawn(move || decode_stream(port, 30));
+    // Every source goes: the origin stops (a lone listener has no peers). What is held runs
+    // out within two entries, then the stream plays silence, still connected.
+    std::thread::sleep(Duration::from_secs(1));
+    drop(noise.nginx.take());
+    let stall = |p: u16| super::swarm::metric_of(p, "alluvium_stall_seconds_total");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stall(port) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no stall counted while the origin is down"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The origin returns on its address: sound resumes on schedule.
+    noise.nginx = Some(Nginx::start_at(noise.port, noise.www.path(), ""));
+    let (pcm, _) = reader.join().unwrap();
+    assert!(
+        pcm.len() >= 29 * 88_200,
+        "the stream broke off: {} samples",
+        pcm.len()
+    );
+    let silent_windows = pcm
+        .chunks(4_410)
+        .filter(|w| w.iter().all(|&x| x == 0))
+        .count();
+    assert!(silent_windows >= 10, "no silence during the outage");
+    let tail = &pcm[pcm.len() - 5 * 88_200..];
+    let (hits, tried) = noise.locate(tail);
+    assert!(
+        hits.len() * 10 >= tried * 7,
+        "sound did not come back: {} of {tried}",
+        hits.len()
+    );
+    assert!(stall(port) >= 1.0);
 }

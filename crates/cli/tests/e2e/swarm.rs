@@ -11,12 +11,17 @@ use alluvium_testkit::{b3sum, free_port, wait_for_port, Nginx, Process};
 use super::gateway::start_gateway;
 use super::{get, station, BIN};
 
-fn metric(port: u16, name: &str) -> u64 {
+/// A metric's value from `/metrics` on `port` (0 when absent).
+pub(super) fn metric_of(port: u16, name: &str) -> f64 {
     let body = String::from_utf8(get(port, "/metrics", &[]).body).unwrap();
     body.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0.0)
+}
+
+fn metric(port: u16, name: &str) -> u64 {
+    metric_of(port, name) as u64
 }
 
 #[test]
