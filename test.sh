@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project. As root it installs what the end-to-end tests need
-# (Debian packages: nginx, apache2, raptor2-utils for rapper, ffmpeg, b3sum, mpg123, mpv, VLC);
-# otherwise it says what to install. A test whose program is missing fails; nothing is skipped.
+# (Debian packages: nginx, apache2, raptor2-utils for rapper, ffmpeg, b3sum, mpg123, mpv, VLC,
+# chromium; npm: playwright-core); otherwise it says what to install. A test whose program is missing fails; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -15,6 +15,8 @@ command -v b3sum >/dev/null || packages+=(b3sum)
 command -v mpg123 >/dev/null || packages+=(mpg123)
 command -v mpv >/dev/null || packages+=(mpv)
 command -v cvlc >/dev/null || packages+=(vlc-bin vlc-plugin-base)
+command -v chromium >/dev/null || packages+=(chromium)
+command -v npm >/dev/null || packages+=(nodejs npm)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "test.sh: missing ${packages[*]}: install them (apt-get install ${packages[*]}) or run as root" >&2
@@ -32,6 +34,12 @@ if [ ${#packages[@]} -gt 0 ]; then
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
     [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+# The browser test drives Debian's chromium with playwright-core (no browser download).
+if [ ! -d crates/cli/tests/browser/node_modules/playwright-core ]; then
+    echo "test.sh: installing playwright-core for the browser test" >&2
+    (cd crates/cli/tests/browser && npm ci --no-audit --no-fund --silent)
 fi
 
 for component in rustfmt clippy; do

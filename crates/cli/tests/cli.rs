@@ -13,6 +13,8 @@ use std::time::Duration;
 use alluvium_testkit::{free_port, require, wait_for_port, Process};
 use serde_json::Value;
 
+#[path = "e2e/browser.rs"]
+mod browser;
 #[path = "e2e/gateway.rs"]
 mod gateway;
 #[path = "e2e/stream.rs"]

@@ -58,13 +58,29 @@ fn station_name(station: &Station) -> (String, String) {
 fn on_air(station: &Station) -> Option<String> {
     let playlist = station.state.playlist()?;
     let on = playlist.schedule.on_air(station.state.now())?;
-    Some(
-        playlist
-            .playlist
-            .entries
-            .get(on.slot.entry)?
-            .display_title(),
-    )
+    let entry = playlist.playlist.entries.get(on.slot.entry)?;
+    Some(entry.display_title())
+}
+
+/// What comes after the entry on air: start (W3C-DTF) and title of the next few.
+fn next_up(station: &Station, count: usize) -> Vec<serde_json::Value> {
+    let Some(playlist) = station.state.playlist() else {
+        return Vec::new();
+    };
+    let now = station.state.now();
+    playlist
+        .schedule
+        .slots_from(now)
+        .filter(|s| s.start > now)
+        .take(count)
+        .filter_map(|s| {
+            let e = playlist.playlist.entries.get(s.entry)?;
+            Some(serde_json::json!({
+                "start": alluvium_playlist::time::format_w3cdtf(s.start),
+                "title": e.display_title(),
+            }))
+        })
+        .collect()
 }
 
 async fn stream(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl IntoResponse {
@@ -136,6 +152,7 @@ async fn status(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl
                     "bytes_uploaded": m.bytes_uploaded.get(),
                     "peers": m.peers.get(),
                     "stall_seconds": m.stall_seconds.get(),
+                    "next": next_up(&station, 5),
                 },
             }
         }

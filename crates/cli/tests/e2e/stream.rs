@@ -100,7 +100,7 @@ fn icy_titles(port: u16, seconds: u64) -> Vec<String> {
 }
 
 /// A noise station (three 6 s files) on nginx, a gateway, and `alluvium listen` processes.
-struct Noise {
+pub(super) struct Noise {
     www: tempfile::TempDir,
     /// The origin (taken away to simulate an outage).
     nginx: Option<Nginx>,
@@ -113,7 +113,7 @@ struct Noise {
 }
 
 impl Noise {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         let www = tempfile::tempdir().unwrap();
         use std::os::unix::fs::PermissionsExt;
         let media = www.path().join("media");
@@ -171,7 +171,7 @@ impl Noise {
     }
 
     /// A listener; returns it and its stream port, once the stream is up and has data.
-    fn listen(&self) -> (Process, u16) {
+    pub(super) fn listen(&self) -> (Process, u16) {
         let stream_port = free_port();
         let mut listener = Process {
             child: Command::new(BIN)
