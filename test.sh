@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project. As root it installs what the end-to-end tests need
 # (Debian packages: nginx, apache2, raptor2-utils for rapper, ffmpeg, b3sum, mpg123, mpv, VLC,
-# chromium; npm: playwright-core); otherwise it says what to install. A test whose program is missing fails; nothing is skipped.
+# chromium; from npm: playwright-core); otherwise it says what to install. A test whose
+# program is missing fails; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -51,4 +52,4 @@ cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test" >&2
-cargo test --workspace
+cargo test --workspace --no-fail-fast

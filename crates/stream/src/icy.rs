@@ -117,8 +117,10 @@ mod tests {
         let mut w = IcyWriter::new(10);
         let mut out = Vec::new();
         w.write(&[1; 20], "T", &mut out);
-        assert_eq!(out[10], 2, "a 2-block title first");
-        assert_eq!(out[10 + 33 + 10], 0, "then a zero-length block");
+        let first = block("T");
+        assert_eq!(first.len(), 17, "StreamTitle='T'; is one 16-byte block");
+        assert_eq!(&out[10..27], &first[..], "the title first");
+        assert_eq!(out[10 + first.len() + 10], 0, "then a zero-length block");
     }
 
     #[test]

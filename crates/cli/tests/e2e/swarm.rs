@@ -138,6 +138,7 @@ fn listen_swarms_what_is_on_air() {
                 .args(["listen", &format!("{}/now.rss", nginx.url())])
                 .args(["--gateway", &format!("http://127.0.0.1:{gw_port}")])
                 .args(["--peer-listen", &format!("127.0.0.1:{peer_port}")])
+                .args(["--stream-listen", "127.0.0.1:0"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -175,7 +176,12 @@ fn listen_swarms_what_is_on_air() {
         Command::new(BIN)
             .args(["listen", &format!("{}/{playlist}", nginx.url())])
             .args(["--gateway", &format!("http://127.0.0.1:{gw_port}")])
-            .args(["--peer-listen", "127.0.0.1:0"])
+            .args([
+                "--peer-listen",
+                "127.0.0.1:0",
+                "--stream-listen",
+                "127.0.0.1:0",
+            ])
             .output()
             .unwrap()
     };
