@@ -23,8 +23,12 @@ use tokio::sync::mpsc;
 use crate::icy::IcyWriter;
 use crate::track::Track;
 
-/// How far ahead of real time bytes are sent (about 48 KiB at 128 kbit/s).
-pub const LEAD: TimeDelta = TimeDelta::seconds(3);
+/// How far ahead of real time bytes are sent: the burst a new player gets at once (80 KiB at
+/// 128 kbit/s; Chromium waits for about 4 s of audio before it starts playing).
+pub const LEAD: TimeDelta = TimeDelta::seconds(5);
+/// Data for a frame due later than this is waited for; closer than this, the frame is
+/// given up as a stall and played as silence.
+const STALL_MARGIN: TimeDelta = TimeDelta::milliseconds(500);
 /// Within this of a slot's start, the stream starts the entry at its first frame.
 const SNAP: TimeDelta = TimeDelta::milliseconds(80);
 /// Bytes gathered before a write to the player.
@@ -141,12 +145,34 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
                         }
                         continue;
                     }
-                    // Not held yet at its play time.
+                    // Not held yet: wait while there is time, else it is a stall.
+                    None if clock - now > STALL_MARGIN => {
+                        if !flush(&tx, &mut out).await {
+                            break;
+                        }
+                        tokio::select! {
+                            _ = tx.closed() => break,
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        }
+                        continue;
+                    }
                     None => {
                         p.rejoin = true;
                         None
                     }
                 }
+            }
+            // No entry playable yet (not resolved, head not held, dead air): wait while the
+            // moment is still ahead, else play silence.
+            None if clock - now > STALL_MARGIN => {
+                if !flush(&tx, &mut out).await {
+                    break;
+                }
+                tokio::select! {
+                    _ = tx.closed() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+                continue;
             }
             None => None,
         };
@@ -175,6 +201,11 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         }
     }
     metrics.stream_clients.dec();
+}
+
+/// Sends what is gathered; false when the player is gone.
+async fn flush(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>) -> bool {
+    out.is_empty() || tx.send(Bytes::from(std::mem::take(out))).await.is_ok()
 }
 
 fn write(icy: &mut Option<IcyWriter>, audio: &[u8], title: &str, out: &mut Vec<u8>) {

@@ -305,9 +305,9 @@ fn the_stream_is_the_schedule_decoded_by_ffmpeg_with_icy_titles() {
     let titles = std::thread::spawn(move || icy_titles(stream_port, 14));
     let connected = chrono::Utc::now();
     let (stream, took) = decode_stream(stream_port, 14);
-    // Paced: 14 s of audio cannot arrive faster than 14 s minus the 3 s lead.
+    // Paced: 14 s of audio cannot arrive faster than 14 s minus the 5 s lead.
     assert!(
-        took >= Duration::from_secs(10),
+        took >= Duration::from_secs(8),
         "14 s of audio arrived in {took:?}"
     );
     assert!(stream.len() >= 13 * 44_100 * 2, "{} samples", stream.len());
