@@ -71,6 +71,8 @@ pub struct Node {
     /// Peers per content, with their ids when the tracker named them.
     known: Mutex<HashMap<Hash, Vec<Member>>>,
     port: AtomicU16,
+    /// The peer server's address as bound (its IP may be unspecified).
+    bound: std::sync::Mutex<Option<SocketAddr>>,
     peer_id: String,
     max_connections: usize,
 }
@@ -107,6 +109,7 @@ impl Node {
             upload,
             known: Mutex::new(HashMap::new()),
             port: AtomicU16::new(0),
+            bound: std::sync::Mutex::new(None),
             peer_id: format!("al-{:016x}", rand::random::<u64>()),
             max_connections: config.max_connections,
         })
@@ -121,6 +124,7 @@ impl Node {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         self.port.store(local.port(), Ordering::Relaxed);
+        *self.bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(local);
         let node = self.clone();
         let max = self.max_connections;
         tokio::spawn(
@@ -151,7 +155,7 @@ impl Node {
 
     /// Remembers `addr` as a peer for `root`, with its peer id if known.
     pub fn learn_member(&self, root: Hash, addr: SocketAddr, peer_id: Option<&str>) {
-        if addr.port() == self.port() && addr.ip().is_loopback() || peer_id == Some(&self.peer_id) {
+        if self.is_self(addr) || peer_id == Some(&self.peer_id) {
             return; // ourselves (a tracker answer may list us under another address too)
         }
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
@@ -168,6 +172,19 @@ impl Node {
                 }
                 list.push((addr, peer_id.map(str::to_string)));
             }
+        }
+    }
+
+    /// Whether `addr` is this node's own peer server: its bound address, or, bound to all
+    /// addresses, its port on a loopback address. (Other listeners on this machine, each in its
+    /// own namespace or on its own 127.x address, share the port but not the address.)
+    fn is_self(&self, addr: SocketAddr) -> bool {
+        match *self.bound.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(b) if b.ip().is_unspecified() => {
+                addr.port() == b.port() && addr.ip().is_loopback()
+            }
+            Some(b) => addr == b,
+            None => false,
         }
     }
 
@@ -200,5 +217,33 @@ impl Node {
             // n never exceeds the burst (steps are 16 KiB, the burst at least 64 KiB).
             let _ = limiter.until_n_ready(n).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn other_listeners_on_this_machine_are_peers_not_itself() {
+        let node = Node::new(NodeConfig::default());
+        let cancel = CancellationToken::new();
+        let me = node
+            .start_server("127.0.0.1:0".parse().unwrap(), cancel.clone())
+            .await
+            .unwrap();
+        let root = Hash::from(blake3::hash(b"x"));
+        node.learn(root, me);
+        node.learn_member(root, "127.0.0.9:1".parse().unwrap(), Some(node.peer_id()));
+        assert!(
+            node.known_peers(&root).is_empty(),
+            "itself, by address or by id"
+        );
+        // Same port, another loopback address: another listener (as in network namespaces).
+        let other = SocketAddr::new("127.0.0.2".parse().unwrap(), me.port());
+        node.learn(root, other);
+        assert_eq!(node.known_peers(&root), vec![other]);
+        cancel.cancel();
     }
 }
