@@ -16,7 +16,7 @@ use super::gateway::start_gateway;
 use super::BIN;
 
 /// `seconds` of stereo pink noise (no window repeats) as a tagged 128 kbit/s MP3.
-fn noise_mp3(path: &Path, seed: u32, seconds: u32, title: &str) {
+pub(super) fn noise_mp3(path: &Path, seed: u32, seconds: u32, title: &str) {
     let status = Command::new(require("ffmpeg"))
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!(

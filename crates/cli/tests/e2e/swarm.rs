@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use alluvium_testkit::{b3sum, free_port, wait_for_port, Nginx, Process};
 
 use super::gateway::start_gateway;
-use super::{get, station, BIN};
+use super::{get, BIN};
 
 /// A metric's value from `/metrics` on `port` (0 when absent).
 pub(super) fn metric_of(port: u16, name: &str) -> f64 {
@@ -105,16 +105,28 @@ fn fetch_swarms_between_two_processes() {
 
 #[test]
 fn listen_swarms_what_is_on_air() {
-    let port = free_port();
-    let st = station(&format!("http://127.0.0.1:{port}"));
-    let nginx = Nginx::start_at(port, &st.www, "");
+    // Three 40 s tracks (40 parts each): most parts of an entry are neither due at once nor
+    // the head and tail every listener needs first, so listeners trade them.
+    let www = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let media = www.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    for p in [www.path(), media.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for i in 0..3 {
+        let f = media.join(format!("t{i}.mp3"));
+        super::stream::noise_mp3(&f, 40 + i, 40, &format!("Long {i}"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let nginx = Nginx::start(www.path(), "");
     let state = tempfile::tempdir().unwrap();
     let gw_port = free_port();
     let _gw = start_gateway(gw_port, &state.path().join("g.sqlite"), &[]);
     // A schedule starting now.
     let out = Command::new(BIN)
         .arg("broadcast")
-        .arg(st.www.join("media"))
+        .arg(&media)
         .args([
             "--base-url",
             &format!("{}/media", nginx.url()),
@@ -124,7 +136,7 @@ fn listen_swarms_what_is_on_air() {
             "5m",
         ])
         .arg("-o")
-        .arg(st.www.join("now.rss"))
+        .arg(www.path().join("now.rss"))
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -147,6 +159,7 @@ fn listen_swarms_what_is_on_air() {
         ports.push(peer_port);
         let last = listeners.len() - 1;
         wait_for_port(peer_port, &mut listeners[last].child, "alluvium listen");
+        std::thread::sleep(Duration::from_millis(700)); // listeners join a moment apart
     }
     // Within a few seconds all three hold what is on air and next, and trade with each other.
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -162,8 +175,8 @@ fn listen_swarms_what_is_on_air() {
             .collect();
         let total: u64 = got.iter().map(|(o, p)| o + p).sum();
         let peers: u64 = got.iter().map(|(_, p)| p).sum();
-        // Two 12 s MP3 entries of about 140 kB each, for three listeners.
-        if total >= 3 * 2 * 140_000 && peers > 0 {
+        // A 40 s entry is about 640 kB: each of the three holds at least that much.
+        if total >= 3 * 640_000 && peers > 0 {
             break;
         }
         assert!(
@@ -189,7 +202,7 @@ fn listen_swarms_what_is_on_air() {
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(missing.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("404"), "{stderr}");
-    let not_rss = listen_once("media/01-low-tide.mp3");
+    let not_rss = listen_once("media/t0.mp3");
     let stderr = String::from_utf8_lossy(&not_rss.stderr);
     assert_eq!(not_rss.status.code(), Some(2), "{stderr}");
 }
