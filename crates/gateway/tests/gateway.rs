@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use alluvium_gateway::wire::{AnnounceResponse, ErrorBody, Pending};
 use alluvium_gateway::{Client, ClientError, Config, ContentInfo, Gateway, Store};
-use alluvium_testkit::{b3sum, free_port, Nginx};
+use alluvium_testkit::{b3sum, bytes_of, free_port, public_dir, write_public, Nginx};
 use tokio_util::sync::CancellationToken;
 
 /// A gateway serving on a loopback port, stopped on drop.
@@ -50,23 +50,13 @@ fn local() -> Config {
     }
 }
 
-/// `size` bytes that do not compress or repeat.
+/// `size` bytes that do not compress or repeat, where nginx can read them.
 fn write_file(path: &Path, size: usize, seed: &str) {
-    let mut out = vec![0u8; size];
-    blake3::Hasher::new()
-        .update(seed.as_bytes())
-        .finalize_xof()
-        .fill(&mut out);
-    std::fs::write(path, out).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    write_public(path, &bytes_of(size, seed));
 }
 
 fn www() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
+    public_dir()
 }
 
 async fn ask(gw: &str, url: &str) -> (u16, String) {

@@ -430,6 +430,17 @@ fn range_of(content: &Content, request: &Request) -> (u64, u64) {
     (start, end)
 }
 
+/// The report of a request whose verified bytes were kept.
+fn done(request: &Request, bytes: &Bytes) -> Event {
+    Event::Done {
+        id: request.id,
+        first: request.first,
+        count: request.count,
+        bytes: bytes.len() as u64,
+        source: request.source,
+    }
+}
+
 /// Reads at most `len` bytes of a body; `None` if it was longer or broke.
 async fn body_exact(response: reqwest::Response, len: u64) -> Option<Bytes> {
     let mut out = Vec::with_capacity(len as usize);
@@ -472,13 +483,7 @@ async fn from_peer(node: &Node, content: &Content, peer: SocketAddr, request: Re
         return failed(Failure::Error);
     };
     match content.insert(request.first, &bytes) {
-        Ok(_) => Event::Done {
-            id: request.id,
-            first: request.first,
-            count: request.count,
-            bytes: bytes.len() as u64,
-            source: request.source,
-        },
+        Ok(_) => done(&request, &bytes),
         Err(StoreError::Invalid { part, .. }) => {
             node.metrics.parts_failed_verification.inc();
             report_ban(peer, &format!("part {part} failing verification"));
@@ -530,13 +535,7 @@ async fn from_origin(
         return failed(Failure::Error);
     };
     match content.insert(request.first, &bytes) {
-        Ok(_) => Event::Done {
-            id: request.id,
-            first: request.first,
-            count: request.count,
-            bytes: bytes.len() as u64,
-            source: Source::Origin,
-        },
+        Ok(_) => done(&request, &bytes),
         // The origin's bytes no longer match the tree: its file changed under the same
         // validators (a weak or missing ETag). Never mixed in; peers finish the job.
         Err(StoreError::Invalid { .. }) => {

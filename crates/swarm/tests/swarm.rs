@@ -17,7 +17,7 @@ use alluvium_gateway::{Client, Config, Gateway};
 use alluvium_swarm::{
     download, resolve, spawn_announcer, DownloadConfig, Node, NodeConfig, SwarmError,
 };
-use alluvium_testkit::Nginx;
+use alluvium_testkit::{bytes_of, public_dir, write_public, Nginx};
 use tokio_util::sync::CancellationToken;
 
 const MB: usize = 1 << 20;
@@ -123,31 +123,10 @@ async fn fetch_known(
 }
 
 fn www_with(name: &str, size: usize, seed: &str) -> (tempfile::TempDir, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = public_dir();
     let data = bytes_of(size, seed);
     write_public(&dir.path().join(name), &data);
     (dir, data)
-}
-
-fn bytes_of(size: usize, seed: &str) -> Vec<u8> {
-    let mut data = vec![0u8; size];
-    blake3::Hasher::new()
-        .update(seed.as_bytes())
-        .finalize_xof()
-        .fill(&mut data);
-    data
-}
-
-fn write_public(path: &Path, data: &[u8]) {
-    // Written aside and renamed, as an upload would: nginx keeps serving the old inode to
-    // requests already running.
-    let tmp = path.with_extension("uploading");
-    std::fs::write(&tmp, data).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// Body bytes nginx sent for `path`, from its access log.

@@ -24,6 +24,43 @@ pub fn require(program: &str) -> PathBuf {
     panic!("{program} is required for this test (run ./test.sh, which installs it)");
 }
 
+/// A temporary folder web servers running as another user can read (0755).
+pub fn public_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    make_public(dir.path());
+    dir
+}
+
+/// Creates `path` (and its parents) readable by web servers.
+pub fn public_subdir(path: &Path) {
+    std::fs::create_dir_all(path).unwrap();
+    make_public(path);
+}
+
+fn make_public(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Writes `data` to `path` readable by web servers (0644), aside and renamed as an upload
+/// would: a server keeps sending the old file to requests already running.
+pub fn write_public(path: &Path, data: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_extension("uploading");
+    std::fs::write(&tmp, data).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `size` bytes that neither compress nor repeat, from `seed`.
+pub fn bytes_of(size: usize, seed: &str) -> Vec<u8> {
+    let mut data = vec![0u8; size];
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(seed.as_bytes());
+    hasher.finalize_xof().fill(&mut data);
+    data
+}
+
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alluvium_testkit::{b3sum, free_port, wait_for_port, Nginx, Process};
+use alluvium_testkit::{
+    b3sum, bytes_of, free_port, public_dir, wait_for_port, write_public, Nginx, Process,
+};
 use serde_json::Value;
 
 use super::{get, station, BIN};
@@ -53,21 +55,9 @@ fn resolve(port: u16, url: &str) -> Value {
 
 #[test]
 fn gateway_killed_mid_hash_leaves_no_half_entry() {
-    let www = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(www.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let www = public_dir();
     for (name, size) in [("small.bin", 100_000usize), ("large.bin", 40 << 20)] {
-        let mut data = vec![0u8; size];
-        blake3::Hasher::new()
-            .update(name.as_bytes())
-            .finalize_xof()
-            .fill(&mut data);
-        std::fs::write(www.path().join(name), data).unwrap();
-        std::fs::set_permissions(
-            www.path().join(name),
-            std::fs::Permissions::from_mode(0o644),
-        )
-        .unwrap();
+        write_public(&www.path().join(name), &bytes_of(size, name));
     }
     // 8 MB/s: the large file takes about 5 s to hash, time to kill it midway.
     let nginx = Nginx::start(www.path(), "limit_rate 8m;");

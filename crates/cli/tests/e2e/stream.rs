@@ -9,13 +9,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alluvium_testkit::{free_port, require, wait_for_port, Nginx, Process};
+use alluvium_testkit::{
+    free_port, public_dir, public_subdir, require, wait_for_port, write_public, Nginx, Process,
+};
 use serde_json::Value;
 
 use super::gateway::start_gateway;
 use super::BIN;
 
-/// `seconds` of stereo pink noise (no window repeats) as a tagged 128 kbit/s MP3.
+/// `seconds` of stereo pink noise (no window repeats) as a tagged 128 kbit/s MP3, readable
+/// by web servers.
 pub(super) fn noise_mp3(path: &Path, seed: u32, seconds: u32, title: &str) {
     let status = Command::new(require("ffmpeg"))
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
@@ -33,6 +36,8 @@ pub(super) fn noise_mp3(path: &Path, seed: u32, seconds: u32, title: &str) {
         .status()
         .unwrap();
     assert!(status.success());
+    let data = std::fs::read(path).unwrap();
+    write_public(path, &data);
 }
 
 fn pcm_of(path: &Path) -> Vec<i16> {
@@ -114,13 +119,9 @@ pub(super) struct Noise {
 
 impl Noise {
     pub(super) fn start() -> Self {
-        let www = tempfile::tempdir().unwrap();
-        use std::os::unix::fs::PermissionsExt;
+        let www = public_dir();
         let media = www.path().join("media");
-        std::fs::create_dir_all(&media).unwrap();
-        for p in [www.path(), media.as_path()] {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        public_subdir(&media);
         let names = ["a.mp3", "b.mp3", "c.mp3"];
         for (i, name) in names.iter().enumerate() {
             noise_mp3(
@@ -129,8 +130,6 @@ impl Noise {
                 6,
                 &format!("Track {}", i + 1),
             );
-            std::fs::set_permissions(media.join(name), std::fs::Permissions::from_mode(0o644))
-                .unwrap();
         }
         let pcms: Vec<Vec<i16>> = names.iter().map(|n| pcm_of(&media.join(n))).collect();
         let port = free_port();

@@ -6,7 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alluvium_testkit::{b3sum, free_port, wait_for_port, Nginx, Process};
+use alluvium_testkit::{
+    b3sum, bytes_of, free_port, public_dir, public_subdir, wait_for_port, write_public, Nginx,
+    Process,
+};
 
 use super::gateway::start_gateway;
 use super::{get, BIN};
@@ -26,17 +29,10 @@ fn metric(port: u16, name: &str) -> u64 {
 
 #[test]
 fn fetch_swarms_between_two_processes() {
-    let www = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(www.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut data = vec![0u8; 6 << 20];
-    blake3::Hasher::new()
-        .update(b"fetch")
-        .finalize_xof()
-        .fill(&mut data);
+    let www = public_dir();
+    let data = bytes_of(6 << 20, "fetch");
     let file = www.path().join("show.bin");
-    std::fs::write(&file, &data).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    write_public(&file, &data);
     let nginx = Nginx::start(www.path(), "");
     let state = tempfile::tempdir().unwrap();
     let gw_port = free_port();
@@ -107,17 +103,12 @@ fn fetch_swarms_between_two_processes() {
 fn listen_swarms_what_is_on_air() {
     // Three 40 s tracks (40 parts each): most parts of an entry are neither due at once nor
     // the head and tail every listener needs first, so listeners trade them.
-    let www = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
+    let www = public_dir();
     let media = www.path().join("media");
-    std::fs::create_dir_all(&media).unwrap();
-    for p in [www.path(), media.as_path()] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    public_subdir(&media);
     for i in 0..3 {
         let f = media.join(format!("t{i}.mp3"));
         super::stream::noise_mp3(&f, 40 + i, 40, &format!("Long {i}"));
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let nginx = Nginx::start(www.path(), "");
     let state = tempfile::tempdir().unwrap();
