@@ -32,6 +32,20 @@ fn repo() -> PathBuf {
         .unwrap()
 }
 
+/// `alluvium broadcast MEDIA --base-url BASE/media --start now EXTRA... -o OUT`: a schedule
+/// starting now, for the tests that listen to it.
+fn broadcast_now(media: &Path, base: &str, out: &Path, extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("broadcast")
+        .arg(media)
+        .args(["--base-url", &format!("{base}/media"), "--start", "now"])
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 fn alluvium(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }

@@ -10,7 +10,7 @@ use alluvium_testkit::{
 };
 use serde_json::Value;
 
-use super::{get, station, BIN};
+use super::{broadcast_now, get, station, BIN};
 
 pub(super) fn start_gateway(port: u16, store: &Path, extra: &[&str]) -> Process {
     let child = Command::new(BIN)
@@ -114,20 +114,13 @@ fn broadcast_warms_the_gateway_and_follow_resolves_ahead() {
     let gw_port = free_port();
     let _gw = start_gateway(gw_port, &state.path().join("a.sqlite"), &[]);
     let media = st.www.join("media");
-    let out = Command::new(BIN)
-        .arg("broadcast")
-        .arg(&media)
-        .args([
-            "--base-url",
-            &format!("{}/media", nginx.url()),
-            "--start",
-            "now",
-        ])
-        .args(["--gateway", &format!("http://127.0.0.1:{gw_port}")])
-        .arg("-o")
-        .arg(st.www.join("live.rss"))
-        .output()
-        .unwrap();
+    let gateway = format!("http://127.0.0.1:{gw_port}");
+    let out = broadcast_now(
+        &media,
+        &nginx.url(),
+        &st.www.join("live.rss"),
+        &["--gateway", &gateway],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -15,7 +15,7 @@ use alluvium_testkit::{
 use serde_json::Value;
 
 use super::gateway::start_gateway;
-use super::BIN;
+use super::{broadcast_now, BIN};
 
 /// `seconds` of stereo pink noise (no window repeats) as a tagged 128 kbit/s MP3, readable
 /// by web servers.
@@ -134,21 +134,12 @@ impl Noise {
         let pcms: Vec<Vec<i16>> = names.iter().map(|n| pcm_of(&media.join(n))).collect();
         let port = free_port();
         let nginx = Nginx::start_at(port, www.path(), "");
-        let out = Command::new(BIN)
-            .arg("broadcast")
-            .arg(&media)
-            .args([
-                "--base-url",
-                &format!("{}/media", nginx.url()),
-                "--start",
-                "now",
-                "--for",
-                "10m",
-            ])
-            .arg("-o")
-            .arg(www.path().join("s.rss"))
-            .output()
-            .unwrap();
+        let out = broadcast_now(
+            &media,
+            &nginx.url(),
+            &www.path().join("s.rss"),
+            &["--for", "10m"],
+        );
         assert!(
             out.status.success(),
             "{}",

@@ -12,7 +12,7 @@ use alluvium_testkit::{
 };
 
 use super::gateway::start_gateway;
-use super::{get, BIN};
+use super::{broadcast_now, get, BIN};
 
 /// A metric's value from `/metrics` on `port` (0 when absent).
 pub(super) fn metric_of(port: u16, name: &str) -> f64 {
@@ -115,21 +115,12 @@ fn listen_swarms_what_is_on_air() {
     let gw_port = free_port();
     let _gw = start_gateway(gw_port, &state.path().join("g.sqlite"), &[]);
     // A schedule starting now.
-    let out = Command::new(BIN)
-        .arg("broadcast")
-        .arg(&media)
-        .args([
-            "--base-url",
-            &format!("{}/media", nginx.url()),
-            "--start",
-            "now",
-            "--for",
-            "5m",
-        ])
-        .arg("-o")
-        .arg(www.path().join("now.rss"))
-        .output()
-        .unwrap();
+    let out = broadcast_now(
+        &media,
+        &nginx.url(),
+        &www.path().join("now.rss"),
+        &["--for", "5m"],
+    );
     assert!(out.status.success());
 
     let mut listeners = Vec::new();
