@@ -18,6 +18,10 @@ use std::path::PathBuf;
 
 pub use index::{duration_to_samples, samples_to_duration, FrameIndex, IndexError, IndexPoint};
 pub use mp3::{find_frame, id3v2_len, mpeg_layout, silent_frame, FrameHeader, MpegLayout};
+pub use ogg::{
+    ogg_head, page_info, page_len, OggCodec, OggHead, PageInfo, PageWriter, FLAG_BOS,
+    FLAG_CONTINUED, FLAG_EOS,
+};
 pub use probe::{frame_index, probe, probe_data, Format, MediaInfo, Tags};
 
 /// Why a file could not be probed or indexed.

@@ -93,7 +93,7 @@ fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
 
 /// The codec inside an Ogg stream, from its first packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OggCodec {
+pub enum OggCodec {
     Vorbis,
     Opus,
 }
@@ -171,7 +171,7 @@ pub(crate) fn index(data: &[u8]) -> Result<FrameIndex, IndexError> {
 }
 
 impl OggCodec {
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             OggCodec::Vorbis => "Ogg Vorbis",
             OggCodec::Opus => "Ogg Opus",
@@ -218,6 +218,319 @@ fn identify(packet: &[u8]) -> Result<(OggCodec, u32, u16, u64, usize), IndexErro
 pub(crate) fn codec(data: &[u8]) -> Option<OggCodec> {
     let page = read_page(data, 0).ok()?;
     identify(page.body).ok().map(|(c, ..)| c)
+}
+
+/// Page flag: the page starts with the rest of a packet begun on the page before.
+pub const FLAG_CONTINUED: u8 = 0x01;
+/// Page flag: first page of a logical stream.
+pub const FLAG_BOS: u8 = 0x02;
+/// Page flag: last page of a logical stream.
+pub const FLAG_EOS: u8 = 0x04;
+
+/// What the stream needs of one page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageInfo {
+    /// Bytes in the page, header included.
+    pub len: usize,
+    pub flags: u8,
+    /// Samples at the end of the last packet ending on this page; -1 when none ends here.
+    pub granule: i64,
+    pub serial: u32,
+}
+
+/// The length of the page whose first bytes are `head`, from its header and lacing table:
+/// `Ok(None)` while `head` is too short to tell, `Err` when it is not a page header.
+pub fn page_len(head: &[u8]) -> Result<Option<usize>, IndexError> {
+    if head.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    if &head[..4] != b"OggS" {
+        return Err(IndexError::BadPage {
+            offset: 0,
+            reason: "no OggS capture pattern",
+        });
+    }
+    let nsegs = usize::from(head[26]);
+    let Some(lacing) = head.get(HEADER_LEN..HEADER_LEN + nsegs) else {
+        return Ok(None);
+    };
+    Ok(Some(
+        HEADER_LEN + nsegs + lacing.iter().map(|&l| usize::from(l)).sum::<usize>(),
+    ))
+}
+
+/// The page that starts `data`, its CRC checked.
+pub fn page_info(data: &[u8]) -> Result<PageInfo, IndexError> {
+    let page = read_page(data, 0)?;
+    Ok(PageInfo {
+        len: page.len(),
+        flags: page.flags,
+        granule: page.granule,
+        serial: page.serial,
+    })
+}
+
+/// An Ogg stream's header packets and where its audio starts: what a client joining
+/// mid-stream must receive first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OggHead {
+    pub codec: OggCodec,
+    /// Granule positions per second (48,000 for Opus).
+    pub rate: u32,
+    pub channels: u16,
+    /// Samples decoders drop at the start (Opus pre-skip).
+    pub pre_skip: u64,
+    pub serial: u32,
+    /// Vorbis: identification, comments, setup. Opus: OpusHead, OpusTags.
+    pub packets: Vec<Vec<u8>>,
+    /// Where the first audio page starts.
+    pub audio_start: u64,
+}
+
+/// The header of the Ogg stream at the start of `data`: `Ok(None)` while `data` ends before
+/// the headers do (read more), `Err` when they are not Vorbis or Opus headers.
+pub fn ogg_head(data: &[u8]) -> Result<Option<OggHead>, IndexError> {
+    let mut pos = 0;
+    let mut packets: Vec<Vec<u8>> = Vec::new();
+    let mut partial: Vec<u8> = Vec::new();
+    let mut ident = None;
+    let mut serial = None;
+    loop {
+        let Some(len) = page_len(&data[pos.min(data.len())..])? else {
+            return Ok(None);
+        };
+        if pos + len > data.len() {
+            return Ok(None);
+        }
+        let page = read_page(data, pos)?;
+        pos += len;
+        if *serial.get_or_insert(page.serial) != page.serial {
+            continue; // another logical stream's page
+        }
+        let mut at = 0;
+        for &l in page.lacing {
+            let l = usize::from(l);
+            partial.extend_from_slice(&page.body[at..at + l]);
+            at += l;
+            if l < 255 {
+                packets.push(std::mem::take(&mut partial));
+            }
+        }
+        if ident.is_none() {
+            let first = packets.first().ok_or(IndexError::BadHeaders {
+                reason: "the first page holds no whole packet",
+            })?;
+            ident = Some(identify(first)?);
+        }
+        let (codec, rate, channels, pre_skip, count) = ident.ok_or(IndexError::BadHeaders {
+            reason: "no identification header",
+        })?;
+        if packets.len() >= count {
+            if packets.len() > count || !partial.is_empty() {
+                return Err(IndexError::BadHeaders {
+                    reason: "audio data on a header page",
+                });
+            }
+            return Ok(Some(OggHead {
+                codec,
+                rate,
+                channels,
+                pre_skip,
+                serial: page.serial,
+                packets,
+                audio_start: pos as u64,
+            }));
+        }
+    }
+}
+
+impl OggHead {
+    /// The header packets with the comment packet replaced by one holding `tags` (and the
+    /// original vendor string): how a chained stream names each entry.
+    pub fn with_comments(&self, tags: &[(&str, &str)]) -> Vec<Vec<u8>> {
+        let (magic, framing): (&[u8], bool) = match self.codec {
+            OggCodec::Vorbis => (b"\x03vorbis", true),
+            OggCodec::Opus => (b"OpusTags", false),
+        };
+        let vendor = self
+            .packets
+            .get(1)
+            .and_then(|p| p.strip_prefix(magic))
+            .and_then(|rest| {
+                let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+                rest.get(4..4 + len)
+            })
+            .unwrap_or(b"Alluvium");
+        let mut comment = magic.to_vec();
+        comment.extend((vendor.len() as u32).to_le_bytes());
+        comment.extend_from_slice(vendor);
+        comment.extend((tags.len() as u32).to_le_bytes());
+        for (key, value) in tags {
+            let field = format!("{key}={value}");
+            comment.extend((field.len() as u32).to_le_bytes());
+            comment.extend_from_slice(field.as_bytes());
+        }
+        if framing {
+            comment.push(1);
+        }
+        let mut packets = self.packets.clone();
+        if let Some(p) = packets.get_mut(1) {
+            *p = comment;
+        }
+        packets
+    }
+
+    /// A packet that decodes to silence, and the samples it lasts (granule units), for
+    /// filling dead air inside this stream; `None` where the codec has none Alluvium can
+    /// make (multichannel Opus, a Vorbis setup header it cannot read).
+    ///
+    /// Opus: a CELT 20 ms frame with the silence flag set (RFC 6716 4.3: `FF FE` decodes the
+    /// silence bit as 1). Vorbis: an audio packet of zero bits, mode 0, every channel's floor
+    /// flagged unused, so the decoder outputs zeros; it lasts half of mode 0's block size.
+    pub fn silent_packet(&self) -> Option<(Vec<u8>, u64)> {
+        match self.codec {
+            OggCodec::Opus => {
+                let family = *self.packets.first()?.get(18)?;
+                if family != 0 || self.channels > 2 {
+                    return None;
+                }
+                let stereo = if self.channels == 2 { 0x04 } else { 0 };
+                Some((vec![0xF8 | stereo, 0xFF, 0xFE], 960))
+            }
+            OggCodec::Vorbis => {
+                let ident = self.packets.first()?;
+                let sizes = *ident.get(28)?;
+                let (short, long) = (1u64 << (sizes & 0x0F), 1u64 << (sizes >> 4));
+                let long_block = vorbis_mode0_blockflag(self.packets.get(2)?)?;
+                let block = if long_block { long } else { short };
+                Some((vec![0; 4], block / 2))
+            }
+        }
+    }
+}
+
+/// Whether Vorbis mode 0 uses the long block, read from the end of the setup header.
+///
+/// The setup header ends with the mode table (6 bits count - 1, then per mode 1 bit
+/// blockflag, 16 bits window type = 0, 16 bits transform type = 0, 8 bits mapping) and a
+/// framing bit; reading the codebooks before it would mean decoding all of them, so, as
+/// FFmpeg's and liboggz's parsers do, this reads the table backwards from the framing bit
+/// and takes the longest table whose count field agrees.
+fn vorbis_mode0_blockflag(setup: &[u8]) -> Option<bool> {
+    let bit = |i: usize| (setup[i / 8] >> (i % 8)) & 1;
+    let bits =
+        |from: usize, n: usize| (0..n).fold(0u32, |v, k| v | (u32::from(bit(from + k)) << k));
+    let last = setup.iter().rposition(|&b| b != 0)?;
+    let framing = last * 8 + (7 - setup[last].leading_zeros() as usize);
+    for count in (1..=64usize).rev() {
+        let Some(table) = framing.checked_sub(41 * count) else {
+            continue;
+        };
+        let Some(count_at) = table.checked_sub(6) else {
+            continue;
+        };
+        if bits(count_at, 6) as usize != count - 1 {
+            continue;
+        }
+        let fits = (0..count).all(|m| {
+            let at = table + 41 * m;
+            bits(at + 1, 16) == 0 && bits(at + 17, 16) == 0 && bits(at + 33, 8) < 64
+        });
+        if fits {
+            return Some(bit(table) == 1);
+        }
+    }
+    None
+}
+
+/// Writes pages of one logical stream: whole packets into new pages, or pages of another
+/// stream copied in with this stream's serial number, sequence numbers and CRC.
+#[derive(Debug, Clone)]
+pub struct PageWriter {
+    serial: u32,
+    seq: u32,
+}
+
+impl PageWriter {
+    pub fn new(serial: u32) -> Self {
+        Self { serial, seq: 0 }
+    }
+
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// Pages holding `packets` whole; the last page ends with the last packet and carries
+    /// `granule` (earlier pages where no packet ends carry -1). `bos` marks the first page as
+    /// the stream's beginning.
+    pub fn packets(&mut self, packets: &[&[u8]], granule: i64, bos: bool, out: &mut Vec<u8>) {
+        // Lacing values per packet, then cut into pages of at most 255 segments.
+        let mut segments: Vec<(u8, bool)> = Vec::new(); // (lacing value, ends a packet)
+        let mut body: Vec<u8> = Vec::new();
+        for p in packets {
+            let mut n = p.len();
+            while n >= 255 {
+                segments.push((255, false));
+                n -= 255;
+            }
+            segments.push((n as u8, true));
+            body.extend_from_slice(p);
+        }
+        let pages = segments.chunks(255).count();
+        let mut at = 0;
+        let mut continued = false;
+        for (i, chunk) in segments.chunks(255).enumerate() {
+            let len: usize = chunk.iter().map(|&(l, _)| usize::from(l)).sum();
+            let ends_packet = chunk.iter().any(|&(_, end)| end);
+            let mut flags = if continued { FLAG_CONTINUED } else { 0 };
+            if bos && i == 0 {
+                flags |= FLAG_BOS;
+            }
+            // Only the last page's position is known; an earlier page where a packet ends
+            // gets the same one, exact for headers (0), and callers keep audio to one page.
+            let g = if i + 1 == pages || ends_packet {
+                granule
+            } else {
+                -1
+            };
+            let lacing: Vec<u8> = chunk.iter().map(|&(l, _)| l).collect();
+            self.page(flags, g, &lacing, &body[at..at + len], out);
+            at += len;
+            continued = chunk.last().is_some_and(|&(_, end)| !end);
+        }
+    }
+
+    /// Copies a whole page (as checked by [`page_info`]) into this stream, flags kept but
+    /// BOS.
+    pub fn copy(&mut self, page: &[u8], out: &mut Vec<u8>) {
+        let Some(nsegs) = page.get(26).map(|&n| usize::from(n)) else {
+            return;
+        };
+        let Some(lacing) = page.get(HEADER_LEN..HEADER_LEN + nsegs) else {
+            return;
+        };
+        let Some(body) = page.get(HEADER_LEN + nsegs..) else {
+            return;
+        };
+        let granule = i64::from_le_bytes(page[6..14].try_into().unwrap_or([0xFF; 8]));
+        self.page(page[5] & !FLAG_BOS, granule, lacing, body, out);
+    }
+
+    fn page(&mut self, flags: u8, granule: i64, lacing: &[u8], body: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(b"OggS\0");
+        out.push(flags);
+        out.extend(granule.to_le_bytes());
+        out.extend(self.serial.to_le_bytes());
+        out.extend(self.seq.to_le_bytes());
+        out.extend([0; 4]);
+        out.push(lacing.len() as u8);
+        out.extend_from_slice(lacing);
+        out.extend_from_slice(body);
+        let crc = crc32_update(0, &out[start..]);
+        out[start + 22..start + 26].copy_from_slice(&crc.to_le_bytes());
+        self.seq = self.seq.wrapping_add(1);
+    }
 }
 
 #[cfg(test)]

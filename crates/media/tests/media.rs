@@ -438,3 +438,150 @@ fn silent_frames_decode_to_silence_and_layouts_match_the_index() {
         assert!(decoded.stdout.iter().all(|&b| b == 0), "{name}: not silent");
     }
 }
+
+/// Pages of the Ogg file `data` from `from` on, as (offset, info).
+fn pages_from(data: &[u8], from: usize) -> Vec<(usize, alluvium_media::PageInfo)> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < data.len() {
+        let info = alluvium_media::page_info(&data[at..]).unwrap();
+        out.push((at, info));
+        at += info.len;
+    }
+    out
+}
+
+#[test]
+fn ogg_links_with_new_comments_and_silence_decode_cleanly() {
+    use alluvium_media::{ogg_head, PageWriter, FLAG_CONTINUED, FLAG_EOS};
+    require("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, rate, channels, args) in [
+        ("v.ogg", 44_100, 2, &["-c:a", "libvorbis", "-q:a", "4"][..]),
+        ("v-mono.ogg", 22_050, 1, &["-c:a", "libvorbis"][..]),
+        ("o.opus", 48_000, 2, &["-c:a", "libopus", "-b:a", "96k"][..]),
+        ("o-mono.opus", 48_000, 1, &["-c:a", "libopus"][..]),
+    ] {
+        let path = make(d, name, rate, channels, args);
+        let data = std::fs::read(&path).unwrap();
+        let index = frame_index(&path).unwrap();
+        // Headers need the whole header pages: a short read asks for more.
+        assert_eq!(ogg_head(&data[..40]).unwrap(), None, "{name}");
+        let head = ogg_head(&data).unwrap().unwrap();
+        assert_eq!(Some(0..head.audio_start), index.header(), "{name}");
+        assert_eq!(head.channels, channels as u16, "{name}");
+        let (silent, silent_samples) = head.silent_packet().expect("a silent packet");
+        let second = |granule_rate: u64| granule_rate / silent_samples; // packets per second
+
+        let pages = pages_from(&data, head.audio_start as usize);
+        let half = pages.len() / 2;
+        let join = pages[half..]
+            .iter()
+            .find(|(_, p)| p.flags & FLAG_CONTINUED == 0)
+            .unwrap()
+            .0;
+        let page_bytes = |(at, p): &(usize, alluvium_media::PageInfo)| &data[*at..*at + p.len];
+        let mut stream = Vec::new();
+        let header = |w: &mut PageWriter, title: &str, out: &mut Vec<u8>| {
+            let packets = head.with_comments(&[("TITLE", title), ("ARTIST", "Alluvium")]);
+            w.packets(
+                &packets[..1].iter().map(Vec::as_slice).collect::<Vec<_>>(),
+                0,
+                true,
+                out,
+            );
+            let rest: Vec<&[u8]> = packets[1..].iter().map(Vec::as_slice).collect();
+            w.packets(&rest, 0, false, out);
+        };
+        // Link 1: the first half, then a stall of one second of silence in the same link.
+        let mut w = PageWriter::new(0x1000);
+        header(&mut w, "First", &mut stream);
+        let mut granule = 0;
+        for page in &pages[..half] {
+            w.copy(page_bytes(page), &mut stream);
+            if page.1.granule >= 0 {
+                granule = page.1.granule;
+            }
+        }
+        let n = second(u64::from(head.rate)) as usize;
+        for chunk in vec![silent.as_slice(); n].chunks(50) {
+            granule += (chunk.len() as u64 * silent_samples) as i64;
+            w.packets(chunk, granule, false, &mut stream);
+        }
+        // Link 2: rejoining mid-file (headers again, pages from a fresh packet) to the end.
+        let mut w = PageWriter::new(0x1001);
+        header(&mut w, "Second", &mut stream);
+        let rest = pages
+            .iter()
+            .filter(|(at, _)| *at >= join)
+            .collect::<Vec<_>>();
+        for page in &rest {
+            w.copy(page_bytes(page), &mut stream);
+        }
+        assert!(rest.last().unwrap().1.flags & FLAG_EOS != 0);
+        // Link 3: dead air after the entry, one second of silence in a link of its own.
+        let mut w = PageWriter::new(0x1002);
+        header(&mut w, "Dead air", &mut stream);
+        let mut granule = 0;
+        for chunk in vec![silent.as_slice(); n].chunks(50) {
+            granule += (chunk.len() as u64 * silent_samples) as i64;
+            w.packets(chunk, granule, false, &mut stream);
+        }
+
+        let out = d.join(format!("chained-{name}"));
+        std::fs::write(&out, &stream).unwrap();
+        let probe = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream_tags=title:format_tags=title",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let tags = String::from_utf8_lossy(&probe.stdout);
+        assert!(
+            tags.to_lowercase().contains("tag:title=first"),
+            "{name}: {tags}"
+        );
+        let decoded = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(&out)
+            .args(["-ac", "1", "-ar", "48000", "-f", "s16le", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            decoded.status.success() && decoded.stderr.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&decoded.stderr)
+        );
+        let pcm: Vec<i16> = decoded
+            .stdout
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let secs = pcm.len() as f64 / 48_000.0;
+        let file = index.duration().as_secs_f64();
+        let half_time = index.time_at(pages[half].0 as u64).unwrap().as_secs_f64();
+        let join_time = index.time_at(join as u64).unwrap().as_secs_f64();
+        let expected = half_time + 1.0 + (file - join_time) + 1.0;
+        assert!(
+            (secs - expected).abs() < 0.25,
+            "{name}: decoded {secs:.2} s, expected {expected:.2} s"
+        );
+        // The middle of each silence is digital silence; the tone around it is not.
+        let at = |t: f64| (t * 48_000.0) as usize;
+        let quiet = |from: f64, to: f64| pcm[at(from)..at(to)].iter().all(|&s| s.abs() <= 1);
+        assert!(
+            quiet(half_time + 0.3, half_time + 0.7),
+            "{name}: stall not silent"
+        );
+        assert!(quiet(secs - 0.7, secs - 0.3), "{name}: dead air not silent");
+        assert!(
+            !quiet(half_time - 0.5, half_time - 0.1),
+            "{name}: tone missing"
+        );
+    }
+}
