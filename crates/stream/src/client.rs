@@ -9,6 +9,11 @@
 //! follows the last frame of this one (no tags, no Xing frame in between). Missing data at
 //! play time, or no entry, is filled with silent frames of the station's shape and counted in
 //! `stall_seconds`; when data is back the stream rejoins the schedule where it is by then.
+//!
+//! Ogg stations are chained Ogg streams: each entry, and each rejoin, starts a new logical
+//! stream (a fresh serial number, the entry's header pages with its title in the comments),
+//! and pages are copied with that serial and their own sequence numbers. Silence is the
+//! codec's silent packet, inside the open logical stream (or a new one after an entry ended).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +25,10 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
 
+use alluvium_media::{OggHead, PageWriter};
+
 use crate::icy::IcyWriter;
-use crate::track::Track;
+use crate::track::{Advance, Format, Kind, Track, Unit};
 
 /// How far ahead of real time bytes are sent: the burst a new player gets at once (80 KiB at
 /// 128 kbit/s; Chromium waits for about 4 s of audio before it starts playing).
@@ -31,6 +38,8 @@ pub const LEAD: TimeDelta = TimeDelta::seconds(5);
 const STALL_MARGIN: TimeDelta = TimeDelta::milliseconds(500);
 /// Within this of a slot's start, the stream starts the entry at its first frame.
 const SNAP: TimeDelta = TimeDelta::milliseconds(80);
+/// Joining an Ogg entry, pages are walked from about this long before the moment.
+const OGG_EARLY: TimeDelta = TimeDelta::seconds(2);
 /// Bytes gathered before a write to the player.
 const CHUNK: usize = 8 * 1024;
 
@@ -40,10 +49,24 @@ pub struct Station {
     pub state: Arc<StationState>,
 }
 
+impl Station {
+    /// The stream's format, from the playlist (MP3 until one is read).
+    pub fn kind(&self) -> Kind {
+        self.state
+            .playlist()
+            .map(|p| Kind::of_playlist(&p.playlist))
+            .unwrap_or(Kind::Mpeg)
+    }
+}
+
 struct Playing {
     slot: Slot,
     title: String,
+    /// Vorbis comments for an Ogg link: title and artist.
+    comments: Vec<(&'static str, String)>,
     track: Track,
+    /// An Ogg link must start (headers) before the next page.
+    new_link: bool,
     cursor: u64,
     /// Scheduled time of the frame at which `samples` started counting.
     anchor: DateTime<Utc>,
@@ -63,7 +86,7 @@ fn samples_to(samples: u64, rate: u32) -> TimeDelta {
 /// Where a media time falls in the file's audio, by proportion (exact for CBR; the next frame
 /// boundary is found from there).
 fn estimate_offset(track: &Track, slot: &Slot, at: DateTime<Utc>) -> u64 {
-    let (start, end) = (track.layout.audio_start, track.layout.audio_end);
+    let (start, end) = (track.audio_start, track.audio_end);
     let total = slot.duration().num_microseconds().unwrap_or(1).max(1) as f64;
     let into = (at - slot.start).num_microseconds().unwrap_or(0).max(0) as f64;
     start + ((end - start) as f64 * (into / total).clamp(0.0, 1.0)) as u64
@@ -71,7 +94,7 @@ fn estimate_offset(track: &Track, slot: &Slot, at: DateTime<Utc>) -> u64 {
 
 /// The scheduled time of the frame at `offset`, by the same proportion.
 fn offset_time(track: &Track, slot: &Slot, offset: u64) -> DateTime<Utc> {
-    let (start, end) = (track.layout.audio_start, track.layout.audio_end);
+    let (start, end) = (track.audio_start, track.audio_end);
     let frac = (offset.saturating_sub(start)) as f64 / (end - start).max(1) as f64;
     let total = slot.duration().num_microseconds().unwrap_or(0) as f64;
     slot.start + TimeDelta::microseconds((total * frac) as i64)
@@ -83,7 +106,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
     metrics.stream_clients.inc();
     let mut clock = station.state.now();
     let mut playing: Option<Playing> = None;
-    let mut template: Option<[u8; 4]> = None;
+    let mut output = Output::new(station.kind(), clock);
     let mut title = String::new();
     let mut out: Vec<u8> = Vec::with_capacity(CHUNK * 2);
     loop {
@@ -111,13 +134,11 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         if playing
             .as_ref()
             // A lost entry whose slot is over is done with, found or not.
-            .is_none_or(|p| {
-                p.cursor >= p.track.layout.audio_end || (p.rejoin && clock >= p.slot.end)
-            })
+            .is_none_or(|p| p.cursor >= p.track.audio_end || (p.rejoin && clock >= p.slot.end))
         {
-            playing = next_entry(&station, playing.take(), clock);
+            playing = next_entry(&station, playing.take(), clock, output.kind());
         }
-        let frame = match playing.as_mut() {
+        let unit = match playing.as_mut() {
             Some(p) => {
                 if p.rejoin {
                     rejoin(p, clock);
@@ -125,23 +146,32 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
                 let at = if p.rejoin {
                     None
                 } else {
-                    p.track.frame(p.cursor)
+                    p.track.unit(p.cursor)
                 };
                 match at {
-                    Some(Ok((h, bytes))) => {
-                        p.cursor += bytes.len() as u64;
-                        p.samples += u64::from(h.samples);
-                        p.rate = h.sample_rate;
-                        clock = p.anchor + samples_to(p.samples, p.rate);
-                        template = Some(p.track.layout.first_bytes);
+                    Some(Ok(unit)) => {
+                        p.cursor = if unit.last {
+                            p.track.audio_end
+                        } else {
+                            p.cursor + unit.len
+                        };
+                        match unit.advance {
+                            Advance::By(n) => p.samples += n,
+                            Advance::To(n) => p.samples = n,
+                            Advance::None => {}
+                        }
+                        p.rate = unit.rate;
+                        if unit.advance != Advance::None {
+                            clock = p.anchor + samples_to(p.samples, p.rate);
+                        }
                         title.clone_from(&p.title);
-                        Some(bytes)
+                        Some(unit)
                     }
-                    // Junk: find the next frame.
+                    // Junk: find the next frame or page.
                     Some(Err(())) => {
                         match p.track.sync(p.cursor + 1) {
                             Some(next) => p.cursor = next,
-                            None => p.cursor = p.track.layout.audio_end,
+                            None => p.cursor = p.track.audio_end,
                         }
                         continue;
                     }
@@ -176,14 +206,14 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             }
             None => None,
         };
-        match frame {
-            Some(bytes) => write(&mut icy, &bytes, &title, &mut out),
-            None => match template.and_then(alluvium_media::silent_frame) {
-                Some(silence) => {
-                    let d = alluvium_media::FrameHeader::parse(&silence)
-                        .map(|h| samples_to(u64::from(h.samples), h.sample_rate))
-                        .unwrap_or(TimeDelta::milliseconds(26));
-                    write(&mut icy, &silence, &title, &mut out);
+        match unit {
+            Some(unit) => {
+                if let Some(p) = playing.as_mut() {
+                    output.audio(p, &unit, &mut icy, &title, &mut out);
+                }
+            }
+            None => match output.silence(&mut icy, &title, &mut out) {
+                Some(d) => {
                     clock += d;
                     metrics
                         .stall_seconds
@@ -215,11 +245,170 @@ fn write(icy: &mut Option<IcyWriter>, audio: &[u8], title: &str, out: &mut Vec<u
     }
 }
 
+/// What the player is sent, per format: MPEG frames as they are, Ogg pages rewritten into
+/// the stream's chain of logical streams; and silence in the same shape.
+enum Output {
+    Mpeg {
+        /// The last frame header played: the shape of silence.
+        template: Option<[u8; 4]>,
+    },
+    Ogg {
+        /// The logical stream being written, until its last page.
+        link: Option<Link>,
+        /// The last entry's headers: the shape of silence when no link is open.
+        template: Option<Arc<OggHead>>,
+        /// The next link's serial number.
+        serial: u32,
+    },
+}
+
+struct Link {
+    writer: PageWriter,
+    granule: i64,
+    head: Arc<OggHead>,
+}
+
+/// Dead air is filled in pieces of about this much.
+const SILENCE_PIECE: TimeDelta = TimeDelta::milliseconds(200);
+
+impl Output {
+    fn new(kind: Kind, seed: DateTime<Utc>) -> Self {
+        match kind {
+            Kind::Mpeg => Output::Mpeg { template: None },
+            Kind::Ogg => Output::Ogg {
+                link: None,
+                template: None,
+                // Serial numbers need only differ between links of one stream; a per-client
+                // start keeps players that record several streams from seeing equal ones.
+                serial: seed.timestamp_subsec_nanos() | 1,
+            },
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Output::Mpeg { .. } => Kind::Mpeg,
+            Output::Ogg { .. } => Kind::Ogg,
+        }
+    }
+
+    fn audio(
+        &mut self,
+        p: &mut Playing,
+        unit: &Unit,
+        icy: &mut Option<IcyWriter>,
+        title: &str,
+        out: &mut Vec<u8>,
+    ) {
+        match (self, &p.track.format) {
+            (Output::Mpeg { template }, Format::Mpeg(layout)) => {
+                *template = Some(layout.first_bytes);
+                write(icy, &unit.bytes, title, out);
+            }
+            (
+                Output::Ogg {
+                    link,
+                    template,
+                    serial,
+                },
+                Format::Ogg(head),
+            ) => {
+                if unit.bytes.is_empty() {
+                    return;
+                }
+                if p.new_link || link.is_none() {
+                    let tags: Vec<(&str, &str)> =
+                        p.comments.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    *link = Some(start_link(head.clone(), serial, &tags, out));
+                    *template = Some(head.clone());
+                    p.new_link = false;
+                }
+                if let Some(l) = link.as_mut() {
+                    l.writer.copy(&unit.bytes, out);
+                    if let Advance::To(g) = unit.advance {
+                        l.granule = (g + head.pre_skip) as i64;
+                    }
+                }
+                if unit.last {
+                    *link = None;
+                }
+            }
+            // An entry of another format than the station's is never opened.
+            _ => {}
+        }
+    }
+
+    /// Writes a piece of silence and says how long it lasts; `None` when there is no shape
+    /// for it yet (nothing has played).
+    fn silence(
+        &mut self,
+        icy: &mut Option<IcyWriter>,
+        title: &str,
+        out: &mut Vec<u8>,
+    ) -> Option<TimeDelta> {
+        match self {
+            Output::Mpeg { template } => {
+                let silence = alluvium_media::silent_frame((*template)?)?;
+                let d = alluvium_media::FrameHeader::parse(&silence)
+                    .map(|h| samples_to(u64::from(h.samples), h.sample_rate))
+                    .unwrap_or(TimeDelta::milliseconds(26));
+                write(icy, &silence, title, out);
+                Some(d)
+            }
+            Output::Ogg {
+                link,
+                template,
+                serial,
+            } => {
+                if link.is_none() {
+                    let head = template.clone()?;
+                    *link = Some(start_link(head, serial, &[("TITLE", title)], out));
+                }
+                let l = link.as_mut()?;
+                let (packet, samples) = l.head.silent_packet()?;
+                let per_piece = (SILENCE_PIECE.num_microseconds().unwrap_or(200_000) as u64
+                    * u64::from(l.head.rate)
+                    / 1_000_000)
+                    .div_ceil(samples)
+                    .clamp(1, 255);
+                let packets = vec![packet.as_slice(); per_piece as usize];
+                l.granule += (per_piece * samples) as i64;
+                l.writer.packets(&packets, l.granule, false, out);
+                Some(samples_to(per_piece * samples, l.head.rate))
+            }
+        }
+    }
+}
+
+/// Starts a logical stream: the header pages, with `tags` as its comments.
+fn start_link(
+    head: Arc<OggHead>,
+    serial: &mut u32,
+    tags: &[(&str, &str)],
+    out: &mut Vec<u8>,
+) -> Link {
+    let mut writer = PageWriter::new(*serial);
+    *serial = serial.wrapping_add(1);
+    let packets = head.with_comments(tags);
+    if let Some((first, rest)) = packets.split_first() {
+        // The identification header alone on the first page, as both codecs require.
+        writer.packets(&[first.as_slice()], 0, true, out);
+        let rest: Vec<&[u8]> = rest.iter().map(Vec::as_slice).collect();
+        writer.packets(&rest, 0, false, out);
+    }
+    Link {
+        writer,
+        granule: 0,
+        head,
+    }
+}
+
 /// The entry to play from stream time `clock`, after `previous` (finished), positioned.
 fn next_entry(
     station: &Station,
     previous: Option<Playing>,
     clock: DateTime<Utc>,
+    kind: Kind,
 ) -> Option<Playing> {
     let playlist = station.state.playlist()?;
     let schedule = &playlist.schedule;
@@ -239,14 +428,30 @@ fn next_entry(
     let root = station.state.root_of(&entry.media_url)?;
     let content = station.node.store.get(&root)?;
     let track = Track::open(content)?;
+    if track.kind() != kind {
+        return None; // not the station's format: dead air
+    }
+    let rate = match &track.format {
+        Format::Mpeg(layout) => layout.first.sample_rate,
+        Format::Ogg(head) => head.rate,
+    };
+    let mut comments = vec![(
+        "TITLE",
+        entry.title.clone().unwrap_or_else(|| entry.display_title()),
+    )];
+    if let Some(artist) = entry.creator.clone().filter(|c| !c.is_empty()) {
+        comments.push(("ARTIST", artist));
+    }
     let mut p = Playing {
         slot,
         title: entry.display_title(),
-        cursor: track.layout.audio_start,
+        comments,
+        cursor: track.audio_start,
         anchor: slot.start,
         samples: 0,
-        rate: track.layout.first.sample_rate,
+        rate,
         track,
+        new_link: true,
         rejoin: false,
     };
     if clock - slot.start > SNAP {
@@ -258,16 +463,41 @@ fn next_entry(
 /// Positions `p` at the frame for stream time `clock`.
 fn rejoin(p: &mut Playing, clock: DateTime<Utc>) {
     if clock >= p.slot.end {
-        p.cursor = p.track.layout.audio_end; // its time is over
+        p.cursor = p.track.audio_end; // its time is over
         p.rejoin = false;
         return;
     }
-    let estimate = estimate_offset(&p.track, &p.slot, clock);
-    match p.track.sync(estimate) {
+    let start = match p.track.format {
+        Format::Mpeg(_) => p.track.sync(estimate_offset(&p.track, &p.slot, clock)),
+        // Pages carry their time: walk from a little before the moment to the nearest start.
+        Format::Ogg(_) => {
+            let early = estimate_offset(&p.track, &p.slot, clock - OGG_EARLY);
+            let target = (clock - p.slot.start)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0) as u128
+                * u128::from(p.rate)
+                / 1_000_000;
+            p.track
+                .sync(early)
+                .and_then(|from| p.track.ogg_join(from, target as u64))
+        }
+    };
+    match start {
         Some(frame) => {
             p.cursor = frame;
-            p.anchor = offset_time(&p.track, &p.slot, frame);
-            p.samples = 0;
+            match p.track.format {
+                // Frames count samples from here.
+                Format::Mpeg(_) => {
+                    p.anchor = offset_time(&p.track, &p.slot, frame);
+                    p.samples = 0;
+                }
+                // Pages carry their position in the entry; a new link starts here.
+                Format::Ogg(_) => {
+                    p.anchor = p.slot.start;
+                    p.new_link = true;
+                }
+            }
             p.rejoin = false;
         }
         // The bytes there are not held either: stay lost, play silence.

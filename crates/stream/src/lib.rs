@@ -2,13 +2,14 @@
 //! re-streamed so any internet-radio player plays it, on schedule.
 //!
 //! - [`icy`]: ICY metadata blocks (`StreamTitle`), every 16,000 bytes for clients that ask.
-//! - [`track`]: an entry's MPEG frames read out of its verified parts, its layout from the
-//!   file's first and last parts.
+//! - [`track`]: an entry's MPEG frames or Ogg pages read out of its verified parts, its
+//!   layout from the file's first and last parts (Ogg: its header pages).
 //! - [`client`]: one player's paced stream (join at the scheduled position, gapless entries,
 //!   silence for dead air, stall seconds).
 //! - [`server`]: `/stream`, `/status-json.xsl`, `/metrics`, `/`.
 //!
-//! MP3 stations only, so far: Ogg (chained streams) is still to come.
+//! MP3 stations stream as MP3 (ICY metadata on request); Ogg Vorbis and Opus stations as
+//! chained Ogg streams, one logical stream per entry, titled in its comments.
 
 pub mod client;
 pub mod icy;

@@ -21,12 +21,14 @@ use tracing::Instrument;
 
 use crate::client::{self, Station};
 use crate::icy::{IcyWriter, METAINT};
+use crate::track::Kind;
 
 /// The routes.
 pub fn router(station: Arc<Station>) -> Router {
     Router::new()
         .route("/stream", get(stream))
         .route("/stream.mp3", get(stream))
+        .route("/stream.ogg", get(stream))
         .route("/status-json.xsl", get(status))
         .route("/metrics", get(metrics))
         .route("/", get(page))
@@ -89,6 +91,9 @@ async fn stream(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim() == "1");
     let (name, description) = station_name(&station);
+    let kind = station.kind();
+    // Like Icecast: ICY metadata for MP3 only; an Ogg stream names entries in its comments.
+    let wants_meta = wants_meta && kind == Kind::Mpeg;
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let icy = wants_meta.then(|| IcyWriter::new(METAINT));
     tokio::spawn(client::run(station.clone(), tx, icy).instrument(tracing::debug_span!("player")));
@@ -98,7 +103,7 @@ async fn stream(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl
     let mut builder = Response::builder()
         .status(StatusCode::OK)
         .version(Version::HTTP_10)
-        .header(header::CONTENT_TYPE, "audio/mpeg")
+        .header(header::CONTENT_TYPE, kind.mime_type())
         .header(header::CACHE_CONTROL, "no-cache, no-store")
         .header("icy-name", sanitize(&name))
         .header("icy-description", sanitize(&description))
@@ -143,7 +148,7 @@ async fn status(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl
                 "listeners": m.stream_clients.get(),
                 "server_name": name,
                 "server_description": description,
-                "server_type": "audio/mpeg",
+                "server_type": station.kind().mime_type(),
                 "title": on_air(&station).unwrap_or_default(),
                 "genre": "Alluvium",
                 "alluvium": {
