@@ -17,7 +17,7 @@ mod probe;
 use std::path::PathBuf;
 
 pub use index::{duration_to_samples, samples_to_duration, FrameIndex, IndexError, IndexPoint};
-pub use mp3::{find_frame, id3v2_len, mpeg_layout, silent_frame, FrameHeader, MpegLayout};
+pub use mp3::{find_frame, id3v2_len, mpeg_layout, silent_frame, FrameHeader, MpegLayout, XingToc};
 pub use ogg::{
     ogg_head, page_info, page_len, OggCodec, OggHead, PageInfo, PageWriter, FLAG_BOS,
     FLAG_CONTINUED, FLAG_EOS,

@@ -173,6 +173,85 @@ pub struct MpegLayout {
     pub first: FrameHeader,
     /// Its four header bytes (a template for silence).
     pub first_bytes: [u8; 4],
+    /// The Xing header's seek table, when the file has one (LAME writes it in VBR files).
+    pub toc: Option<XingToc>,
+}
+
+/// A Xing seek table: for each percent of the playing time, where in the stream it falls, in
+/// 256ths of `bytes` counted from the Xing frame at `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XingToc {
+    pub base: u64,
+    pub bytes: u64,
+    pub table: [u8; 100],
+}
+
+impl XingToc {
+    /// Reads the table from the Xing/Info frame at `frame` (its header first); `None` without
+    /// one.
+    fn parse(frame: &[u8], base: u64, tag_at: usize, fallback_bytes: u64) -> Option<Self> {
+        let flags = u32::from_be_bytes(frame.get(tag_at + 4..tag_at + 8)?.try_into().ok()?);
+        let mut at = tag_at + 8;
+        if flags & 1 != 0 {
+            at += 4; // frame count
+        }
+        let mut bytes = fallback_bytes;
+        if flags & 2 != 0 {
+            let b = u32::from_be_bytes(frame.get(at..at + 4)?.try_into().ok()?);
+            if b > 0 {
+                bytes = u64::from(b);
+            }
+            at += 4;
+        }
+        if flags & 4 == 0 {
+            return None;
+        }
+        let table: [u8; 100] = frame.get(at..at + 100)?.try_into().ok()?;
+        // A table must not go backwards.
+        if table.windows(2).any(|w| w[1] < w[0]) {
+            return None;
+        }
+        Some(Self { base, bytes, table })
+    }
+
+    /// The byte offset of `fraction` (0..=1) of the playing time: the table interpolated
+    /// linearly between its percent points, as mpg123 and FFmpeg seek.
+    pub fn offset_at(&self, fraction: f64) -> u64 {
+        let pct = (fraction * 100.0).clamp(0.0, 100.0);
+        let i = (pct as usize).min(99);
+        let a = f64::from(self.table[i]);
+        let b = self
+            .table
+            .get(i + 1)
+            .map(|&v| f64::from(v))
+            .unwrap_or(256.0);
+        let x = a + (b - a) * (pct - i as f64);
+        self.base + (x / 256.0 * self.bytes as f64) as u64
+    }
+
+    /// The fraction of the playing time at byte `offset`: the inverse of [`offset_at`].
+    ///
+    /// [`offset_at`]: XingToc::offset_at
+    pub fn fraction_at(&self, offset: u64) -> f64 {
+        let x = (offset.saturating_sub(self.base)) as f64 / self.bytes.max(1) as f64 * 256.0;
+        for i in 0..100 {
+            let a = f64::from(self.table[i]);
+            let b = self
+                .table
+                .get(i + 1)
+                .map(|&v| f64::from(v))
+                .unwrap_or(256.0);
+            if x < b || i == 99 {
+                let within = if b > a {
+                    ((x - a) / (b - a)).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                return ((i as f64 + within) / 100.0).clamp(0.0, 1.0);
+            }
+        }
+        1.0
+    }
 }
 
 /// The layout from the file's first bytes `head` (enough to hold the ID3v2 tag and three
@@ -186,19 +265,32 @@ pub fn mpeg_layout(head: &[u8], tail: &[u8], size: u64) -> Option<MpegLayout> {
     let (pos, first) = find_frame(head, start)?;
     let mut audio_start = pos;
     let tag_at = pos + first.xing_offset();
-    let is_tag = matches!(head.get(tag_at..tag_at + 4), Some(b"Xing") | Some(b"Info"))
-        || head.get(pos + 36..pos + 40) == Some(b"VBRI");
+    let xing = matches!(head.get(tag_at..tag_at + 4), Some(b"Xing") | Some(b"Info"));
+    let is_tag = xing || head.get(pos + 36..pos + 40) == Some(b"VBRI");
     if is_tag {
         audio_start += first.frame_len;
     }
     let (real_start, real_first) = find_frame(head, audio_start)?;
     let cut = (tail.len() - tagless_end(tail)) as u64;
+    let audio_end = size.saturating_sub(cut);
     let first_bytes: [u8; 4] = head.get(real_start..real_start + 4)?.try_into().ok()?;
+    let toc = xing
+        .then(|| {
+            let frame = head.get(pos..pos + first.frame_len)?;
+            XingToc::parse(
+                frame,
+                pos as u64,
+                first.xing_offset(),
+                audio_end.saturating_sub(pos as u64),
+            )
+        })
+        .flatten();
     Some(MpegLayout {
         audio_start: real_start as u64,
-        audio_end: size.saturating_sub(cut),
+        audio_end,
         first: real_first,
         first_bytes,
+        toc,
     })
 }
 

@@ -585,3 +585,49 @@ fn ogg_links_with_new_comments_and_silence_decode_cleanly() {
         );
     }
 }
+
+#[test]
+fn the_xing_seek_table_finds_times_in_vbr_files() {
+    require("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vbr.mp3");
+    // Loud noise, near silence, loud noise: the bitrate swings, so byte proportion is far off.
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("anoisesrc=d=12:c=white:r=44100:a=0.5,volume='if(between(t,4,8),0,1)':eval=frame")
+        .args(["-ac", "2", "-c:a", "libmp3lame", "-q:a", "2"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let data = std::fs::read(&path).unwrap();
+    let index = frame_index(&path).unwrap();
+    let layout = alluvium_media::mpeg_layout(
+        &data[..64 * 1024],
+        &data[data.len() - 4096..],
+        data.len() as u64,
+    )
+    .unwrap();
+    let toc = layout.toc.expect("LAME writes a seek table in VBR files");
+    let total = index.duration().as_secs_f64();
+    let range = index.audio_range();
+    let (mut worst_toc, mut worst_proportion) = (0.0f64, 0.0f64);
+    for t in [1.0, 3.0, 5.0, 7.0, 9.0, 11.0] {
+        let fraction = t / total;
+        let by_toc = toc.offset_at(fraction);
+        let by_proportion = range.start + ((range.end - range.start) as f64 * fraction) as u64;
+        let time = |o: u64| index.time_at(o).unwrap().as_secs_f64();
+        worst_toc = worst_toc.max((time(by_toc) - t).abs());
+        worst_proportion = worst_proportion.max((time(by_proportion) - t).abs());
+        // And back: the inverse gives the fraction again.
+        assert!(
+            (toc.fraction_at(by_toc) - fraction).abs() < 0.002,
+            "at {t} s"
+        );
+    }
+    assert!(worst_toc < 0.3, "seek table off by {worst_toc:.2} s");
+    assert!(
+        worst_proportion > 1.0,
+        "the file is not VBR enough to tell ({worst_proportion:.2} s)"
+    );
+}

@@ -89,13 +89,26 @@ fn estimate_offset(track: &Track, slot: &Slot, at: DateTime<Utc>) -> u64 {
     let (start, end) = (track.audio_start, track.audio_end);
     let total = slot.duration().num_microseconds().unwrap_or(1).max(1) as f64;
     let into = (at - slot.start).num_microseconds().unwrap_or(0).max(0) as f64;
-    start + ((end - start) as f64 * (into / total).clamp(0.0, 1.0)) as u64
+    let fraction = (into / total).clamp(0.0, 1.0);
+    match &track.format {
+        // A VBR file's Xing seek table maps time to bytes far better than the proportion.
+        Format::Mpeg(layout) if layout.toc.is_some() => layout
+            .toc
+            .map(|toc| toc.offset_at(fraction).clamp(start, end))
+            .unwrap_or(start),
+        _ => start + ((end - start) as f64 * fraction) as u64,
+    }
 }
 
-/// The scheduled time of the frame at `offset`, by the same proportion.
+/// The scheduled time of the frame at `offset`, by the same mapping.
 fn offset_time(track: &Track, slot: &Slot, offset: u64) -> DateTime<Utc> {
     let (start, end) = (track.audio_start, track.audio_end);
-    let frac = (offset.saturating_sub(start)) as f64 / (end - start).max(1) as f64;
+    let frac = match &track.format {
+        Format::Mpeg(layout) if layout.toc.is_some() => {
+            layout.toc.map(|toc| toc.fraction_at(offset)).unwrap_or(0.0)
+        }
+        _ => (offset.saturating_sub(start)) as f64 / (end - start).max(1) as f64,
+    };
     let total = slot.duration().num_microseconds().unwrap_or(0) as f64;
     slot.start + TimeDelta::microseconds((total * frac) as i64)
 }
