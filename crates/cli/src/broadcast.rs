@@ -163,6 +163,42 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes the playlist of `media_dir` (served at `base_url`) to `output`, on air from `start`
+/// for at least `length`: what `alluvium demo` broadcasts. Returns the playlist URL.
+pub(crate) fn write_station(
+    media_dir: &Path,
+    base_url: url::Url,
+    output: &Path,
+    title: &str,
+    start: DateTime<Utc>,
+    length: Duration,
+) -> anyhow::Result<String> {
+    let name = output
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("station.rss")
+        .to_string();
+    let config = Config {
+        media_dir: media_dir.to_path_buf(),
+        feed_url: feed_url_for(&base_url, media_dir, output, &name),
+        base_url,
+        output: output.to_path_buf(),
+        start,
+        length: Length::AtLeast(length),
+        shuffle: None,
+        title: title.to_string(),
+        description: "An Alluvium station.".into(),
+        allow_mixed: false,
+        gateway: None,
+    };
+    let tracks = probe_all(&config.media_dir)?;
+    check_compatible(&tracks, config.allow_mixed).map_err(bad_input)?;
+    let playlist = build(&config, &tracks)?;
+    write_atomically(output, alluvium_playlist::write(&playlist).as_bytes())
+        .with_context(|| format!("writing {}", output.display()))?;
+    Ok(config.feed_url)
+}
+
 /// Has the gateway fetch and hash every media URL, a few at a time, and checks its roots
 /// against the local files: a difference means the web server serves other bytes.
 fn warm_gateway(

@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use alluvium_swarm::station::{self, StationConfig};
+use alluvium_swarm::station::{self, StationConfig, StationState};
 use alluvium_swarm::store::DEFAULT_MEMORY_PER_CONTENT;
-use alluvium_swarm::PickerConfig;
+use alluvium_swarm::{Node, PickerConfig};
+use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::bad_input;
@@ -19,9 +20,10 @@ use crate::swarm_args::{stop_on_ctrl_c, SwarmArgs};
 /// has in time, from its origin, every part verified, nearest its play time first; what this
 /// listener holds is served to others on --peer-listen.
 ///
-/// The station plays as a local internet-radio stream at http://STREAM-LISTEN/stream (MP3
-/// stations), paced in real time at the scheduled moment, with ICY titles: open it in VLC,
-/// mpv, mpg123 or a browser (http://STREAM-LISTEN/ has a player and the swarm's numbers).
+/// The station plays as a local internet-radio stream at http://STREAM-LISTEN/stream, paced
+/// in real time at the scheduled moment (MP3 stations with ICY titles, Ogg Vorbis and Opus
+/// stations as a chained Ogg stream): open it in VLC, mpv, mpg123 or a browser
+/// (http://STREAM-LISTEN/ has a player and the swarm's numbers).
 /// Swarm numbers are also logged and at /metrics.
 ///
 /// Example:
@@ -77,41 +79,85 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async {
         let cancel = CancellationToken::new();
         stop_on_ctrl_c(cancel.clone());
-        let (node, peer_addr) = args
-            .swarm
-            .start_node(
-                None,
-                DEFAULT_MEMORY_PER_CONTENT,
-                args.peer_listen,
-                cancel.clone(),
-            )
-            .await?;
-        println!("peer server and metrics at http://{peer_addr}/metrics");
-        let state = station::StationState::new();
-        let player = Arc::new(alluvium_stream::Station {
-            node: node.clone(),
-            state: state.clone(),
-        });
-        let listener = crate::bind(args.stream_listen, "the stream server").await?;
-        let stream_addr = listener.local_addr()?;
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            if let Err(e) = alluvium_stream::serve(player, listener, stop).await {
-                tracing::error!("stream server stopped: {e}");
-            }
-        });
-        println!("stream at http://{stream_addr}/stream");
-        println!("page at http://{stream_addr}/");
-        let config = StationConfig {
-            playlist_url: args.playlist_url.clone(),
-            ahead: args.ahead,
-            picker: PickerConfig::default(),
-        };
-        station::run(node, gateway, config, state, cancel.clone())
-            .await
-            .map_err(|e| match e {
+        let listener = start(
+            &args.swarm,
+            gateway,
+            &args.playlist_url,
+            args.peer_listen,
+            args.stream_listen,
+            args.ahead,
+            cancel,
+        )
+        .await?;
+        println!(
+            "peer server and metrics at http://{}/metrics",
+            listener.peer_addr
+        );
+        println!("stream at http://{}/stream", listener.stream_addr);
+        println!("page at http://{}/", listener.stream_addr);
+        listener.task.await?
+    })
+}
+
+/// A running listener: its node, where it serves, and the task following the station.
+pub(crate) struct Listener {
+    pub(crate) node: Arc<Node>,
+    pub(crate) state: Arc<StationState>,
+    pub(crate) peer_addr: SocketAddr,
+    pub(crate) stream_addr: SocketAddr,
+    pub(crate) task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts a listener: the peer server on `peer_listen`, the stream on `stream_listen`, and
+/// the station follower, until `cancel`.
+pub(crate) async fn start(
+    swarm: &SwarmArgs,
+    gateway: alluvium_gateway::Client,
+    playlist_url: &str,
+    peer_listen: SocketAddr,
+    stream_listen: SocketAddr,
+    ahead: usize,
+    cancel: CancellationToken,
+) -> anyhow::Result<Listener> {
+    let (node, peer_addr) = swarm
+        .start_node(
+            None,
+            DEFAULT_MEMORY_PER_CONTENT,
+            peer_listen,
+            cancel.clone(),
+        )
+        .await?;
+    let state = StationState::new();
+    let player = Arc::new(alluvium_stream::Station {
+        node: node.clone(),
+        state: state.clone(),
+    });
+    let listener = crate::bind(stream_listen, "the stream server").await?;
+    let stream_addr = listener.local_addr()?;
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        if let Err(e) = alluvium_stream::serve(player, listener, stop).await {
+            tracing::error!("stream server stopped: {e}");
+        }
+    });
+    let config = StationConfig {
+        playlist_url: playlist_url.to_string(),
+        ahead,
+        picker: PickerConfig::default(),
+    };
+    let task = tokio::spawn(
+        station::run(node.clone(), gateway, config, state.clone(), cancel).map(|r| {
+            r.map_err(|e| match e {
                 station::StationError::Unusable { .. } => bad_input(e),
                 other => anyhow::Error::new(other),
             })
+        }),
+    );
+    Ok(Listener {
+        node,
+        state,
+        peer_addr,
+        stream_addr,
+        task,
     })
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod broadcast;
+mod demo;
 mod fetch;
 mod gateway;
 mod listen;
@@ -28,7 +29,8 @@ mod units;
 ///   alluvium serve .                       # a static origin for trying it out
 ///   alluvium gateway --allow-private       # content info, hash trees and the tracker
 ///   alluvium fetch http://127.0.0.1:8080/media/01-low-tide.mp3   # one file by swarming
-///   alluvium listen http://127.0.0.1:8080/station.rss              # tune in (swarm only, yet)
+///   alluvium listen http://127.0.0.1:8080/station.rss              # tune in: http://127.0.0.1:8000/
+///   alluvium demo                          # all of it on this machine, 3 listeners
 ///   alluvium schedule http://127.0.0.1:8080/station.rss
 ///
 /// Every flag can also be set in the environment as ALLUVIUM_<FLAG> (for example
@@ -47,6 +49,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Broadcast(broadcast::Args),
+    Demo(demo::Args),
     Fetch(fetch::Args),
     Gateway(gateway::Args),
     Listen(listen::Args),
@@ -83,9 +86,12 @@ fn main() -> ExitCode {
             cli.command,
             Command::Serve(_) | Command::Gateway(_) | Command::Fetch(_) | Command::Listen(_)
         ),
+        // The demo's status line says what matters; its components' logs only on -v.
+        matches!(cli.command, Command::Demo(_)),
     );
     let result = match cli.command {
         Command::Broadcast(args) => broadcast::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Fetch(args) => fetch::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Listen(args) => listen::run(args),
@@ -105,10 +111,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8, server: bool) {
+fn init_logging(verbose: u8, server: bool, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     // symphonia logs its own probing chatter ("using xing header"); ours says what matters.
     let default = match verbose {
+        0 if quiet => "warn,symphonia=off",
         0 => "info,symphonia=off",
         1 => "debug,symphonia=warn",
         _ => "trace",

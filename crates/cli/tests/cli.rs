@@ -15,6 +15,8 @@ use serde_json::Value;
 
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/demo.rs"]
+mod demo;
 #[path = "e2e/gateway.rs"]
 mod gateway;
 #[path = "e2e/stream.rs"]

@@ -126,6 +126,10 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         let now = station.state.now();
         if clock - LEAD > now || out.len() >= CHUNK {
             if !out.is_empty() {
+                let behind = (clock - LEAD - now).min(TimeDelta::zero());
+                metrics
+                    .schedule_drift_seconds
+                    .set(behind.num_microseconds().unwrap_or(0) as f64 / 1e6);
                 if tx
                     .send(Bytes::from(std::mem::take(&mut out)))
                     .await

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub stall_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// Players connected to the local stream.
     pub stream_clients: Gauge,
+    /// How far the stream runs behind the schedule (seconds, 0 or negative): the media time
+    /// last sent, less the lead, against the station's clock.
+    pub schedule_drift_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -42,6 +45,7 @@ impl Metrics {
             peers: Gauge::default(),
             stall_seconds: Counter::default(),
             stream_clients: Gauge::default(),
+            schedule_drift_seconds: Gauge::default(),
         };
         let mut r = Registry::with_prefix("alluvium");
         r.register(
@@ -84,6 +88,11 @@ impl Metrics {
             "stream_clients",
             "Players connected to the local stream",
             m.stream_clients.clone(),
+        );
+        r.register(
+            "schedule_drift_seconds",
+            "How far the stream runs behind the schedule (0 when on time)",
+            m.schedule_drift_seconds.clone(),
         );
         Self {
             registry: Arc::new(r),
