@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A whole station on this machine: the sample folder broadcast and served over HTTP, a gateway,
-# and one listener whose stream any player can open. (Until `alluvium demo` exists.)
+# and one listener whose stream any player can open, as separate processes (`alluvium demo`
+# does it in one).
 #   ./station.sh        then open http://127.0.0.1:8000/ in a browser, or: mpv http://127.0.0.1:8000/stream
 # Ctrl-C stops everything. PORT (8080), GATEWAY_PORT (7000), STREAM_PORT (8000) move the ports.
 set -euo pipefail
