@@ -78,6 +78,14 @@ impl Client {
         u
     }
 
+    /// Where the gateway hands out the playlist at `playlist_url` (`/v1/playlist?url=`),
+    /// read from its server once per few seconds however many listeners ask.
+    pub fn playlist_url(&self, playlist_url: &str) -> String {
+        let mut u = self.endpoint("/v1/playlist");
+        u.query_pairs_mut().append_pair("url", playlist_url);
+        u.to_string()
+    }
+
     fn unreachable(&self, source: reqwest::Error) -> ClientError {
         ClientError::Unreachable {
             gateway: self.base.to_string(),

@@ -26,6 +26,8 @@ pub enum FetchError {
     Changed { url: String, detail: String },
     #[error("too many URLs are being fetched; ask again later")]
     Busy,
+    #[error("{url}: not an Alluvium playlist ({reason})")]
+    NotAPlaylist { url: String, reason: String },
     #[error("the gateway's store failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -44,6 +46,7 @@ impl FetchError {
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Changed { .. } => (StatusCode::SERVICE_UNAVAILABLE, "changed_during_fetch"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::NotAPlaylist { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_playlist"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

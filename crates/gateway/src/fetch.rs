@@ -46,16 +46,7 @@ pub(crate) async fn fetch(
     progress: Arc<Progress>,
 ) -> Result<Fetched, FetchError> {
     let name = url.as_str().to_string();
-    let policy = Policy {
-        allow_private: config.allow_private,
-    };
-    policy.check_url(url).map_err(|e| match e {
-        UrlRefusal::Address(host) => FetchError::NotAllowed {
-            url: name.clone(),
-            host,
-        },
-        other => FetchError::BadUrl(format!("{name}: {other}")),
-    })?;
+    check_url(config, url)?;
 
     let mut request = client.get(url.clone());
     if let Some(v) = &previous {
@@ -160,7 +151,21 @@ fn validators(headers: &HeaderMap) -> (Option<String>, Option<String>) {
     (get(header::ETAG), get(header::LAST_MODIFIED))
 }
 
-fn request_error(url: &str, config: &Config, e: reqwest::Error) -> FetchError {
+/// Whether the address policy lets the gateway fetch `url`.
+pub(crate) fn check_url(config: &Config, url: &Url) -> Result<(), FetchError> {
+    let policy = Policy {
+        allow_private: config.allow_private,
+    };
+    policy.check_url(url).map_err(|e| match e {
+        UrlRefusal::Address(host) => FetchError::NotAllowed {
+            url: url.as_str().to_string(),
+            host,
+        },
+        other => FetchError::BadUrl(format!("{url}: {other}")),
+    })
+}
+
+pub(crate) fn request_error(url: &str, config: &Config, e: reqwest::Error) -> FetchError {
     let mut source = e.source();
     while let Some(s) = source {
         if let Some(refused) = s.downcast_ref::<Refused>() {

@@ -22,6 +22,7 @@ use crate::config::{
 };
 use crate::error::FetchError;
 use crate::metrics::Metrics;
+use crate::playlists::Playlists;
 use crate::resolve::{Resolution, Resolver};
 use crate::store::Store;
 use crate::tracker::{RateLimiter, Tracker, TrackerLimits};
@@ -29,11 +30,14 @@ use crate::wire::{AnnounceRequest, AnnounceResponse, ErrorBody};
 
 /// Largest announce body (a real one is about 150 bytes).
 const MAX_ANNOUNCE_BODY: usize = 4096;
+/// How long a playlist read from its server is handed out before it is checked again.
+const PLAYLIST_FRESH: Duration = Duration::from_secs(5);
 /// What a `202` tells clients to wait before asking again.
 const PENDING_RETRY_AFTER_S: u64 = 2;
 
 struct Shared {
     resolver: Resolver,
+    playlists: Playlists,
     tracker: Mutex<Tracker>,
     limiter: Mutex<RateLimiter>,
     rng: Mutex<rand::rngs::StdRng>,
@@ -61,6 +65,7 @@ impl Gateway {
     ) -> Result<Self, reqwest::Error> {
         let metrics = Metrics::new();
         let client = crate::policy::origin_client(&config)?;
+        let playlists = Playlists::new(client.clone(), config.clone(), PLAYLIST_FRESH);
         let resolver = Resolver::new(
             store,
             client,
@@ -72,6 +77,7 @@ impl Gateway {
         let gateway = Self {
             shared: Arc::new(Shared {
                 resolver,
+                playlists,
                 tracker: Mutex::new(Tracker::new(TrackerLimits {
                     per_content: MAX_PEERS_PER_CONTENT,
                     total: MAX_PEERS_TOTAL,
@@ -122,6 +128,7 @@ impl Gateway {
         let v1 = Router::new()
             .route("/v1/content", get(content))
             .route("/v1/content/{blake3}/outboard", get(outboard))
+            .route("/v1/playlist", get(playlist))
             .route(
                 "/v1/announce",
                 post(announce).layer(DefaultBodyLimit::max(MAX_ANNOUNCE_BODY)),
@@ -221,6 +228,40 @@ async fn content(State(shared): State<Arc<Shared>>, Query(q): Query<ContentQuery
                 HeaderValue::from(PENDING_RETRY_AFTER_S),
             );
             r
+        }
+        Err(e) => fetch_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct PlaylistQuery {
+    url: String,
+}
+
+async fn playlist(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<PlaylistQuery>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    match shared.playlists.get(&q.url).await {
+        Ok(p) => {
+            let etag = HeaderValue::from_str(&p.etag).unwrap_or(HeaderValue::from_static("\"\""));
+            let matches = headers
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+            let common = [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-alluvium"),
+                ),
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ];
+            if matches {
+                (StatusCode::NOT_MODIFIED, common).into_response()
+            } else {
+                (common, p.body).into_response()
+            }
         }
         Err(e) => fetch_error(&e),
     }

@@ -30,6 +30,7 @@ mod fetch;
 pub mod follow;
 mod http;
 mod metrics;
+mod playlists;
 pub mod policy;
 mod resolve;
 mod store;

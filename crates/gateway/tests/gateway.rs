@@ -511,3 +511,89 @@ async fn one_address_cannot_flood_the_gateway() {
     let addr: SocketAddr = gw.url.trim_start_matches("http://").parse().unwrap();
     assert!(addr.ip().is_loopback());
 }
+
+const PLAYLIST: &str = r#"<?xml version="1.0"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+         xmlns="http://purl.org/rss/1.0/"
+         xmlns:dc="http://purl.org/dc/elements/1.1/"
+         xmlns:mm="http://musicbrainz.org/mm/mm-2.0#">
+  <channel rdf:about="http://radio.example/station.rss">
+    <title>TITLE</title>
+    <dc:date>2026-11-25T12:00:00Z</dc:date>
+    <link>http://radio.example/</link>
+    <description>A station.</description>
+    <items><rdf:Seq><rdf:li rdf:resource="http://radio.example/one.mp3"/></rdf:Seq></items>
+  </channel>
+  <item rdf:about="http://radio.example/one.mp3">
+    <title>One</title>
+    <link>http://radio.example/one.mp3</link>
+    <mm:duration>180000</mm:duration>
+  </item>
+</rdf:RDF>
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playlists_are_read_once_for_many_listeners_and_only_playlists() {
+    let www = www();
+    write_public(
+        &www.path().join("station.rss"),
+        PLAYLIST.replace("TITLE", "First").as_bytes(),
+    );
+    write_file(&www.path().join("not.rss"), 1000, "junk");
+    let nginx = Nginx::start(www.path(), "");
+    let gw = gateway(local()).await;
+    let client = Client::new(&gw.url).unwrap();
+    let url = format!("{}/station.rss", nginx.url());
+
+    // Twenty listeners at once: one GET at the origin, the same bytes for all.
+    let asks = (0..20).map(|_| {
+        let u = client.playlist_url(&url);
+        tokio::spawn(async move { reqwest::get(u).await.unwrap() })
+    });
+    let mut etag = String::new();
+    for r in futures_util::future::join_all(asks).await {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/x-alluvium");
+        etag = r.headers()["etag"].to_str().unwrap().to_string();
+        assert!(r.text().await.unwrap().contains("<title>First</title>"));
+    }
+    assert_eq!(nginx.gets("/station.rss"), 1, "{:?}", nginx.access_log());
+
+    // A listener's conditional read: 304 while unchanged.
+    let r = reqwest::Client::new()
+        .get(client.playlist_url(&url))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    // Changed at the server: after the freshness window the new one is handed out.
+    write_public(
+        &www.path().join("station.rss"),
+        PLAYLIST.replace("TITLE", "Second").as_bytes(),
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = reqwest::get(client.playlist_url(&url)).await.unwrap();
+    assert_ne!(r.headers()["etag"].to_str().unwrap(), etag);
+    assert!(r.text().await.unwrap().contains("<title>Second</title>"));
+
+    // Not a playlist, not there, not allowed: named errors, never the bytes.
+    let (status, body) = get_json(&client.playlist_url(&format!("{}/not.rss", nginx.url()))).await;
+    assert_eq!((status, body.error.as_str()), (422, "not_a_playlist"));
+    let (status, body) = get_json(&client.playlist_url(&format!("{}/gone.rss", nginx.url()))).await;
+    assert_eq!((status, body.error.as_str()), (404, "origin_not_found"));
+    let strict = gateway(Config {
+        rate_limit: 0,
+        ..Config::default()
+    })
+    .await;
+    let (status, body) = get_json(&Client::new(&strict.url).unwrap().playlist_url(&url)).await;
+    assert_eq!((status, body.error.as_str()), (403, "not_allowed"));
+}
+
+async fn get_json(url: &str) -> (u16, ErrorBody) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}

@@ -594,7 +594,7 @@ fn the_xing_seek_table_finds_times_in_vbr_files() {
     // Loud noise, near silence, loud noise: the bitrate swings, so byte proportion is far off.
     let status = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("anoisesrc=d=12:c=white:r=44100:a=0.5,volume='if(between(t,4,8),0,1)':eval=frame")
+        .arg("anoisesrc=d=12:c=white:r=44100:a=0.5:s=7,volume='if(between(t,4,8),0,1)':eval=frame")
         .args(["-ac", "2", "-c:a", "libmp3lame", "-q:a", "2"])
         .arg(&path)
         .status()
@@ -619,11 +619,11 @@ fn the_xing_seek_table_finds_times_in_vbr_files() {
         let time = |o: u64| index.time_at(o).unwrap().as_secs_f64();
         worst_toc = worst_toc.max((time(by_toc) - t).abs());
         worst_proportion = worst_proportion.max((time(by_proportion) - t).abs());
-        // And back: the inverse gives the fraction again.
-        assert!(
-            (toc.fraction_at(by_toc) - fraction).abs() < 0.002,
-            "at {t} s"
-        );
+        // And back: the inverse lands on the same bytes, within the table's resolution
+        // (in silence many percents share one byte position, so the fraction itself is not
+        // unique there).
+        let back = toc.offset_at(toc.fraction_at(by_toc));
+        assert!(back.abs_diff(by_toc) <= toc.bytes / 256 + 1, "at {t} s");
     }
     assert!(worst_toc < 0.3, "seek table off by {worst_toc:.2} s");
     assert!(

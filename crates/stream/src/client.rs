@@ -154,6 +154,9 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             .is_none_or(|p| p.cursor >= p.track.audio_end || (p.rejoin && clock >= p.slot.end))
         {
             playing = next_entry(&station, playing.take(), clock, output.kind());
+            if let Some(p) = &playing {
+                output.learn_shape(&p.track);
+            }
         }
         let unit = match playing.as_mut() {
             Some(p) => {
@@ -306,6 +309,21 @@ impl Output {
         match self {
             Output::Mpeg { .. } => Kind::Mpeg,
             Output::Ogg { .. } => Kind::Ogg,
+        }
+    }
+
+    /// Takes the shape of silence from an entry's layout when none is known yet, so a player
+    /// that connects before the data at its moment has arrived hears silence at once (and
+    /// the entry from where the schedule is when it comes), not nothing.
+    fn learn_shape(&mut self, track: &Track) {
+        match (self, &track.format) {
+            (Output::Mpeg { template }, Format::Mpeg(layout)) if template.is_none() => {
+                *template = Some(layout.first_bytes);
+            }
+            (Output::Ogg { template, .. }, Format::Ogg(head)) if template.is_none() => {
+                *template = Some(head.clone());
+            }
+            _ => {}
         }
     }
 

@@ -273,6 +273,14 @@ pub async fn download(
             }
         }
         for request in picker.next(now, &mut rng) {
+            debug!(
+                id = request.id,
+                first = request.first,
+                count = request.count,
+                from = ?request.source,
+                avail = picker.availability(request.first),
+                "ask"
+            );
             let handle = spawn_request(
                 &node,
                 &content,
@@ -353,6 +361,7 @@ fn handle(
             } => {
                 *last_news = Instant::now();
                 running.remove(&id);
+                debug!(id, first, count, from = ?source, "got");
                 match source {
                     Source::Origin => node.metrics.bytes_from_origin.inc_by(bytes),
                     Source::Peer(_) => node.metrics.bytes_from_peers.inc_by(bytes),
@@ -364,6 +373,7 @@ fn handle(
                 }
             }
             Event::Failed { id, failure } => {
+                debug!(id, ?failure, "failed");
                 let source = running.remove(&id);
                 drop(source);
                 if let PeerVerdict::Banned = picker.failed(id, failure, now) {
@@ -477,6 +487,7 @@ async fn from_peer(node: &Node, content: &Content, peer: SocketAddr, request: Re
     match response.status() {
         StatusCode::PARTIAL_CONTENT => {}
         StatusCode::RANGE_NOT_SATISFIABLE => return failed(Failure::NotHeld),
+        StatusCode::SERVICE_UNAVAILABLE => return failed(Failure::Busy),
         _ => return failed(Failure::Error),
     }
     let Some(bytes) = body_exact(response, end - start).await else {

@@ -37,6 +37,8 @@ use crate::bitfield::Bitfield;
 /// A part due this long ago has been played (as silence) already: it is no longer urgent,
 /// and the origin is not asked for it.
 const MISSED_MS: i64 = 1_000;
+/// A busy peer (`503`) is not asked again for this long.
+const BUSY_BACKOFF_MS: u64 = 500;
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,6 +63,8 @@ pub enum Failure {
     BadData,
     /// A peer answered 416: it does not hold what its bitfield claimed.
     NotHeld,
+    /// A peer answered 503: it is serving as much as it can; not a fault.
+    Busy,
     /// Connection error, bad status, timeout, cancelled by the shell for slowness.
     Error,
 }
@@ -96,8 +100,13 @@ pub struct PickerConfig {
     pub origin_slots: usize,
     /// Extra origin requests allowed for urgent parts.
     pub urgent_origin_slots: usize,
-    /// Most parts in one request.
+    /// Most parts in one request (to the origin: a block, fetched by its owner whole).
     pub max_run: u32,
+    /// Most parts in one request to a peer: small asks keep a slow uplink's queue short.
+    pub peer_max_run: u32,
+    /// With deadlines, how far ahead of their play time parts are asked of peers: the window
+    /// in which the swarm trades, so uplinks carry what is due soon, not what plays later.
+    pub peer_ahead_ms: i64,
     /// A part due within this is urgent: the origin may send it if no peer does in time.
     pub urgent_ms: i64,
     /// An urgent part's request still in flight after this is duplicated elsewhere.
@@ -118,17 +127,19 @@ pub struct PickerConfig {
 impl Default for PickerConfig {
     fn default() -> Self {
         Self {
-            peer_slots: 4,
+            peer_slots: 2,
             origin_slots: 2,
             urgent_origin_slots: 2,
             max_run: 4,
+            peer_max_run: 2,
+            peer_ahead_ms: 30_000,
             urgent_ms: 3_000,
             urgent_late_ms: 1_000,
             late_ms: 5_000,
-            origin_ahead_ms: 10 * 60_000,
+            origin_ahead_ms: 20_000,
             max_false_claims: 3,
             orphan_ms: 2_000,
-            origin_grace_ms: 1_000,
+            origin_grace_ms: 500,
         }
     }
 }
@@ -188,8 +199,9 @@ pub struct Picker {
     next_id: u64,
     /// This node's member hash.
     me: u64,
-    /// Which blocks this node owns, recomputed when the members change.
-    owned: Option<Vec<bool>>,
+    /// This node's rank per block among the members it knows (0: the owner), recomputed
+    /// when the members change.
+    owned: Option<Vec<u16>>,
     /// When a peer last gained parts (ms).
     last_news: u64,
 }
@@ -235,8 +247,9 @@ impl Picker {
         part / self.config.max_run.max(1)
     }
 
-    /// Whether this node owns `part`'s block among the members it knows.
-    fn owns(&mut self, part: u32) -> bool {
+    /// This node's rank for `part`'s block among the members it knows: 0 when it owns it,
+    /// 1 when one member comes before it, and so on.
+    fn rank(&mut self, part: u32) -> u16 {
         let block = self.block_of(part) as usize;
         if self.owned.is_none() {
             let members: Vec<u64> = self
@@ -246,17 +259,58 @@ impl Picker {
                 .filter_map(|p| p.member)
                 .collect();
             let blocks = self.block_of(self.have.len().saturating_sub(1)) + 1;
-            let owned = (0..blocks)
+            let ranks = (0..blocks)
                 .map(|b| {
                     let mine = score(self.me, b);
-                    members.iter().all(|m| score(*m, b) < mine)
+                    let before = members.iter().filter(|m| score(**m, b) > mine).count();
+                    u16::try_from(before).unwrap_or(u16::MAX)
                 })
                 .collect();
-            self.owned = Some(owned);
+            self.owned = Some(ranks);
         }
         self.owned
             .as_ref()
-            .is_some_and(|o| o.get(block).copied().unwrap_or(true))
+            .and_then(|o| o.get(block).copied())
+            .unwrap_or(0)
+    }
+
+    /// Whether this node owns `part`'s block among the members it knows.
+    fn owns(&mut self, part: u32) -> bool {
+        self.rank(part) == 0
+    }
+
+    /// Whether an urgent part no peer sends in time may be taken from the origin now. Alone,
+    /// always. With peers, not in the first moments (their bitfields are on the way), and
+    /// then in turn: the block's owner at once, the next members as the moment nears, the
+    /// rest only in the last second. So a part that nobody has yet reaches the swarm from
+    /// the origin about once, not once per listener, and a congested origin does not turn
+    /// every part urgent for everyone.
+    fn may_rescue(&mut self, part: u32, now: u64) -> bool {
+        // The tracker's answer and the peers' bitfields come in the first moments.
+        if now < self.config.origin_grace_ms {
+            return false;
+        }
+        if self.peers.values().all(|p| p.banned) {
+            return true;
+        }
+        let Some(left) = self.deadline(part).map(|d| d - now as i64) else {
+            return true;
+        };
+        let urgent = self.config.urgent_ms;
+        let limit = match self.rank(part) {
+            0 => return true,
+            1 => urgent,
+            2 => urgent * 2 / 3,
+            _ => urgent / 3,
+        };
+        // A part already due (a listener joining mid-entry, the head of the entry on air)
+        // is for peers to send: from the origin it would come late anyway, once per joiner.
+        (0..=limit).contains(&left)
+    }
+
+    /// How many known peers hold `part` (for logs).
+    pub fn availability(&self, part: u32) -> u16 {
+        self.avail.get(part as usize).copied().unwrap_or(0)
     }
 
     pub fn have(&self) -> &Bitfield {
@@ -361,15 +415,24 @@ impl Picker {
         }
     }
 
+    /// When `part` is needed: its play time, or for a pinned part the entry's start (the
+    /// stream reads those before any audio).
     fn deadline(&self, part: u32) -> Option<i64> {
-        self.deadlines.of(part)
+        let d = self.deadlines.of(part)?;
+        if self.pinned(part) {
+            return Some(d.min(self.deadlines.of(0)?));
+        }
+        Some(d)
     }
 
     /// Due soon, and not already missed (a part whose moment has passed is no longer
-    /// played: the stream has moved on).
+    /// played: the stream has moved on). A pinned part is urgent from shortly before its
+    /// entry starts until it is held, however long the entry has played.
     fn urgent(&self, part: u32, now: u64) -> bool {
         if self.pinned(part) && !self.have.get(part) {
-            return true;
+            return self
+                .deadline(part)
+                .is_some_and(|d| d - now as i64 <= self.config.urgent_ms);
         }
         self.deadline(part).is_some_and(|d| {
             let left = d - now as i64;
@@ -466,8 +529,12 @@ impl Picker {
 
     /// Extends a run from `first` while parts stay askable from `source` (and held by it).
     fn run(&self, first: u32, source: Source, now: u64, endgame: bool) -> u32 {
+        let max = match source {
+            Source::Peer(_) => self.config.peer_max_run,
+            Source::Origin => self.config.max_run,
+        };
         let mut count = 1;
-        while count < self.config.max_run {
+        while count < max {
             let p = first + count;
             // A run does not reach from a pinned part into parts that have aired.
             if p >= self.have.len() || (self.missed(p, now) && !self.missed(first, now)) {
@@ -554,6 +621,7 @@ impl Picker {
                     }
                     if self.askable(p, now, Source::Origin)
                         && (self.avail[p as usize] == 0 || self.by_part.contains_key(&p))
+                        && self.may_rescue(p, now)
                     {
                         let count = self.run(p, Source::Origin, now, false);
                         out.push(self.start(p, count, Source::Origin, now));
@@ -563,7 +631,10 @@ impl Picker {
             if self.origin_inflight < self.config.origin_slots && now >= self.config.origin_grace_ms
             {
                 let horizon = now as i64 + self.config.origin_ahead_ms;
-                let orphans = now.saturating_sub(self.last_news) >= self.config.orphan_ms;
+                // Without deadlines (a plain fetch), blocks of a silent owner are taken over
+                // after a while; with them, urgency does that, in turn (`may_rescue`).
+                let orphans = self.deadlines == Deadlines::None
+                    && now.saturating_sub(self.last_news) >= self.config.orphan_ms;
                 let mut candidates: Vec<u32> = Vec::new();
                 for p in 0..n {
                     if self.avail[p as usize] == 0
@@ -609,8 +680,13 @@ impl Picker {
         };
         if self.deadlines != Deadlines::None {
             // Nearest deadline first (parts are due in index order), from the first part not
-            // yet missed; missed ones only when nothing else is wanted.
-            return self.wanted_order(now).find(|&p| ok(p));
+            // yet missed; missed ones only when nothing else is wanted; nothing past the
+            // trading window.
+            let horizon = now as i64 + self.config.peer_ahead_ms;
+            return self
+                .wanted_order(now)
+                .filter(|&p| self.deadline(p).is_none_or(|d| d <= horizon))
+                .find(|&p| ok(p));
         }
         // Rarest first among a sample, from a random start so peers spread their asks.
         let start = rng.random_range(0..n.max(1));
@@ -741,6 +817,12 @@ impl Picker {
                         }
                         PeerVerdict::Fine
                     }
+                    Failure::Busy => {
+                        // Not a fault: ask others for a moment.
+                        s.score *= 0.8;
+                        s.backoff_until = now + BUSY_BACKOFF_MS;
+                        PeerVerdict::Fine
+                    }
                     Failure::Error => {
                         s.failures += 1;
                         s.score /= 2.0;
@@ -834,7 +916,7 @@ mod tests {
             reqs.iter()
                 .filter(|r| matches!(r.source, Source::Peer(_)))
                 .count(),
-            4
+            PickerConfig::default().peer_slots
         );
     }
 
@@ -850,9 +932,9 @@ mod tests {
         // At t=8000 parts 0..=5 are due within 3 s; the peer takes the first ones in order.
         let reqs = p.next(8_000, &mut rng());
         let peer_reqs: Vec<_> = reqs.iter().filter(|r| r.source != Source::Origin).collect();
-        assert_eq!(peer_reqs[0].first, 0);
+        assert_eq!((peer_reqs[0].first, peer_reqs[0].count), (0, 2));
         assert_eq!(peer_reqs[1].first, 49, "the last part is pinned (tags)");
-        assert_eq!(peer_reqs[2].first, 4);
+        assert_eq!(peer_reqs.len(), 2, "two asks at a time per peer");
         // Nothing is lacking at any peer, and parts are in flight in time: no origin.
         assert!(reqs.iter().all(|r| r.source != Source::Origin), "{reqs:?}");
         // The peer is slow: after 1 s the urgent parts are asked of the origin too.
@@ -866,6 +948,34 @@ mod tests {
     }
 
     #[test]
+    fn a_later_entry_waits_for_its_window_and_busy_peers_are_not_faulted() {
+        // The next entry starts in 60 s: nothing of it is urgent yet, not even the parts the
+        // stream reads first, and peers are asked only for what is due within the window.
+        let d = Deadlines::Linear {
+            start_ms: 60_000,
+            per_part_ms: 1000.0,
+        };
+        let mut p = Picker::new(Bitfield::new(50), d, PickerConfig::default(), 1);
+        p.add_peer(peer(1), None);
+        p.set_peer_have(peer(1), full(50), 0);
+        assert!(
+            p.next(2_000, &mut rng()).is_empty(),
+            "too early for anything"
+        );
+        let window = PickerConfig::default().peer_ahead_ms;
+        let reqs = p.next((60_000 - window + 1) as u64, &mut rng());
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        assert!(reqs.iter().all(|r| r.source == Source::Peer(peer(1))));
+        assert_eq!(reqs[0].first, 0, "the head first");
+        // A busy answer: a short pause for that peer, no fault, no ban.
+        let now = (60_000 - window + 10) as u64;
+        assert_eq!(p.failed(reqs[0].id, Failure::Busy, now), PeerVerdict::Fine);
+        let state = &p.peers[&peer(1)];
+        assert_eq!(state.failures, 0);
+        assert_eq!(state.backoff_until, now + BUSY_BACKOFF_MS);
+    }
+
+    #[test]
     fn a_listener_joining_mid_entry_does_not_fetch_what_has_aired() {
         // The entry started 20 parts ago.
         let d = Deadlines::Linear {
@@ -873,7 +983,11 @@ mod tests {
             per_part_ms: 1000.0,
         };
         let mut p = Picker::new(Bitfield::new(40), d, PickerConfig::default(), 1);
-        let reqs = p.next(0, &mut rng());
+        assert!(
+            p.next(0, &mut rng()).is_empty(),
+            "waits for the tracker first"
+        );
+        let reqs = p.next(500, &mut rng());
         assert!(!reqs.is_empty());
         assert!(
             reqs.iter().any(|r| r.first == 0),
@@ -888,7 +1002,7 @@ mod tests {
         // With a peer holding everything, it starts at the play position, not at 0.
         p.add_peer(peer(1), None);
         p.set_peer_have(peer(1), full(40), 0);
-        let reqs = p.next(1, &mut rng());
+        let reqs = p.next(501, &mut rng());
         let first_peer = reqs.iter().find(|r| r.source != Source::Origin).unwrap();
         assert!(first_peer.first >= 19, "{first_peer:?}");
     }

@@ -49,6 +49,8 @@ pub const NEWS_GATHER: Duration = Duration::from_millis(150);
 pub const PEER_PORT_HEADER: &str = "alluvium-peer-port";
 /// Header with the bitfield's version.
 pub const HAVE_VERSION_HEADER: &str = "alluvium-have-version";
+/// Send buffer asked for each peer connection.
+pub const SEND_BUFFER: usize = 16 * 1024;
 /// Largest range served in one answer.
 pub const MAX_RANGE_PARTS: u64 = 64;
 
@@ -118,6 +120,10 @@ impl axum::serve::Listener for CappedListener {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
+                    // A small send buffer (the kernel doubles it), so an answer holds its blob
+                    // slot until the bytes are nearly on the wire: past the slots, askers get
+                    // `503` and go elsewhere instead of queueing seconds behind a slow uplink.
+                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
                     return (
                         CappedStream {
                             inner: stream,

@@ -115,20 +115,47 @@ impl StationState {
     }
 }
 
-/// Reads a playlist with conditional GETs and keeps the clock offset from `Date`.
-struct PlaylistSource {
-    url: String,
-    http: reqwest::Client,
+/// Validators of the copy last read from one place.
+#[derive(Default)]
+struct Validators {
     etag: Option<String>,
     last_modified: Option<String>,
+}
+
+/// Reads a playlist with conditional GETs and keeps the clock offset from `Date`: through
+/// the gateway (which reads it from the station's server once for all its listeners), and
+/// from the server itself when the gateway cannot give it.
+struct PlaylistSource {
+    url: String,
+    /// The gateway's `/v1/playlist` URL for it.
+    via: Option<String>,
+    http: reqwest::Client,
+    origin: Validators,
+    gateway: Validators,
     clock: ClockOffset,
     /// From Cache-Control max-age.
     max_age: Option<Duration>,
 }
 
 impl PlaylistSource {
-    /// The playlist if it changed (`None` when the server says 304).
+    /// The playlist if it changed (`None` when unchanged).
     async fn poll(&mut self) -> Result<Option<Parsed>, StationError> {
+        if let Some(via) = self.via.clone() {
+            match self.read(&via, true).await {
+                Ok(p) => return Ok(p),
+                Err(e) => debug!("the gateway did not give the playlist ({e}); asking its server"),
+            }
+        }
+        let url = self.url.clone();
+        self.read(&url, false).await
+    }
+
+    /// Reads from `from` (the gateway's copy when `via_gateway`).
+    async fn read(
+        &mut self,
+        from: &str,
+        via_gateway: bool,
+    ) -> Result<Option<Parsed>, StationError> {
         let err = |reason: String| StationError::Playlist {
             url: self.url.clone(),
             reason,
@@ -137,11 +164,16 @@ impl PlaylistSource {
             url: self.url.clone(),
             reason,
         };
-        let mut request = self.http.get(&self.url).timeout(Duration::from_secs(30));
-        if let Some(e) = &self.etag {
+        let validators = if via_gateway {
+            &self.gateway
+        } else {
+            &self.origin
+        };
+        let mut request = self.http.get(from).timeout(Duration::from_secs(30));
+        if let Some(e) = &validators.etag {
             request = request.header(header::IF_NONE_MATCH, e);
         }
-        if let Some(lm) = &self.last_modified {
+        if let Some(lm) = &validators.last_modified {
             request = request.header(header::IF_MODIFIED_SINCE, lm);
         }
         let sent = Utc::now();
@@ -201,8 +233,13 @@ impl PlaylistSource {
         for w in &parsed.warnings {
             warn!("{}: {w}", self.url);
         }
-        self.etag = etag;
-        self.last_modified = last_modified;
+        let validators = if via_gateway {
+            &mut self.gateway
+        } else {
+            &mut self.origin
+        };
+        validators.etag = etag;
+        validators.last_modified = last_modified;
         Ok(Some(parsed))
     }
 
@@ -254,9 +291,10 @@ pub async fn run(
         .unwrap_or_default();
     let mut source = PlaylistSource {
         url: config.playlist_url.clone(),
+        via: Some(gateway.playlist_url(&config.playlist_url)),
         http,
-        etag: None,
-        last_modified: None,
+        origin: Validators::default(),
+        gateway: Validators::default(),
         clock: ClockOffset::default(),
         max_age: None,
     };

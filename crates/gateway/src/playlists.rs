@@ -1,0 +1,189 @@
+//! `GET /v1/playlist?url=URL`: a station's playlist, read from its web server once per
+//! freshness window however many listeners ask, and handed out with its own validators.
+//!
+//! A playlist is small next to its media but is read by every listener at every start and
+//! refresh; from a thin origin uplink (the case Alluvium is for) that costs each listener's
+//! start seconds and the origin a copy per listener. The gateway is already trusted with the
+//! stations' hashes, so it may also pass on their schedules. Only documents that parse as
+//! playlists are served: the gateway is not an open proxy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::{header, StatusCode};
+use url::Url;
+
+use crate::config::Config;
+use crate::error::FetchError;
+use crate::fetch::{check_url, request_error};
+
+/// Largest playlist read (the parser's own limits are lower).
+pub(crate) const MAX_PLAYLIST_BYTES: usize = 16 * 1024 * 1024;
+/// Playlists kept at once; the least recently read goes first.
+const MAX_PLAYLISTS: usize = 1024;
+
+/// One playlist as last read.
+#[derive(Debug, Clone)]
+pub(crate) struct Playlist {
+    pub(crate) body: Bytes,
+    /// `"b3-…"`: of the body, for listeners' conditional requests.
+    pub(crate) etag: String,
+}
+
+#[derive(Default)]
+struct Slot {
+    current: Option<Playlist>,
+    origin_etag: Option<String>,
+    origin_last_modified: Option<String>,
+    checked: Option<Instant>,
+}
+
+/// The playlists the gateway has read.
+pub(crate) struct Playlists {
+    client: reqwest::Client,
+    config: Config,
+    fresh: Duration,
+    slots: Mutex<HashMap<String, (Shared, Instant)>>,
+}
+
+/// One URL's slot, locked while it is read from its server (so one read serves all).
+type Shared = Arc<tokio::sync::Mutex<Slot>>;
+
+impl Playlists {
+    pub(crate) fn new(client: reqwest::Client, config: Config, fresh: Duration) -> Self {
+        Self {
+            client,
+            config,
+            fresh,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The playlist at `url`, read again from its server when the copy is older than the
+    /// freshness window (one read at a time per URL: the others wait for it).
+    pub(crate) async fn get(&self, url: &str) -> Result<Playlist, FetchError> {
+        let parsed = Url::parse(url).map_err(|e| FetchError::BadUrl(format!("{url}: {e}")))?;
+        check_url(&self.config, &parsed)?;
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if !slots.contains_key(url) && slots.len() >= MAX_PLAYLISTS {
+                if let Some(oldest) = slots
+                    .iter()
+                    .min_by_key(|(_, (_, used))| *used)
+                    .map(|(k, _)| k.clone())
+                {
+                    slots.remove(&oldest);
+                }
+            }
+            let entry = slots
+                .entry(url.to_string())
+                .or_insert_with(|| (Arc::default(), Instant::now()));
+            entry.1 = Instant::now();
+            entry.0.clone()
+        };
+        let mut slot = slot.lock().await;
+        if let (Some(current), Some(checked)) = (&slot.current, slot.checked) {
+            if checked.elapsed() < self.fresh {
+                return Ok(current.clone());
+            }
+        }
+        match self.read(url, &parsed, &slot).await {
+            Ok(Some((playlist, etag, last_modified))) => {
+                slot.current = Some(playlist);
+                slot.origin_etag = etag;
+                slot.origin_last_modified = last_modified;
+            }
+            Ok(None) => {} // 304: unchanged
+            // A server briefly down: the last good copy stands until it answers again.
+            Err(e) if slot.current.is_some() => {
+                tracing::warn!(%url, error = %e, "keeping the last good playlist");
+            }
+            Err(e) => return Err(e),
+        }
+        slot.checked = Some(Instant::now());
+        slot.current.clone().ok_or(FetchError::OriginStatus {
+            url: url.to_string(),
+            status: 304,
+        })
+    }
+
+    /// Reads the playlist (conditionally when a copy is held): `None` when unchanged.
+    async fn read(
+        &self,
+        url: &str,
+        parsed: &Url,
+        slot: &Slot,
+    ) -> Result<Option<(Playlist, Option<String>, Option<String>)>, FetchError> {
+        let mut request = self.client.get(parsed.clone());
+        if slot.current.is_some() {
+            if let Some(e) = &slot.origin_etag {
+                request = request.header(header::IF_NONE_MATCH, e);
+            }
+            if let Some(lm) = &slot.origin_last_modified {
+                request = request.header(header::IF_MODIFIED_SINCE, lm);
+            }
+        }
+        let mut response = tokio::time::timeout(self.config.idle_timeout, request.send())
+            .await
+            .map_err(|_| FetchError::Timeout {
+                url: url.to_string(),
+                seconds: self.config.idle_timeout.as_secs(),
+            })?
+            .map_err(|e| request_error(url, &self.config, e))?;
+        match response.status() {
+            StatusCode::NOT_MODIFIED if slot.current.is_some() => return Ok(None),
+            StatusCode::NOT_FOUND => {
+                return Err(FetchError::OriginNotFound {
+                    url: url.to_string(),
+                })
+            }
+            s if !s.is_success() => {
+                return Err(FetchError::OriginStatus {
+                    url: url.to_string(),
+                    status: s.as_u16(),
+                })
+            }
+            _ => {}
+        }
+        let text = |h| {
+            response
+                .headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (etag, last_modified) = (text(header::ETAG), text(header::LAST_MODIFIED));
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| request_error(url, &self.config, e))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_PLAYLIST_BYTES {
+                return Err(FetchError::TooLarge {
+                    url: url.to_string(),
+                    size: body.len() as u64,
+                    max: MAX_PLAYLIST_BYTES as u64,
+                });
+            }
+        }
+        if let Err(e) = alluvium_playlist::parse(&body) {
+            return Err(FetchError::NotAPlaylist {
+                url: url.to_string(),
+                reason: e.to_string(),
+            });
+        }
+        let tag = format!("\"b3-{}\"", &blake3::hash(&body).to_hex()[..32]);
+        Ok(Some((
+            Playlist {
+                body: Bytes::from(body),
+                etag: tag,
+            },
+            etag,
+            last_modified,
+        )))
+    }
+}
