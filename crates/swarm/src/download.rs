@@ -133,6 +133,7 @@ pub fn spawn_announcer(
                                 node.learn_member(root, addr, Some(&p.peer_id));
                             }
                         }
+                        node.mark_announced(root);
                         let interval = Duration::from_secs(answer.interval_s.max(1));
                         if node.known_peers(&root).len() < FEW_PEERS && !bits.is_complete() {
                             interval.min(EAGER_ANNOUNCE)
@@ -253,6 +254,8 @@ pub async fn download(
 
     while !picker.is_complete() {
         let now = now_ms(clock);
+        // Read before the members: the announcer learns them before it marks the answer.
+        let answered = node.announced(&root);
         for (addr, id) in node.known_members(&root) {
             if picker.add_peer(addr, id.as_deref().map(member_hash)) {
                 spawn_poller(
@@ -271,6 +274,9 @@ pub async fn download(
             if let Some(&peer) = peers.choose(&mut rng) {
                 spawn_exchange(&node, root, peer, scope.clone());
             }
+        }
+        if answered {
+            picker.set_tracker_answered();
         }
         for request in picker.next(now, &mut rng) {
             debug!(

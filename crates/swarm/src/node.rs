@@ -70,6 +70,8 @@ pub struct Node {
     upload: Option<DefaultDirectRateLimiter>,
     /// Peers per content, with their ids when the tracker named them.
     known: Mutex<HashMap<Hash, Vec<Member>>>,
+    /// Contents the tracker has answered an announce for.
+    announced: Mutex<std::collections::HashSet<Hash>>,
     port: AtomicU16,
     /// The peer server's address as bound (its IP may be unspecified).
     bound: std::sync::Mutex<Option<SocketAddr>>,
@@ -108,6 +110,7 @@ impl Node {
             http,
             upload,
             known: Mutex::new(HashMap::new()),
+            announced: Mutex::new(std::collections::HashSet::new()),
             port: AtomicU16::new(0),
             bound: std::sync::Mutex::new(None),
             peer_id: format!("al-{:016x}", rand::random::<u64>()),
@@ -197,6 +200,23 @@ impl Node {
     }
 
     /// Peers known for `root`, with their ids when known.
+    /// Notes that the tracker answered an announce for `root` (its peers are learnt).
+    pub fn mark_announced(&self, root: Hash) {
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(root);
+    }
+
+    /// Whether the tracker has answered for `root`: with no peers known then, this node is
+    /// alone in the swarm.
+    pub fn announced(&self, root: &Hash) -> bool {
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(root)
+    }
+
     pub fn known_members(&self, root: &Hash) -> Vec<Member> {
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.get(root).cloned().unwrap_or_default()

@@ -204,6 +204,8 @@ pub struct Picker {
     owned: Option<Vec<u16>>,
     /// When a peer last gained parts (ms).
     last_news: u64,
+    /// The tracker has answered: peers it named are known (none known: alone).
+    tracker_answered: bool,
 }
 
 /// A 64-bit hash of a peer id (FNV-1a): the same on every node.
@@ -240,6 +242,7 @@ impl Picker {
             me,
             owned: None,
             last_news: 0,
+            tracker_answered: false,
         }
     }
 
@@ -286,11 +289,16 @@ impl Picker {
     /// the origin about once, not once per listener, and a congested origin does not turn
     /// every part urgent for everyone.
     fn may_rescue(&mut self, part: u32, now: u64) -> bool {
-        // The tracker's answer and the peers' bitfields come in the first moments.
+        let alone = self.peers.values().all(|p| p.banned);
+        // The tracker's answer and the peers' bitfields come in the first moments; a node
+        // the tracker answered with no one else starts at once.
+        if alone && self.tracker_answered {
+            return true;
+        }
         if now < self.config.origin_grace_ms {
             return false;
         }
-        if self.peers.values().all(|p| p.banned) {
+        if alone {
             return true;
         }
         let Some(left) = self.deadline(part).map(|d| d - now as i64) else {
@@ -324,6 +332,11 @@ impl Picker {
     /// Stops (or resumes) asking the origin: its file changed, only peers can finish.
     pub fn set_origin_enabled(&mut self, enabled: bool) {
         self.origin_enabled = enabled;
+    }
+
+    /// The tracker has answered (the peers it knows are added): no need to wait for it.
+    pub fn set_tracker_answered(&mut self) {
+        self.tracker_answered = true;
     }
 
     pub fn set_deadlines(&mut self, deadlines: Deadlines) {
