@@ -143,7 +143,7 @@ pub(crate) async fn start(
     let config = StationConfig {
         playlist_url: playlist_url.to_string(),
         ahead,
-        picker: PickerConfig::default(),
+        picker: PickerConfig::live(),
     };
     let task = tokio::spawn(
         station::run(node.clone(), gateway, config, state.clone(), cancel).map(|r| {

@@ -40,6 +40,26 @@ impl Reader {
         Some(b)
     }
 
+    /// Up to `len` bytes at `offset`, as far as the parts held from there reach; `None`
+    /// while the part at `offset` is not held.
+    pub fn bytes_held(&mut self, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let end = (offset + len as u64).min(self.size());
+        let mut out = Vec::with_capacity(len);
+        let mut at = offset;
+        while at < end {
+            let part = (at / PART_SIZE) as u32;
+            let Some(data) = self.part(part) else { break };
+            let start = (at - u64::from(part) * PART_SIZE) as usize;
+            let take = ((end - at) as usize).min(data.len().saturating_sub(start));
+            if take == 0 {
+                break;
+            }
+            out.extend_from_slice(&data[start..start + take]);
+            at += take as u64;
+        }
+        (!out.is_empty() || offset >= self.size()).then_some(out)
+    }
+
     /// `len` bytes at `offset` (fewer at the end of the file), or `None` while a part they
     /// need is not held.
     pub fn bytes(&mut self, offset: u64, len: usize) -> Option<Vec<u8>> {
@@ -333,7 +353,9 @@ impl Track {
     /// after junk): an MPEG frame, or an Ogg page of this stream that starts a fresh packet.
     pub fn sync(&mut self, offset: u64) -> Option<u64> {
         let offset = offset.max(self.audio_start);
-        let window = self.reader.bytes(offset, JOIN_WINDOW)?;
+        // As far as held parts reach: at the live edge the next part is often still on its
+        // way, and the frame here should not wait for it.
+        let window = self.reader.bytes_held(offset, JOIN_WINDOW)?;
         match &self.format {
             Format::Mpeg(_) => find_frame(&window, 0).map(|(p, _)| offset + p as u64),
             Format::Ogg(head) => {

@@ -144,6 +144,23 @@ impl Default for PickerConfig {
     }
 }
 
+impl PickerConfig {
+    /// For a live station: every listener wants each part at the same moment, so each asks
+    /// the origin one thing at a time (one block it owns, one rescue): many concurrent
+    /// requests into a thin origin uplink share it so finely that nothing arrives in time.
+    pub fn live() -> Self {
+        Self {
+            origin_slots: 1,
+            urgent_origin_slots: 0,
+            // Asks are slow on thin uplinks; asking again elsewhere too soon doubles the
+            // load that made them slow.
+            urgent_late_ms: 3_000,
+            late_ms: 10_000,
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug)]
 struct PeerState {
     /// Hash of the peer's id, when known (from the tracker): a member for block ownership.
@@ -170,6 +187,8 @@ struct Inflight {
     count: u32,
     source: Source,
     since: u64,
+    /// An origin request ahead of time (a block this node owns), not a rescue.
+    ahead: bool,
 }
 
 /// What a failure did to the peer.
@@ -191,6 +210,10 @@ pub struct Picker {
     /// Requests covering each part (at most two).
     by_part: HashMap<u32, Vec<u64>>,
     origin_inflight: usize,
+    /// Of those, requests ahead of time: they have their own slots, so rescues that are
+    /// slow on a congested origin never starve the owners' fetches (which would turn
+    /// every part into a rescue).
+    origin_ahead_inflight: usize,
     origin_backoff_until: u64,
     origin_failures: u32,
     origin_enabled: bool,
@@ -233,6 +256,7 @@ impl Picker {
             requests: HashMap::new(),
             by_part: HashMap::new(),
             origin_inflight: 0,
+            origin_ahead_inflight: 0,
             origin_backoff_until: 0,
             origin_failures: 0,
             origin_enabled: true,
@@ -309,7 +333,9 @@ impl Picker {
             0 => return true,
             1 => urgent,
             2 => urgent * 2 / 3,
-            _ => urgent / 3,
+            // The rest wait for those three: from the origin it would be one more copy
+            // per listener, on the link that made the part late.
+            _ => return false,
         };
         // A part already due (a listener joining mid-entry, the head of the entry on air)
         // is for peers to send: from the origin it would come late anyway, once per joiner.
@@ -519,6 +545,7 @@ impl Picker {
                 count,
                 source,
                 since: now,
+                ahead: false,
             },
         );
         for p in first..first + count {
@@ -629,7 +656,7 @@ impl Picker {
                     .take_while(|&p| self.urgent(p, now))
                     .collect();
                 for p in order {
-                    if self.origin_inflight >= urgent_cap {
+                    if self.origin_inflight - self.origin_ahead_inflight >= urgent_cap {
                         break;
                     }
                     if self.askable(p, now, Source::Origin)
@@ -641,7 +668,8 @@ impl Picker {
                     }
                 }
             }
-            if self.origin_inflight < self.config.origin_slots && now >= self.config.origin_grace_ms
+            if self.origin_ahead_inflight < self.config.origin_slots
+                && now >= self.config.origin_grace_ms
             {
                 let horizon = now as i64 + self.config.origin_ahead_ms;
                 // Without deadlines (a plain fetch), blocks of a silent owner are taken over
@@ -662,7 +690,7 @@ impl Picker {
                 }
                 candidates.shuffle(rng);
                 for p in candidates {
-                    if self.origin_inflight >= self.config.origin_slots {
+                    if self.origin_ahead_inflight >= self.config.origin_slots {
                         break;
                     }
                     if self.by_part.contains_key(&p) {
@@ -671,7 +699,12 @@ impl Picker {
                     // Runs stay within the block, which the owner fetches whole.
                     let block_end = (self.block_of(p) + 1) * self.config.max_run.max(1);
                     let count = self.run(p, Source::Origin, now, false).min(block_end - p);
-                    out.push(self.start(p, count, Source::Origin, now));
+                    let request = self.start(p, count, Source::Origin, now);
+                    if let Some(r) = self.requests.get_mut(&request.id) {
+                        r.ahead = true;
+                        self.origin_ahead_inflight += 1;
+                    }
+                    out.push(request);
                 }
             }
         }
@@ -732,7 +765,12 @@ impl Picker {
             }
         }
         match r.source {
-            Source::Origin => self.origin_inflight = self.origin_inflight.saturating_sub(1),
+            Source::Origin => {
+                self.origin_inflight = self.origin_inflight.saturating_sub(1);
+                if r.ahead {
+                    self.origin_ahead_inflight = self.origin_ahead_inflight.saturating_sub(1);
+                }
+            }
             Source::Peer(a) => {
                 if let Some(s) = self.peers.get_mut(&a) {
                     s.inflight = s.inflight.saturating_sub(1);
@@ -986,6 +1024,46 @@ mod tests {
         let state = &p.peers[&peer(1)];
         assert_eq!(state.failures, 0);
         assert_eq!(state.backoff_until, now + BUSY_BACKOFF_MS);
+    }
+
+    #[test]
+    fn only_the_owner_and_two_backups_rescue_from_the_origin() {
+        // Part 0 is due at 3 s; no peer holds anything yet.
+        let d = Deadlines::Linear {
+            start_ms: 3_000,
+            per_part_ms: 1000.0,
+        };
+        let me = 1u64;
+        let rescues_of_block_0 = |members_before: usize, now: u64| {
+            let ahead: Vec<u64> = (2..)
+                .filter(|m| score(*m, 0) > score(me, 0))
+                .take(members_before)
+                .collect();
+            let behind: Vec<u64> = (2..)
+                .filter(|m| score(*m, 0) < score(me, 0))
+                .take(3)
+                .collect();
+            let mut p = Picker::new(Bitfield::new(20), d, PickerConfig::live(), me);
+            for (i, m) in ahead.iter().chain(&behind).enumerate() {
+                p.add_peer(peer(i as u8 + 1), Some(*m));
+            }
+            p.set_tracker_answered();
+            p.next(now, &mut rng())
+                .iter()
+                .filter(|r| r.source == Source::Origin && r.first < 4)
+                .count()
+        };
+        // The owner fetches its block ahead of time; the first backup from 3 s before, the
+        // second from 2 s before; the fourth member never (it waits for them).
+        assert_eq!(rescues_of_block_0(0, 600), 1, "the owner");
+        assert_eq!(rescues_of_block_0(1, 600), 1, "first backup, 2.4 s before");
+        assert_eq!(
+            rescues_of_block_0(2, 600),
+            0,
+            "second backup: not yet at 2.4 s"
+        );
+        assert_eq!(rescues_of_block_0(2, 1_100), 1, "second backup at 1.9 s");
+        assert_eq!(rescues_of_block_0(3, 2_900), 0, "the rest never");
     }
 
     #[test]
