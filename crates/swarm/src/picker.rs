@@ -107,6 +107,9 @@ pub struct PickerConfig {
     /// With deadlines, how far ahead of their play time parts are asked of peers: the window
     /// in which the swarm trades, so uplinks carry what is due soon, not what plays later.
     pub peer_ahead_ms: i64,
+    /// With deadlines, parts due sooner than this are not asked of peers (an ask takes
+    /// about that long on a thin uplink).
+    pub peer_min_lead_ms: i64,
     /// A part due within this is urgent: the origin may send it if no peer does in time.
     pub urgent_ms: i64,
     /// An urgent part's request still in flight after this is duplicated elsewhere.
@@ -133,6 +136,7 @@ impl Default for PickerConfig {
             max_run: 4,
             peer_max_run: 2,
             peer_ahead_ms: 30_000,
+            peer_min_lead_ms: 0,
             urgent_ms: 3_000,
             urgent_late_ms: 1_000,
             late_ms: 5_000,
@@ -156,6 +160,7 @@ impl PickerConfig {
             // load that made them slow.
             urgent_late_ms: 3_000,
             late_ms: 10_000,
+            peer_min_lead_ms: 2_000,
             ..Self::default()
         }
     }
@@ -728,10 +733,17 @@ impl Picker {
             // Nearest deadline first (parts are due in index order), from the first part not
             // yet missed; missed ones only when nothing else is wanted; nothing past the
             // trading window.
+            // Nor parts due sooner than an ask takes: they would come after their moment,
+            // and chasing them keeps a listener behind for good (the stream plays silence
+            // briefly and takes up from the parts that do arrive in time).
             let horizon = now as i64 + self.config.peer_ahead_ms;
+            let soonest = now as i64 + self.config.peer_min_lead_ms;
             return self
                 .wanted_order(now)
-                .filter(|&p| self.deadline(p).is_none_or(|d| d <= horizon))
+                .filter(|&p| {
+                    self.deadline(p)
+                        .is_none_or(|d| d <= horizon && (d >= soonest || self.pinned(p)))
+                })
                 .find(|&p| ok(p));
         }
         // Rarest first among a sample, from a random start so peers spread their asks.
