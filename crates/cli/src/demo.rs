@@ -296,34 +296,24 @@ fn copy_media(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()
     Ok(())
 }
 
+/// The entry on air at the listener's station clock.
+fn on_air_entry(l: &Listener) -> Option<alluvium_playlist::Entry> {
+    let playlist = l.state.playlist()?;
+    let on = playlist.schedule.on_air(l.state.now())?;
+    playlist.playlist.entries.get(on.slot.entry).cloned()
+}
+
 /// Whether the listener holds what its stream needs to play the entry on air.
 fn can_play(l: &Listener) -> bool {
-    let Some(playlist) = l.state.playlist() else {
-        return false;
-    };
-    let Some(on) = playlist.schedule.on_air(l.state.now()) else {
-        return false;
-    };
-    let Some(entry) = playlist.playlist.entries.get(on.slot.entry) else {
-        return false;
-    };
-    l.state
-        .root_of(&entry.media_url)
+    on_air_entry(l)
+        .and_then(|entry| l.state.root_of(&entry.media_url))
         .and_then(|root| l.node.store.get(&root))
         .and_then(alluvium_stream::track::Track::open)
         .is_some()
 }
 
 fn on_air(l: &Listener) -> Option<String> {
-    let playlist = l.state.playlist()?;
-    let on = playlist.schedule.on_air(l.state.now())?;
-    Some(
-        playlist
-            .playlist
-            .entries
-            .get(on.slot.entry)?
-            .display_title(),
-    )
+    on_air_entry(l).map(|e| e.display_title())
 }
 
 /// The swarm in one line, every second on a terminal (every 10 s otherwise), until `cancel`.

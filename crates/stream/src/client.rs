@@ -83,6 +83,14 @@ fn samples_to(samples: u64, rate: u32) -> TimeDelta {
     TimeDelta::microseconds((u128::from(samples) * 1_000_000 / u128::from(rate)) as i64)
 }
 
+/// The MP3 file's Xing seek table, if it has one.
+fn seek_table(track: &Track) -> Option<alluvium_media::XingToc> {
+    match &track.format {
+        Format::Mpeg(layout) => layout.toc,
+        Format::Ogg(_) => None,
+    }
+}
+
 /// Where a media time falls in the file's audio, by proportion (exact for CBR; the next frame
 /// boundary is found from there).
 fn estimate_offset(track: &Track, slot: &Slot, at: DateTime<Utc>) -> u64 {
@@ -90,24 +98,19 @@ fn estimate_offset(track: &Track, slot: &Slot, at: DateTime<Utc>) -> u64 {
     let total = slot.duration().num_microseconds().unwrap_or(1).max(1) as f64;
     let into = (at - slot.start).num_microseconds().unwrap_or(0).max(0) as f64;
     let fraction = (into / total).clamp(0.0, 1.0);
-    match &track.format {
+    match seek_table(track) {
         // A VBR file's Xing seek table maps time to bytes far better than the proportion.
-        Format::Mpeg(layout) if layout.toc.is_some() => layout
-            .toc
-            .map(|toc| toc.offset_at(fraction).clamp(start, end))
-            .unwrap_or(start),
-        _ => start + ((end - start) as f64 * fraction) as u64,
+        Some(toc) => toc.offset_at(fraction).clamp(start, end),
+        None => start + ((end - start) as f64 * fraction) as u64,
     }
 }
 
 /// The scheduled time of the frame at `offset`, by the same mapping.
 fn offset_time(track: &Track, slot: &Slot, offset: u64) -> DateTime<Utc> {
     let (start, end) = (track.audio_start, track.audio_end);
-    let frac = match &track.format {
-        Format::Mpeg(layout) if layout.toc.is_some() => {
-            layout.toc.map(|toc| toc.fraction_at(offset)).unwrap_or(0.0)
-        }
-        _ => (offset.saturating_sub(start)) as f64 / (end - start).max(1) as f64,
+    let frac = match seek_table(track) {
+        Some(toc) => toc.fraction_at(offset),
+        None => (offset.saturating_sub(start)) as f64 / (end - start).max(1) as f64,
     };
     let total = slot.duration().num_microseconds().unwrap_or(0) as f64;
     slot.start + TimeDelta::microseconds((total * frac) as i64)
@@ -197,12 +200,8 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
                     }
                     // Not held yet: wait while there is time, else it is a stall.
                     None if clock - now > STALL_MARGIN => {
-                        if !flush(&tx, &mut out).await {
+                        if !pause(&tx, &mut out).await {
                             break;
-                        }
-                        tokio::select! {
-                            _ = tx.closed() => break,
-                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                         }
                         continue;
                     }
@@ -215,12 +214,8 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             // No entry playable yet (not resolved, head not held, dead air): wait while the
             // moment is still ahead, else play silence.
             None if clock - now > STALL_MARGIN => {
-                if !flush(&tx, &mut out).await {
+                if !pause(&tx, &mut out).await {
                     break;
-                }
-                tokio::select! {
-                    _ = tx.closed() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                 }
                 continue;
             }
@@ -251,6 +246,17 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         }
     }
     metrics.stream_clients.dec();
+}
+
+/// Sends what is gathered and waits a moment for data; false when the player is gone.
+async fn pause(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>) -> bool {
+    if !flush(tx, out).await {
+        return false;
+    }
+    tokio::select! {
+        _ = tx.closed() => false,
+        _ = tokio::time::sleep(Duration::from_millis(50)) => true,
+    }
 }
 
 /// Sends what is gathered; false when the player is gone.

@@ -63,21 +63,11 @@ impl Reader {
     /// `len` bytes at `offset` (fewer at the end of the file), or `None` while a part they
     /// need is not held.
     pub fn bytes(&mut self, offset: u64, len: usize) -> Option<Vec<u8>> {
-        let end = (offset + len as u64).min(self.size());
-        let mut out = Vec::with_capacity(len);
-        let mut at = offset;
-        while at < end {
-            let part = (at / PART_SIZE) as u32;
-            let data = self.part(part)?;
-            let start = (at - u64::from(part) * PART_SIZE) as usize;
-            let take = ((end - at) as usize).min(data.len().saturating_sub(start));
-            if take == 0 {
-                return None;
-            }
-            out.extend_from_slice(&data[start..start + take]);
-            at += take as u64;
-        }
-        Some(out)
+        let want = (offset + len as u64)
+            .min(self.size())
+            .saturating_sub(offset);
+        self.bytes_held(offset, len)
+            .filter(|b| b.len() as u64 == want)
     }
 }
 

@@ -42,6 +42,17 @@ impl Codec {
         }
     }
 
+    /// What ffmpeg may say while decoding the stream: FFmpeg 5.1 (Debian 12) says this at
+    /// every link of a chained Ogg Vorbis stream; two files it made itself, joined with
+    /// `cat`, give the same line. It is its command line's timestamp check, not a decoding
+    /// error; Opus links pass without it.
+    fn tolerated(self) -> &'static [&'static str] {
+        match self {
+            Codec::Vorbis => &["non monotonically increasing dts to muxer"],
+            _ => &[],
+        }
+    }
+
     /// The decoder's own rate: PCM is compared there (resampling would shift the phase).
     fn rate(self) -> usize {
         match self {
@@ -106,8 +117,9 @@ fn find(haystack: &[i16], window: &[i16]) -> Option<usize> {
     })
 }
 
-/// Reads `/stream` with ICY metadata for `seconds`: the titles in order of appearance.
-fn icy_titles(port: u16, seconds: u64) -> Vec<String> {
+/// Reads `/stream` raw, asking for ICY metadata, for `seconds`: the response head (lower
+/// case), the bytes read, and where the body starts in them.
+fn read_stream(port: u16, seconds: u64) -> (String, Vec<u8>, usize) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\nIcy-MetaData: 1\r\n\r\n")
@@ -123,10 +135,16 @@ fn icy_titles(port: u16, seconds: u64) -> Vec<String> {
     }
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    (head, raw, split + 4)
+}
+
+/// Reads `/stream` with ICY metadata for `seconds`: the titles in order of appearance.
+fn icy_titles(port: u16, seconds: u64) -> Vec<String> {
+    let (head, raw, split) = read_stream(port, seconds);
     assert!(head.starts_with("http/1.0 200"), "{head}");
     assert!(head.contains("icy-metaint: 16000"), "{head}");
     assert!(!head.contains("transfer-encoding"), "{head}");
-    let mut pos = split + 4;
+    let mut pos = split;
     let mut titles: Vec<String> = Vec::new();
     while pos + 16_000 < raw.len() {
         pos += 16_000;
@@ -512,10 +530,7 @@ fn outage(codec: Codec) {
     let mut noise = Noise::start_as(codec);
     let (_listener, port) = noise.listen();
     let rate = codec.rate();
-    let tolerated: &[&str] = match codec {
-        Codec::Vorbis => &["non monotonically increasing dts to muxer"], // see above
-        _ => &[],
-    };
+    let tolerated = codec.tolerated();
     let reader = std::thread::spawn(move || decode_stream_at(port, 30, rate, tolerated));
     // Every source goes: the origin stops (a lone listener has no peers). What is held runs
     // out within two entries, then the stream plays silence, still connected.
@@ -559,22 +574,8 @@ fn outage(codec: Codec) {
 /// and each logical stream's pages are numbered without a gap.
 fn ogg_links(port: u16, seconds: u64) -> (String, Vec<(alluvium_media::OggCodec, String)>) {
     use alluvium_media::{ogg_head, page_info, FLAG_BOS};
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\nIcy-MetaData: 1\r\n\r\n")
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-    }
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-    let body = &raw[split + 4..];
+    let (head, raw, split) = read_stream(port, seconds);
+    let body = &raw[split..];
     let mut links = Vec::new();
     let mut seqs = std::collections::HashMap::new();
     let mut at = 0;
@@ -670,13 +671,7 @@ fn an_ogg_station_plays(codec: Codec) {
 
     let (connected, file) = mid_entry();
     let raw = std::thread::spawn(move || ogg_links(port, 14));
-    // FFmpeg 5.1 (Debian 12) says this at every link of a chained Ogg Vorbis stream: two
-    // files it made itself, joined with `cat`, give the same line. It is its command line's
-    // timestamp check, not a decoding error; Opus links pass without it.
-    let tolerated: &[&str] = match codec {
-        Codec::Vorbis => &["non monotonically increasing dts to muxer"],
-        _ => &[],
-    };
+    let tolerated = codec.tolerated();
     let (pcm, took) = decode_stream_at(port, 14, codec.rate(), tolerated);
     // Paced: the 5 s lead, plus up to a page (these are about 1 s) sent whole.
     assert!(took >= Duration::from_secs(7), "14 s arrived in {took:?}");
