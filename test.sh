@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project. As root it installs what the end-to-end tests need
 # (Debian packages: nginx, apache2, raptor2-utils for rapper, ffmpeg, b3sum, mpg123, mpv, VLC,
-# chromium; from npm: playwright-core); otherwise it says what to install. A test whose
+# chromium, curl; from npm: playwright-core); otherwise it says what to install. A test whose
 # program is missing fails; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,6 +18,8 @@ command -v mpv >/dev/null || packages+=(mpv)
 command -v cvlc >/dev/null || packages+=(vlc-bin vlc-plugin-base)
 command -v chromium >/dev/null || packages+=(chromium)
 command -v npm >/dev/null || packages+=(nodejs npm)
+command -v curl >/dev/null || packages+=(curl)
+command -v kill >/dev/null || packages+=(procps)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "test.sh: missing ${packages[*]}: install them (apt-get install ${packages[*]}) or run as root" >&2
