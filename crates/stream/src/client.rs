@@ -42,6 +42,10 @@ const SNAP: TimeDelta = TimeDelta::milliseconds(80);
 const OGG_EARLY: TimeDelta = TimeDelta::seconds(2);
 /// Bytes gathered before a write to the player.
 const CHUNK: usize = 8 * 1024;
+/// A new player whose moment is not held yet gets nothing (rather than silence) for up to
+/// this long, its moment moving with real time: when data arrives it starts with sound, on
+/// schedule, and gets its burst at once.
+const JOIN_WAIT: Duration = Duration::from_secs(3);
 
 /// What every client shares.
 pub struct Station {
@@ -125,6 +129,8 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
     let mut output = Output::new(station.kind(), clock);
     let mut title = String::new();
     let mut out: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    let connected = tokio::time::Instant::now();
+    let mut sounded = false;
     loop {
         let now = station.state.now();
         if clock - LEAD > now || out.len() >= CHUNK {
@@ -221,10 +227,21 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             }
             None => None,
         };
+        if unit.is_none() && !sounded && connected.elapsed() < JOIN_WAIT {
+            if !pause(&tx, &mut out).await {
+                break;
+            }
+            clock = station.state.now();
+            if let Some(p) = playing.as_mut() {
+                p.rejoin = true;
+            }
+            continue;
+        }
         match unit {
             Some(unit) => {
                 if let Some(p) = playing.as_mut() {
                     output.audio(p, &unit, &mut icy, &title, &mut out);
+                    sounded = true;
                 }
             }
             None => match output.silence(&mut icy, &title, &mut out) {

@@ -24,7 +24,7 @@ pub const MAX_KNOWN_PEERS: usize = 200;
 /// Default connections the peer server holds at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Blob answers in progress at once; more get `503` and ask someone else.
-pub const DEFAULT_MAX_BLOB_ANSWERS: usize = 4;
+pub const DEFAULT_MAX_BLOB_ANSWERS: usize = 2;
 
 /// How a node runs.
 #[derive(Debug, Clone)]

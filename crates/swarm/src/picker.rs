@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 
 use crate::bitfield::Bitfield;
@@ -96,6 +96,9 @@ impl Deadlines {
 pub struct PickerConfig {
     /// Requests in flight to one peer.
     pub peer_slots: usize,
+    /// Requests in flight to all peers together, with deadlines: the most urgent parts go
+    /// out first and are not slowed by asks for parts due much later.
+    pub peer_total_slots: usize,
     /// Requests in flight to the origin for parts ahead of time.
     pub origin_slots: usize,
     /// Extra origin requests allowed for urgent parts.
@@ -110,6 +113,11 @@ pub struct PickerConfig {
     /// With deadlines, parts due sooner than this are not asked of peers (an ask takes
     /// about that long on a thin uplink).
     pub peer_min_lead_ms: i64,
+    /// With deadlines, parts due within this are asked of peers in deadline order, later ones
+    /// rarest first: a part new in the swarm (its owner just took it from the origin) is
+    /// copied on at once by a few listeners, and from them by more, instead of waiting at its
+    /// owner until everyone wants it at the same moment.
+    pub peer_in_order_ms: i64,
     /// A part due within this is urgent: the origin may send it if no peer does in time.
     pub urgent_ms: i64,
     /// An urgent part's request still in flight after this is duplicated elsewhere.
@@ -131,12 +139,14 @@ impl Default for PickerConfig {
     fn default() -> Self {
         Self {
             peer_slots: 2,
+            peer_total_slots: usize::MAX,
             origin_slots: 2,
             urgent_origin_slots: 2,
             max_run: 4,
             peer_max_run: 2,
             peer_ahead_ms: 30_000,
             peer_min_lead_ms: 0,
+            peer_in_order_ms: i64::MAX,
             urgent_ms: 3_000,
             urgent_late_ms: 1_000,
             late_ms: 5_000,
@@ -160,7 +170,18 @@ impl PickerConfig {
             // load that made them slow.
             urgent_late_ms: 3_000,
             late_ms: 10_000,
-            peer_min_lead_ms: 2_000,
+            // A peer answers one small ask at a time, so an ask that is taken is sent at the
+            // uplink's full rate (16 KiB in half a second at 256 kbit/s), and a listener's
+            // few asks go to different peers, most urgent first.
+            peer_slots: 1,
+            peer_total_slots: 4,
+            peer_max_run: 1,
+            peer_min_lead_ms: 1_000,
+            peer_in_order_ms: 6_000,
+            // Owners take their blocks from the origin well ahead, and the swarm trades
+            // them from then on: a part spread long before its moment needs no rescue.
+            origin_ahead_ms: 45_000,
+            peer_ahead_ms: 45_000,
             ..Self::default()
         }
     }
@@ -449,6 +470,12 @@ impl Picker {
         state.have = Some(have);
     }
 
+    /// The peer's news is no longer followed: it stays a member (block ownership) but is not
+    /// asked until its bitfield comes again.
+    pub fn unfollow(&mut self, peer: SocketAddr) {
+        self.forget_claims(peer);
+    }
+
     fn forget_claims(&mut self, peer: SocketAddr) {
         if let Some(state) = self.peers.get_mut(&peer) {
             if let Some(old) = state.have.take() {
@@ -625,11 +652,16 @@ impl Picker {
         }
         let n = self.have.len();
 
-        // 1. Peers, best first.
+        // 1. Peers: with deadlines, the most urgent parts each to a free peer holding it;
+        // without, best peers first, each with what it is best placed to send.
+        if self.deadlines != Deadlines::None {
+            self.ask_peers_by_deadline(now, rng, &mut out);
+        }
         let mut peers: Vec<SocketAddr> = self
             .peers
             .iter()
             .filter(|(_, p)| p.usable(now) && p.inflight < self.config.peer_slots)
+            .filter(|_| self.deadlines == Deadlines::None)
             .map(|(a, _)| *a)
             .collect();
         peers.shuffle(rng);
@@ -716,6 +748,69 @@ impl Picker {
         out
     }
 
+    /// Parts in deadline order within the trading window, each asked of a free peer that
+    /// holds it (the one with fewest of our requests, at random among equals), until
+    /// `peer_total_slots` requests are in flight.
+    fn ask_peers_by_deadline(&mut self, now: u64, rng: &mut impl Rng, out: &mut Vec<Request>) {
+        let cap = self.config.peer_total_slots;
+        let mut total = self
+            .requests
+            .values()
+            .filter(|r| matches!(r.source, Source::Peer(_)))
+            .count();
+        if total >= cap {
+            return;
+        }
+        // Not past the trading window, nor due sooner than an ask takes: such parts would
+        // come after their moment, and chasing them keeps a listener behind for good (the
+        // stream plays silence briefly and takes up from the parts that do arrive in time).
+        let horizon = now as i64 + self.config.peer_ahead_ms;
+        let soonest = now as i64 + self.config.peer_min_lead_ms;
+        let in_order = now as i64 + self.config.peer_in_order_ms.min(i64::MAX / 2);
+        let (mut order, mut later): (Vec<u32>, Vec<u32>) = self
+            .wanted_order(now)
+            .filter(|&p| {
+                self.deadline(p)
+                    .is_none_or(|d| d <= horizon && (d >= soonest || self.pinned(p)))
+            })
+            .partition(|&p| self.pinned(p) || self.deadline(p).is_none_or(|d| d <= in_order));
+        later.shuffle(rng);
+        later.sort_by_key(|&p| self.avail[p as usize]);
+        order.extend(later);
+        let mut free: Vec<SocketAddr> = Vec::new();
+        for p in order {
+            if total >= cap {
+                break;
+            }
+            free.clear();
+            let mut least = usize::MAX;
+            for (&addr, state) in &self.peers {
+                if !state.usable(now)
+                    || state.inflight >= self.config.peer_slots
+                    || state.inflight > least
+                    || !self.peer_has(addr, p)
+                    || !self.askable(p, now, Source::Peer(addr))
+                {
+                    continue;
+                }
+                if state.inflight < least {
+                    least = state.inflight;
+                    free.clear();
+                }
+                free.push(addr);
+            }
+            // Sorted first: the map's order must not decide, the seeded rng does.
+            free.sort();
+            let Some(&peer) = free.choose(rng) else {
+                continue;
+            };
+            let source = Source::Peer(peer);
+            let count = self.run(p, source, now, false);
+            out.push(self.start(p, count, source, now));
+            total += 1;
+        }
+    }
+
     fn pick_for_peer(
         &self,
         peer: SocketAddr,
@@ -729,23 +824,6 @@ impl Picker {
             self.peer_has(peer, p)
                 && (self.askable(p, now, source) || (endgame && self.dup_ok(p, source)))
         };
-        if self.deadlines != Deadlines::None {
-            // Nearest deadline first (parts are due in index order), from the first part not
-            // yet missed; missed ones only when nothing else is wanted; nothing past the
-            // trading window.
-            // Nor parts due sooner than an ask takes: they would come after their moment,
-            // and chasing them keeps a listener behind for good (the stream plays silence
-            // briefly and takes up from the parts that do arrive in time).
-            let horizon = now as i64 + self.config.peer_ahead_ms;
-            let soonest = now as i64 + self.config.peer_min_lead_ms;
-            return self
-                .wanted_order(now)
-                .filter(|&p| {
-                    self.deadline(p)
-                        .is_none_or(|d| d <= horizon && (d >= soonest || self.pinned(p)))
-                })
-                .find(|&p| ok(p));
-        }
         // Rarest first among a sample, from a random start so peers spread their asks.
         let start = rng.random_range(0..n.max(1));
         let mut best: Option<(u16, u32)> = None;
@@ -981,6 +1059,40 @@ mod tests {
                 .count(),
             PickerConfig::default().peer_slots
         );
+    }
+
+    #[test]
+    fn live_asks_few_parts_most_urgent_first_each_of_another_peer() {
+        let d = Deadlines::Linear {
+            start_ms: 0,
+            per_part_ms: 1000.0,
+        };
+        let config = PickerConfig::live();
+        let mut have = Bitfield::new(60);
+        for part in [0, 1, 59] {
+            have.set(part);
+        }
+        let mut p = Picker::new(have, d, config, 1);
+        for i in 1..=6 {
+            p.add_peer(peer(i), None);
+            p.set_peer_have(peer(i), full(60), 0);
+        }
+        // Joining at 10 s: parts due from 11 s on (an ask takes about a second), the most
+        // urgent first, one part per ask, one ask per peer, four in all.
+        let reqs = p.next(10_000, &mut rng());
+        let firsts: Vec<u32> = reqs.iter().map(|r| r.first).collect();
+        assert_eq!(firsts, vec![11, 12, 13, 14], "{reqs:?}");
+        assert!(reqs.iter().all(|r| r.count == 1), "{reqs:?}");
+        let mut sources: Vec<Source> = reqs.iter().map(|r| r.source).collect();
+        sources.sort_by_key(|s| format!("{s:?}"));
+        sources.dedup();
+        assert_eq!(sources.len(), 4, "each ask to another peer: {reqs:?}");
+        // Nothing more while four are in flight; one answer frees one ask, for the next part.
+        assert!(p.next(10_100, &mut rng()).is_empty());
+        p.completed(reqs[0].id, 11, 1, 16_384, 10_500);
+        let more = p.next(10_500, &mut rng());
+        assert_eq!(more.len(), 1, "{more:?}");
+        assert_eq!(more[0].first, 15);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -34,7 +35,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
@@ -43,20 +44,67 @@ use crate::store::Content;
 /// Longest a `have?after=N` request is held open.
 pub const LONG_POLL: Duration = Duration::from_secs(30);
 /// After news, wait this long for more before answering a long poll, so a peer gaining many
-/// parts in a burst is not polled once per part.
-pub const NEWS_GATHER: Duration = Duration::from_millis(150);
+/// parts in a burst is not polled once per part (every answer and the ask that follows it
+/// cost a thin uplink about 0.5 KB).
+pub const NEWS_GATHER: Duration = Duration::from_millis(400);
 /// Header naming the requester's own peer port.
 pub const PEER_PORT_HEADER: &str = "alluvium-peer-port";
 /// Header with the bitfield's version.
 pub const HAVE_VERSION_HEADER: &str = "alluvium-have-version";
-/// Send buffer asked for each peer connection.
-pub const SEND_BUFFER: usize = 16 * 1024;
+/// Unsent bytes a peer connection's socket takes (`TCP_NOTSENT_LOWAT`): past them it takes
+/// more only as bytes go out, so what it has taken is on the wire or nearly.
+pub const UNSENT_LOW: u32 = 4 * 1024;
+/// Steps in which an answer's body is handed to the connection.
+const BODY_STEP: usize = 8 * 1024;
+/// An answer whose connection takes nothing for this long is cut off (the connection closes:
+/// its body ends short of its length), freeing the slot.
+const STUCK: Duration = Duration::from_secs(30);
 /// Largest range served in one answer.
 pub const MAX_RANGE_PARTS: u64 = 64;
 
-/// The remote address of a connection accepted by [`CappedListener`].
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+/// A connection accepted by [`CappedListener`]: its remote address, and what its socket has
+/// taken so far.
+#[derive(Debug, Clone)]
+pub struct PeerAddr(pub SocketAddr, pub Written);
+
+/// Bytes a connection's socket has accepted from the HTTP server (which buffers answers
+/// itself: an answer handed over is not yet sent).
+#[derive(Debug, Clone, Default)]
+pub struct Written(Arc<WrittenInner>);
+
+#[derive(Debug, Default)]
+struct WrittenInner {
+    total: AtomicU64,
+    more: Notify,
+}
+
+impl Written {
+    pub fn total(&self) -> u64 {
+        self.0.total.load(Ordering::Acquire)
+    }
+
+    fn add(&self, n: usize) {
+        self.0.total.fetch_add(n as u64, Ordering::AcqRel);
+        self.0.more.notify_waiters();
+    }
+
+    /// Waits until the socket has taken `target` bytes in all; false if it took nothing
+    /// for [`STUCK`] (an asker that stopped reading).
+    async fn reach(&self, target: u64) -> bool {
+        loop {
+            let more = self.0.more.notified();
+            tokio::pin!(more);
+            // Registered before the check, so a write in between is not missed.
+            more.as_mut().enable();
+            if self.total() >= target {
+                return true;
+            }
+            if tokio::time::timeout(STUCK, more).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
 
 /// A TCP listener that holds at most `max` connections: accepting waits for a free slot, and
 /// each slot is freed when its connection closes.
@@ -74,10 +122,11 @@ impl CappedListener {
     }
 }
 
-/// A connection holding its slot.
+/// A connection holding its slot, counting what its socket takes.
 pub struct CappedStream {
     inner: TcpStream,
     _slot: OwnedSemaphorePermit,
+    written: Written,
 }
 
 impl AsyncRead for CappedStream {
@@ -96,7 +145,27 @@ impl AsyncWrite for CappedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            this.written.add(*n);
+        }
+        r
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &r {
+            this.written.add(*n);
+        }
+        r
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
@@ -120,14 +189,17 @@ impl axum::serve::Listener for CappedListener {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
-                    // A small send buffer (the kernel doubles it), so an answer holds its blob
-                    // slot until the bytes are nearly on the wire: past the slots, askers get
-                    // `503` and go elsewhere instead of queueing seconds behind a slow uplink.
-                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+                    // Little unsent data in the kernel, so an answer holds its blob slot
+                    // until its bytes are nearly on the wire (see `paced`): past the slots,
+                    // askers get `503` and go elsewhere instead of queueing seconds behind a
+                    // slow uplink. (Linux and Android; elsewhere the kernel's buffer counts.)
+                    #[cfg(any(target_os = "linux", target_os = "android"))]
+                    let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LOW);
                     return (
                         CappedStream {
                             inner: stream,
                             _slot: slot,
+                            written: Written::default(),
                         },
                         addr,
                     );
@@ -145,7 +217,7 @@ impl axum::serve::Listener for CappedListener {
 
 impl Connected<axum::serve::IncomingStream<'_, CappedListener>> for PeerAddr {
     fn connect_info(stream: axum::serve::IncomingStream<'_, CappedListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
+        PeerAddr(*stream.remote_addr(), stream.io().written.clone())
     }
 }
 
@@ -231,7 +303,7 @@ fn parse_range(value: &str, size: u64) -> Result<(u32, u32), StatusCode> {
 
 async fn blob(
     State(node): State<Arc<Node>>,
-    ConnectInfo(PeerAddr(from)): ConnectInfo<PeerAddr>,
+    ConnectInfo(PeerAddr(from, written)): ConnectInfo<PeerAddr>,
     Path(root): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -288,29 +360,47 @@ async fn blob(
             format!("bytes {start}-{}/{size}", start + len - 1),
         );
     }
-    let body = paced(node.clone(), bytes, _slot);
+    let body = paced(node.clone(), bytes, _slot, written);
     builder
         .body(body)
         .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "error\n"))
 }
 
-/// The body in 16 KiB steps, each waiting for the upload limit; the blob slot is held until
-/// the last byte is handed over.
-fn paced(node: Arc<Node>, bytes: Bytes, slot: OwnedSemaphorePermit) -> Body {
-    let stream = futures_util::stream::unfold((bytes, Some(slot)), move |(rest, slot)| {
-        let node = node.clone();
-        async move {
-            if rest.is_empty() {
-                drop(slot);
-                return None;
+/// The body in steps, each waiting for the upload limit and for the socket to have taken the
+/// steps before it; the blob slot is held until the socket has taken the last byte. The HTTP
+/// server buffers whatever it is handed, so without the wait every answer would be handed
+/// over at once, its slot freed at once, and a thin uplink would queue answers for many
+/// seconds: with it, at most `max_blob_answers` answers are on their way, and askers past
+/// them get `503` and go elsewhere. Bytes count as uploaded when the socket takes them.
+fn paced(node: Arc<Node>, bytes: Bytes, slot: OwnedSemaphorePermit, written: Written) -> Body {
+    // What the socket had taken before this answer (earlier answers on the connection are
+    // complete: HTTP/1 answers one request at a time, and peers do not pipeline).
+    let base = written.total();
+    // State: bytes not yet handed over, the slot, bytes handed over, the last step's size.
+    let stream = futures_util::stream::unfold(
+        (bytes, Some(slot), 0u64, 0usize),
+        move |(rest, slot, handed, step)| {
+            let node = node.clone();
+            let written = written.clone();
+            async move {
+                if !written.reach(base + handed).await {
+                    return None;
+                }
+                node.metrics.bytes_uploaded.inc_by(step as u64);
+                if rest.is_empty() {
+                    drop(slot);
+                    return None;
+                }
+                let n = rest.len().min(BODY_STEP);
+                node.pace_upload(n).await;
+                let chunk = rest.slice(..n);
+                Some((
+                    Ok::<_, std::io::Error>(chunk),
+                    (rest.slice(n..), slot, handed + n as u64, n),
+                ))
             }
-            let n = rest.len().min(PART_SIZE as usize);
-            node.pace_upload(n).await;
-            node.metrics.bytes_uploaded.inc_by(n as u64);
-            let chunk = rest.slice(..n);
-            Some((Ok::<_, std::io::Error>(chunk), (rest.slice(n..), slot)))
-        }
-    });
+        },
+    );
     Body::from_stream(stream)
 }
 
@@ -321,7 +411,7 @@ struct HaveQuery {
 
 async fn have(
     State(node): State<Arc<Node>>,
-    ConnectInfo(PeerAddr(from)): ConnectInfo<PeerAddr>,
+    ConnectInfo(PeerAddr(from, _)): ConnectInfo<PeerAddr>,
     Path(root): Path<String>,
     Query(q): Query<HaveQuery>,
     headers: HeaderMap,

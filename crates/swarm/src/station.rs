@@ -461,6 +461,7 @@ impl EntryJob {
                         start_ms,
                         per_part_ms,
                     },
+                    neighbours: crate::download::LIVE_NEIGHBOURS,
                 };
                 info!(url = %self.url, root = %info.blake3, parts, starts_in_ms = start_ms, "fetching");
                 download(self.node.clone(), &info, tree, config, cancel.clone()).await
