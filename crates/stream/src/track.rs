@@ -212,7 +212,10 @@ impl Track {
         };
         let head = reader.bytes(0, (tag as usize) + HEAD_FRAMES)?;
         let tail_start = size.saturating_sub(TAIL as u64);
-        let tail = reader.bytes(tail_start, TAIL)?;
+        // The tail says where trailing tags (ID3v1, APEv2) cut the audio short. Until it is
+        // held the audio runs to the end of the file: playing mid-entry does not wait for
+        // it, and tag bytes reached without it are junk the frame sync skips.
+        let tail = reader.bytes(tail_start, TAIL).unwrap_or_default();
         let layout = mpeg_layout(&head, &tail, size)?;
         Some(Self {
             audio_start: layout.audio_start,

@@ -607,3 +607,86 @@ async fn uploads_keep_to_the_limit_and_bad_requests_are_refused() {
     assert!(r.headers().contains_key("alluvium-have-version"));
     assert_eq!(r.bytes().await.unwrap().len(), 8, "64 parts, 8 bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_holds_its_slot_until_the_asker_has_taken_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (www, data) = www_with("s.bin", 4 * MB, "slot");
+    let nginx = Nginx::start(www.path(), "");
+    let gw = gateway().await;
+    let url = format!("{}/s.bin", nginx.url());
+    // A seed that answers one blob request at a time.
+    let seed = peer_with(|dir| NodeConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        max_blob_answers: 1,
+        ..NodeConfig::default()
+    })
+    .await;
+    fetch(&seed, &gw.url, &url).await.unwrap();
+    let root = seed.node.store.known_roots()[0];
+    let base = format!("http://127.0.0.1:{}/v1/blob/{root}", seed.node.port());
+    let one_part = |first: u64| {
+        format!(
+            "bytes={}-{}",
+            first * PART_SIZE,
+            (first + 1) * PART_SIZE - 1
+        )
+    };
+    // An asker with a small receive window that asks for four parts and does not read: the
+    // answer fits in the HTTP server's own buffer, but cannot leave the socket.
+    let len = 4 * PART_SIZE;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], seed.node.port())))
+        .await
+        .unwrap();
+    slow.write_all(
+        format!(
+            "GET /v1/blob/{root} HTTP/1.1\r\nhost: seed\r\nrange: bytes=0-{}\r\n\r\n",
+            len - 1
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Handed to the HTTP server is not sent: the slot is still taken, so others hear `503`
+    // at once instead of queueing behind it (on a thin uplink, for seconds).
+    let http = reqwest::Client::new();
+    let busy = http
+        .get(&base)
+        .header("range", one_part(100))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(busy.status(), 503);
+    // The asker reads its answer: the slot is free again.
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let body_at = loop {
+        let n = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "the answer broke off");
+        answer.extend_from_slice(&buf[..n]);
+        if let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            if answer.len() as u64 >= at as u64 + 4 + len {
+                break at + 4;
+            }
+        }
+    };
+    assert!(answer.starts_with(b"HTTP/1.1 206"));
+    assert!(answer[body_at..] == data[..len as usize]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ok = http
+        .get(&base)
+        .header("range", one_part(100))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 206);
+    let start = (100 * PART_SIZE) as usize;
+    assert!(ok.bytes().await.unwrap() == data[start..start + PART_SIZE as usize]);
+}
