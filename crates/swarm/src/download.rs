@@ -39,6 +39,11 @@ const TICK: Duration = Duration::from_millis(100);
 const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request to the origin taking longer than this is abandoned.
 const ORIGIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A transfer from which nothing arrives for this long is given up, keeping the whole parts
+/// that did arrive. A thin uplink shared by many TCP flows drops packets, and a flow that
+/// loses its retransmissions too waits seconds, doubling, before it tries again: asking
+/// anew beats waiting for it (the block's parts are then still spread in time).
+const IDLE_LIMIT: Duration = Duration::from_secs(4);
 /// How often one known peer is asked for the peers it knows.
 const PEER_EXCHANGE_EVERY: Duration = Duration::from_secs(10);
 /// Give up when nothing arrives for this long and nothing is in flight.
@@ -488,29 +493,39 @@ fn range_of(content: &Content, request: &Request) -> (u64, u64) {
     (start, end)
 }
 
-/// The report of a request whose verified bytes were kept.
-fn done(request: &Request, bytes: &Bytes) -> Event {
+/// The report of a request whose verified bytes (its first `count` parts) were kept.
+fn done(request: &Request, count: u32, bytes: &Bytes) -> Event {
     Event::Done {
         id: request.id,
         first: request.first,
-        count: request.count,
+        count,
         bytes: bytes.len() as u64,
         source: request.source,
     }
 }
 
-/// Reads at most `len` bytes of a body; `None` if it was longer or broke.
-async fn body_exact(response: reqwest::Response, len: u64) -> Option<Bytes> {
+/// Reads a body of `len` bytes. `None` if it was longer than that; otherwise the bytes that
+/// came, cut to whole parts if the body broke off or nothing came for [`IDLE_LIMIT`] (the
+/// last part of a file may be short, and is whole when the body is).
+async fn body_parts(response: reqwest::Response, len: u64) -> Option<Bytes> {
     let mut out = Vec::with_capacity(len as usize);
     let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.ok()?;
+    while let Ok(Some(chunk)) = tokio::time::timeout(IDLE_LIMIT, stream.next()).await {
+        let Ok(chunk) = chunk else { break };
         if out.len() as u64 + chunk.len() as u64 > len {
             return None;
         }
         out.extend_from_slice(&chunk);
     }
-    (out.len() as u64 == len).then(|| Bytes::from(out))
+    if out.len() as u64 != len {
+        out.truncate(out.len() - out.len() % PART_SIZE as usize);
+    }
+    Some(Bytes::from(out))
+}
+
+/// Parts in `bytes` (whole, but for a file's short last part).
+fn parts_in(bytes: &Bytes) -> u32 {
+    (bytes.len() as u64).div_ceil(PART_SIZE) as u32
 }
 
 async fn from_peer(node: &Node, content: &Content, peer: SocketAddr, request: Request) -> Event {
@@ -538,11 +553,14 @@ async fn from_peer(node: &Node, content: &Content, peer: SocketAddr, request: Re
         StatusCode::SERVICE_UNAVAILABLE => return failed(Failure::Busy),
         _ => return failed(Failure::Error),
     }
-    let Some(bytes) = body_exact(response, end - start).await else {
+    let Some(bytes) = body_parts(response, end - start).await else {
         return failed(Failure::Error);
     };
+    if bytes.is_empty() {
+        return failed(Failure::Error);
+    }
     match content.insert(request.first, &bytes) {
-        Ok(_) => done(&request, &bytes),
+        Ok(_) => done(&request, parts_in(&bytes), &bytes),
         Err(StoreError::Invalid { part, .. }) => {
             node.metrics.parts_failed_verification.inc();
             report_ban(peer, &format!("part {part} failing verification"));
@@ -590,11 +608,14 @@ async fn from_origin(
             return failed(Failure::Error);
         }
     }
-    let Some(bytes) = body_exact(response, end - start).await else {
+    let Some(bytes) = body_parts(response, end - start).await else {
         return failed(Failure::Error);
     };
+    if bytes.is_empty() {
+        return failed(Failure::Error);
+    }
     match content.insert(request.first, &bytes) {
-        Ok(_) => done(&request, &bytes),
+        Ok(_) => done(&request, parts_in(&bytes), &bytes),
         // The origin's bytes no longer match the tree: its file changed under the same
         // validators (a weak or missing ETag). Never mixed in; peers finish the job.
         Err(StoreError::Invalid { .. }) => {

@@ -5,9 +5,12 @@
 //! with [`Picker::completed`] and [`Picker::failed`].
 //!
 //! Rules, in the order they apply:
-//! 1. **Peers first, nearest deadline first.** Each usable peer gets up to `peer_slots`
-//!    requests for parts it has and we lack; with deadlines (a schedule) the part due soonest,
-//!    without (a plain fetch) the rarest among the peers we know, from a random start.
+//! 1. **Peers first.** With deadlines (a schedule), part by part: pinned parts and parts due
+//!    within `peer_in_order_ms` in deadline order, later ones rarest first, each asked of a
+//!    free peer that holds it (fewest of our requests, at random among equals), up to
+//!    `peer_slots` per peer and `peer_total_slots` in all. Without (a plain fetch), each
+//!    usable peer gets up to `peer_slots` requests for the rarest parts it has and we lack,
+//!    from a random start.
 //! 2. **The origin only for what no peer can give in time**: a part whose deadline is within
 //!    `urgent_ms` and that no peer is already sending in time, and, ahead of time, parts that no
 //!    known peer holds and that this listener *owns*: each block of `max_run` parts belongs to
@@ -215,6 +218,8 @@ struct Inflight {
     since: u64,
     /// An origin request ahead of time (a block this node owns), not a rescue.
     ahead: bool,
+    /// A peer request for a rare part not due soon: copying it on.
+    spread: bool,
 }
 
 /// What a failure did to the peer.
@@ -578,6 +583,7 @@ impl Picker {
                 source,
                 since: now,
                 ahead: false,
+                spread: false,
             },
         );
         for p in first..first + count {
@@ -725,7 +731,14 @@ impl Picker {
                         candidates.push(p);
                     }
                 }
+                // Without deadlines, at random (members that see different owners then
+                // still spread over the file); with them, the nearest first: a listener
+                // that owns much (the first to join owns everything) takes what plays
+                // soonest before what plays in 40 s.
                 candidates.shuffle(rng);
+                if self.deadlines != Deadlines::None {
+                    candidates.sort_by_key(|&p| self.deadline(p));
+                }
                 for p in candidates {
                     if self.origin_ahead_inflight >= self.config.origin_slots {
                         break;
@@ -767,7 +780,7 @@ impl Picker {
         let horizon = now as i64 + self.config.peer_ahead_ms;
         let soonest = now as i64 + self.config.peer_min_lead_ms;
         let in_order = now as i64 + self.config.peer_in_order_ms.min(i64::MAX / 2);
-        let (mut order, mut later): (Vec<u32>, Vec<u32>) = self
+        let (order, mut later): (Vec<u32>, Vec<u32>) = self
             .wanted_order(now)
             .filter(|&p| {
                 self.deadline(p)
@@ -776,39 +789,65 @@ impl Picker {
             .partition(|&p| self.pinned(p) || self.deadline(p).is_none_or(|d| d <= in_order));
         later.shuffle(rng);
         later.sort_by_key(|&p| self.avail[p as usize]);
-        order.extend(later);
-        let mut free: Vec<SocketAddr> = Vec::new();
-        for p in order {
+        // One ask at a time copies a rare part on even while this listener is behind on
+        // what is due soon: otherwise, when every listener is behind (a crowd joining at
+        // once), new parts wait at their owner until everyone wants them at once.
+        let spreading = self.requests.values().filter(|r| r.spread).count();
+        let first_spread = if spreading == 0 { later.len() } else { 0 };
+        let spread_first = later.iter().take(first_spread).copied().map(|p| (p, true));
+        let rest = order
+            .into_iter()
+            .map(|p| (p, false))
+            .chain(later.iter().copied().map(|p| (p, true)));
+        let mut spread_made = false;
+        for (i, (p, spread)) in spread_first.chain(rest).enumerate() {
             if total >= cap {
                 break;
             }
-            free.clear();
-            let mut least = usize::MAX;
-            for (&addr, state) in &self.peers {
-                if !state.usable(now)
-                    || state.inflight >= self.config.peer_slots
-                    || state.inflight > least
-                    || !self.peer_has(addr, p)
-                    || !self.askable(p, now, Source::Peer(addr))
-                {
-                    continue;
-                }
-                if state.inflight < least {
-                    least = state.inflight;
-                    free.clear();
-                }
-                free.push(addr);
+            // The first pass makes at most one ask.
+            if i < first_spread && spread_made {
+                continue;
             }
-            // Sorted first: the map's order must not decide, the seeded rng does.
-            free.sort();
-            let Some(&peer) = free.choose(rng) else {
+            let Some(request) = self.ask_free_peer(p, now, rng) else {
                 continue;
             };
-            let source = Source::Peer(peer);
-            let count = self.run(p, source, now, false);
-            out.push(self.start(p, count, source, now));
+            if spread {
+                spread_made = true;
+                if let Some(r) = self.requests.get_mut(&request.id) {
+                    r.spread = true;
+                }
+            }
+            out.push(request);
             total += 1;
         }
+    }
+
+    /// Asks a free peer holding `part` for it (the one with fewest of our requests, at random
+    /// among equals), if there is one.
+    fn ask_free_peer(&mut self, part: u32, now: u64, rng: &mut impl Rng) -> Option<Request> {
+        let mut free: Vec<SocketAddr> = Vec::new();
+        let mut least = usize::MAX;
+        for (&addr, state) in &self.peers {
+            if !state.usable(now)
+                || state.inflight >= self.config.peer_slots
+                || state.inflight > least
+                || !self.peer_has(addr, part)
+                || !self.askable(part, now, Source::Peer(addr))
+            {
+                continue;
+            }
+            if state.inflight < least {
+                least = state.inflight;
+                free.clear();
+            }
+            free.push(addr);
+        }
+        // Sorted first: the map's order must not decide, the seeded rng does.
+        free.sort();
+        let peer = *free.choose(rng)?;
+        let source = Source::Peer(peer);
+        let count = self.run(part, source, now, false);
+        Some(self.start(part, count, source, now))
     }
 
     fn pick_for_peer(
@@ -1078,21 +1117,26 @@ mod tests {
             p.set_peer_have(peer(i), full(60), 0);
         }
         // Joining at 10 s: parts due from 11 s on (an ask takes about a second), the most
-        // urgent first, one part per ask, one ask per peer, four in all.
+        // urgent first, one part per ask, one ask per peer, four in all, one of which copies
+        // on a part not due within 6 s.
         let reqs = p.next(10_000, &mut rng());
-        let firsts: Vec<u32> = reqs.iter().map(|r| r.first).collect();
-        assert_eq!(firsts, vec![11, 12, 13, 14], "{reqs:?}");
+        let mut firsts: Vec<u32> = reqs.iter().map(|r| r.first).collect();
+        firsts.sort();
+        assert_eq!(firsts[..3], [11, 12, 13], "{reqs:?}");
+        assert!(firsts[3] > 16, "{reqs:?}");
+        let urgent = reqs.iter().find(|r| r.first == 11).unwrap();
         assert!(reqs.iter().all(|r| r.count == 1), "{reqs:?}");
         let mut sources: Vec<Source> = reqs.iter().map(|r| r.source).collect();
         sources.sort_by_key(|s| format!("{s:?}"));
         sources.dedup();
         assert_eq!(sources.len(), 4, "each ask to another peer: {reqs:?}");
-        // Nothing more while four are in flight; one answer frees one ask, for the next part.
+        // Nothing more while four are in flight.
         assert!(p.next(10_100, &mut rng()).is_empty());
-        p.completed(reqs[0].id, 11, 1, 16_384, 10_500);
+        // One answer frees one ask: for the next part due, a part is already being copied on.
+        p.completed(urgent.id, 11, 1, 16_384, 10_500);
         let more = p.next(10_500, &mut rng());
         assert_eq!(more.len(), 1, "{more:?}");
-        assert_eq!(more[0].first, 15);
+        assert_eq!(more[0].first, 14);
     }
 
     #[test]
