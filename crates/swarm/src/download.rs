@@ -1,8 +1,9 @@
 //! Downloading one content by swarming: the async shell around the [`Picker`].
 //!
 //! Actors: the download loop owns the picker. It spawns one task per request (to a peer or to
-//! the origin), one long-poll task per peer (its `have` bitfield), and now and then a peer
-//! exchange ask; they all report back on one bounded channel. The announcer
+//! the origin), one long-poll task per followed peer (its `have` bitfield; a live download
+//! follows a few neighbours in turn, see [`DownloadConfig::neighbours`]), and now and then a
+//! peer exchange ask; they all report back on one bounded channel. The announcer
 //! ([`spawn_announcer`]) runs beside it for as long as the node holds the content, putting
 //! tracker answers into the node's known peers, where the loop picks them up.
 
