@@ -280,15 +280,18 @@ pub async fn download(
         for (addr, id) in node.known_members(&root) {
             picker.add_peer(addr, id.as_deref().map(member_hash));
         }
-        let mut candidates: Vec<SocketAddr> = picker
-            .peers()
-            .filter(|a| !followed.contains_key(a) && !picker.is_banned(*a))
-            .collect();
         let neighbours = config.neighbours.max(1);
-        if followed.len() >= neighbours
-            && !candidates.is_empty()
-            && last_rotation.elapsed() >= ROTATE_EVERY
-        {
+        let rotate = followed.len() >= neighbours && last_rotation.elapsed() >= ROTATE_EVERY;
+        // Peers to follow, looked for only when one is wanted.
+        let mut candidates: Vec<SocketAddr> = if rotate || followed.len() < neighbours {
+            picker
+                .peers()
+                .filter(|a| !followed.contains_key(a) && !picker.is_banned(*a))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if rotate && !candidates.is_empty() {
             last_rotation = Instant::now();
             let mut current: Vec<SocketAddr> = followed.keys().copied().collect();
             current.sort();

@@ -674,32 +674,8 @@ impl Picker {
         // without, best peers first, each with what it is best placed to send.
         if self.deadlines != Deadlines::None {
             self.ask_peers_by_deadline(now, rng, &mut out);
-        }
-        let mut peers: Vec<SocketAddr> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.usable(now) && p.inflight < self.config.peer_slots)
-            .filter(|_| self.deadlines == Deadlines::None)
-            .map(|(a, _)| *a)
-            .collect();
-        peers.shuffle(rng);
-        peers.sort_by(|a, b| {
-            let (sa, sb) = (self.peers[a].score, self.peers[b].score);
-            sb.partial_cmp(&sa).unwrap_or(std::cmp::Ordering::Equal)
-        });
-        for peer in peers {
-            let source = Source::Peer(peer);
-            while self.peers[&peer].inflight < self.config.peer_slots {
-                let mut endgame = false;
-                let mut pick = self.pick_for_peer(peer, now, rng, false);
-                if pick.is_none() && self.endgame() {
-                    endgame = true;
-                    pick = self.pick_for_peer(peer, now, rng, true);
-                }
-                let Some(first) = pick else { break };
-                let count = self.run(first, source, now, endgame);
-                out.push(self.start(first, count, source, now));
-            }
+        } else {
+            self.ask_peers_by_rarity(now, rng, &mut out);
         }
 
         // 2. The origin: urgent parts no peer sends in time, then parts no peer holds.
@@ -773,6 +749,36 @@ impl Picker {
         out
     }
 
+    /// Without deadlines: each usable peer, best first, up to `peer_slots` requests for the
+    /// rarest parts it holds; in the endgame, duplicates of what is in flight.
+    fn ask_peers_by_rarity(&mut self, now: u64, rng: &mut impl Rng, out: &mut Vec<Request>) {
+        let mut peers: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.usable(now) && p.inflight < self.config.peer_slots)
+            .map(|(a, _)| *a)
+            .collect();
+        peers.shuffle(rng);
+        peers.sort_by(|a, b| {
+            let (sa, sb) = (self.peers[a].score, self.peers[b].score);
+            sb.partial_cmp(&sa).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        for peer in peers {
+            let source = Source::Peer(peer);
+            while self.peers[&peer].inflight < self.config.peer_slots {
+                let mut endgame = false;
+                let mut pick = self.pick_for_peer(peer, now, rng, false);
+                if pick.is_none() && self.endgame() {
+                    endgame = true;
+                    pick = self.pick_for_peer(peer, now, rng, true);
+                }
+                let Some(first) = pick else { break };
+                let count = self.run(first, source, now, endgame);
+                out.push(self.start(first, count, source, now));
+            }
+        }
+    }
+
     /// Parts in deadline order within the trading window, each asked of a free peer that
     /// holds it (the one with fewest of our requests, at random among equals), until
     /// `peer_total_slots` requests are in flight.
@@ -804,39 +810,39 @@ impl Picker {
         // One ask at a time copies a rare part on even while this listener is behind on
         // what is due soon: otherwise, when every listener is behind (a crowd joining at
         // once), new parts wait at their owner until everyone wants them at once.
-        let spreading = self.requests.values().filter(|r| r.spread).count();
-        let first_spread = if spreading == 0 { later.len() } else { 0 };
-        let spread_first = later.iter().take(first_spread).copied().map(|p| (p, true));
-        let rest = order
+        if !self.requests.values().any(|r| r.spread) {
+            if let Some(request) = later
+                .iter()
+                .find_map(|&p| self.ask_free_peer(p, true, now, rng))
+            {
+                out.push(request);
+                total += 1;
+            }
+        }
+        let parts = order
             .into_iter()
             .map(|p| (p, false))
-            .chain(later.iter().copied().map(|p| (p, true)));
-        let mut spread_made = false;
-        for (i, (p, spread)) in spread_first.chain(rest).enumerate() {
+            .chain(later.into_iter().map(|p| (p, true)));
+        for (p, spread) in parts {
             if total >= cap {
                 break;
             }
-            // The first pass makes at most one ask.
-            if i < first_spread && spread_made {
-                continue;
+            if let Some(request) = self.ask_free_peer(p, spread, now, rng) {
+                out.push(request);
+                total += 1;
             }
-            let Some(request) = self.ask_free_peer(p, now, rng) else {
-                continue;
-            };
-            if spread {
-                spread_made = true;
-                if let Some(r) = self.requests.get_mut(&request.id) {
-                    r.spread = true;
-                }
-            }
-            out.push(request);
-            total += 1;
         }
     }
 
     /// Asks a free peer holding `part` for it (the one with fewest of our requests, at random
-    /// among equals), if there is one.
-    fn ask_free_peer(&mut self, part: u32, now: u64, rng: &mut impl Rng) -> Option<Request> {
+    /// among equals), if there is one; `spread`: to copy a rare part on.
+    fn ask_free_peer(
+        &mut self,
+        part: u32,
+        spread: bool,
+        now: u64,
+        rng: &mut impl Rng,
+    ) -> Option<Request> {
         let mut free: Vec<SocketAddr> = Vec::new();
         let mut least = usize::MAX;
         for (&addr, state) in &self.peers {
@@ -859,7 +865,11 @@ impl Picker {
         let peer = *free.choose(rng)?;
         let source = Source::Peer(peer);
         let count = self.run(part, source, now, false);
-        Some(self.start(part, count, source, now))
+        let request = self.start(part, count, source, now);
+        if let Some(r) = self.requests.get_mut(&request.id) {
+            r.spread = spread;
+        }
+        Some(request)
     }
 
     fn pick_for_peer(
