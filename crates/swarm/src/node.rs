@@ -199,7 +199,6 @@ impl Node {
             .collect()
     }
 
-    /// Peers known for `root`, with their ids when known.
     /// Notes that the tracker answered an announce for `root` (its peers are learnt).
     pub fn mark_announced(&self, root: Hash) {
         self.announced
@@ -217,6 +216,7 @@ impl Node {
             .contains(root)
     }
 
+    /// Peers known for `root`, with their ids when known.
     pub fn known_members(&self, root: &Hash) -> Vec<Member> {
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.get(root).cloned().unwrap_or_default()
