@@ -39,7 +39,9 @@ def seconds(stamp):
 
 def median_p90(values):
     v = sorted(values)
-    return v[len(v) // 2], v[min(len(v) - 1, 9 * len(v) // 10)]
+    n = len(v)
+    median = v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+    return median, v[min(n - 1, 9 * n // 10)]
 
 
 class Listener:
