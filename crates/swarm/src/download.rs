@@ -508,9 +508,10 @@ fn done(request: &Request, count: u32, bytes: &Bytes) -> Event {
     }
 }
 
-/// Reads a body of `len` bytes. `None` if it was longer than that; otherwise the bytes that
-/// came, cut to whole parts if the body broke off or nothing came for [`IDLE_LIMIT`] (the
-/// last part of a file may be short, and is whole when the body is).
+/// Reads a body of `len` bytes. `None` if it was longer than that, or not one whole part
+/// came; otherwise the bytes that came, cut to whole parts if the body broke off or nothing
+/// came for [`IDLE_LIMIT`] (the last part of a file may be short, and is whole when the body
+/// is).
 async fn body_parts(response: reqwest::Response, len: u64) -> Option<Bytes> {
     let mut out = Vec::with_capacity(len as usize);
     let mut stream = response.bytes_stream();
@@ -524,7 +525,7 @@ async fn body_parts(response: reqwest::Response, len: u64) -> Option<Bytes> {
     if out.len() as u64 != len {
         out.truncate(out.len() - out.len() % PART_SIZE as usize);
     }
-    Some(Bytes::from(out))
+    (!out.is_empty()).then(|| Bytes::from(out))
 }
 
 /// Parts in `bytes` (whole, but for a file's short last part).
@@ -560,9 +561,6 @@ async fn from_peer(node: &Node, content: &Content, peer: SocketAddr, request: Re
     let Some(bytes) = body_parts(response, end - start).await else {
         return failed(Failure::Error);
     };
-    if bytes.is_empty() {
-        return failed(Failure::Error);
-    }
     match content.insert(request.first, &bytes) {
         Ok(_) => done(&request, parts_in(&bytes), &bytes),
         Err(StoreError::Invalid { part, .. }) => {
@@ -615,9 +613,6 @@ async fn from_origin(
     let Some(bytes) = body_parts(response, end - start).await else {
         return failed(Failure::Error);
     };
-    if bytes.is_empty() {
-        return failed(Failure::Error);
-    }
     match content.insert(request.first, &bytes) {
         Ok(_) => done(&request, parts_in(&bytes), &bytes),
         // The origin's bytes no longer match the tree: its file changed under the same
