@@ -66,13 +66,28 @@ impl SwarmArgs {
     }
 }
 
-/// Cancels `cancel` on Ctrl-C; a second Ctrl-C quits at once.
+/// Cancels `cancel` on Ctrl-C or SIGTERM (how service managers stop a program); a second
+/// Ctrl-C quits at once.
 pub(crate) fn stop_on_ctrl_c(cancel: CancellationToken) {
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated() => {}
+        }
         info!("stopping (Ctrl-C again to quit at once)");
         cancel.cancel();
         let _ = tokio::signal::ctrl_c().await;
         std::process::exit(130);
     });
+}
+
+/// Resolves on SIGTERM (never where there is no such signal, or it cannot be watched).
+async fn terminated() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        term.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await
 }

@@ -27,11 +27,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::bitfield::Bitfield;
-use crate::node::Node;
+use crate::node::{started_ms_of, Node};
 use crate::picker::{
     member_hash, Deadlines, Failure, PeerVerdict, Picker, PickerConfig, Request, Source,
 };
-use crate::server::{HAVE_VERSION_HEADER, PEER_PORT_HEADER};
+use crate::server::{DUE_HEADER, HAVE_VERSION_HEADER, PEER_PORT_HEADER};
 use crate::store::{Content, StoreError};
 
 /// How often the loop looks for new peers and new requests without other news.
@@ -51,6 +51,9 @@ const PEER_EXCHANGE_EVERY: Duration = Duration::from_secs(10);
 const STALL_LIMIT: Duration = Duration::from_secs(120);
 /// Announce this often while few peers are known, whatever the tracker's interval.
 const EAGER_ANNOUNCE: Duration = Duration::from_secs(2);
+/// Announce at least this often, whatever the tracker's interval: its answers say who has
+/// left (see [`Node::tracker_members`]).
+const MAX_ANNOUNCE: Duration = Duration::from_secs(10);
 /// Fewer known peers than this makes the announcer eager.
 const FEW_PEERS: usize = 8;
 /// Peers a live download follows (see [`DownloadConfig::neighbours`]).
@@ -103,13 +106,14 @@ pub async fn resolve(
     Ok((info, tree))
 }
 
-/// Announces `content` to the gateway until `cancel`, learning peers into the node.
+/// Announces `content` to the gateway until `cancel`, learning peers into the node. The task
+/// ends after its `stopped` announce (at most 2 s after `cancel`).
 pub fn spawn_announcer(
     node: Arc<Node>,
     gateway: Client,
     content: Arc<Content>,
     cancel: CancellationToken,
-) {
+) -> tokio::task::JoinHandle<()> {
     let root = content.root();
     let span = tracing::info_span!("announce", %root);
     tokio::spawn(
@@ -139,13 +143,21 @@ pub fn spawn_announcer(
                             failing = false;
                         }
                         event = AnnounceEvent::Update;
+                        let mut listed = Vec::with_capacity(answer.peers.len());
                         for p in &answer.peers {
                             if let Ok(addr) = p.addr.parse::<SocketAddr>() {
                                 node.learn_member(root, addr, Some(&p.peer_id));
+                                listed.push(addr);
                             }
                         }
+                        // A full answer may leave members out; a shorter one names them all.
+                        if answer.peers.len() < alluvium_gateway::config::DEFAULT_PEERS_PER_ANSWER {
+                            node.tracker_members(&root, &listed);
+                        }
                         node.mark_announced(root);
-                        let interval = Duration::from_secs(answer.interval_s.max(1));
+                        // Often enough that members who left stop owning blocks in time.
+                        let interval =
+                            Duration::from_secs(answer.interval_s.max(1)).min(MAX_ANNOUNCE);
                         if node.known_peers(&root).len() < FEW_PEERS && !bits.is_complete() {
                             interval.min(EAGER_ANNOUNCE)
                         } else {
@@ -177,7 +189,7 @@ pub fn spawn_announcer(
             let _ = tokio::time::timeout(Duration::from_secs(2), gateway.announce(&stop)).await;
         }
         .instrument(span),
-    );
+    )
 }
 
 enum Event {
@@ -258,6 +270,10 @@ pub async fn download(
         config.picker,
         member_hash(node.peer_id()),
     );
+    let epoch_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    picker.set_started(node.started_ms(), epoch_ms);
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     let scope = cancel.child_token();
     let _stop_tasks = scope.clone().drop_guard();
@@ -278,7 +294,11 @@ pub async fn download(
         // Read before the members: the announcer learns them before it marks the answer.
         let answered = node.announced(&root);
         for (addr, id) in node.known_members(&root) {
-            picker.add_peer(addr, id.as_deref().map(member_hash));
+            picker.add_peer(addr, None);
+            let member = id
+                .as_deref()
+                .map(|id| (member_hash(id), started_ms_of(id).unwrap_or(u64::MAX)));
+            picker.set_membership(addr, member);
         }
         let neighbours = config.neighbours.max(1);
         let rotate = followed.len() >= neighbours && last_rotation.elapsed() >= ROTATE_EVERY;
@@ -540,14 +560,16 @@ async fn from_peer(node: &Node, content: &Content, peer: SocketAddr, request: Re
         failure,
     };
     let url = format!("http://{peer}/v1/blob/{}", content.root());
-    let sent = node
+    let mut get = node
         .http
         .get(url)
         .header(header::RANGE, format!("bytes={start}-{}", end - 1))
         .header(PEER_PORT_HEADER, node.port())
-        .timeout(PEER_REQUEST_TIMEOUT)
-        .send()
-        .await;
+        .timeout(PEER_REQUEST_TIMEOUT);
+    if let Some(due) = request.due_in_ms {
+        get = get.header(DUE_HEADER, due);
+    }
+    let sent = get.send().await;
     let response = match sent {
         Ok(r) => r,
         Err(_) => return failed(Failure::Error),

@@ -60,11 +60,28 @@ impl Default for NodeConfig {
 /// A known peer: its address and, when the tracker named it, its id.
 pub type Member = (SocketAddr, Option<String>);
 
+/// Now, in ms since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// When the node with `peer_id` started (ms since the Unix epoch), if its id says so
+/// (`al-START-RANDOM`, START in hex, as [`Node`] makes them).
+pub fn started_ms_of(peer_id: &str) -> Option<u64> {
+    let (start, _) = peer_id.strip_prefix("al-")?.split_once('-')?;
+    u64::from_str_radix(start, 16).ok()
+}
+
 /// One listener's swarm node. Shared as `Arc<Node>`.
 pub struct Node {
     pub store: Store,
     pub metrics: Metrics,
     pub(crate) blob_slots: Arc<Semaphore>,
+    /// One more answer for urgent asks only (see [`server::URGENT_DUE_MS`]).
+    pub(crate) urgent_slots: Arc<Semaphore>,
     pub(crate) long_poll: Duration,
     pub(crate) http: reqwest::Client,
     upload: Option<DefaultDirectRateLimiter>,
@@ -106,6 +123,7 @@ impl Node {
             ),
             metrics: Metrics::new(),
             blob_slots: Arc::new(Semaphore::new(config.max_blob_answers.max(1))),
+            urgent_slots: Arc::new(Semaphore::new(1)),
             long_poll: config.long_poll,
             http,
             upload,
@@ -113,7 +131,13 @@ impl Node {
             announced: Mutex::new(std::collections::HashSet::new()),
             port: AtomicU16::new(0),
             bound: std::sync::Mutex::new(None),
-            peer_id: format!("al-{:016x}", rand::random::<u64>()),
+            // When it started, then a random tail: other members read its age from the id
+            // (the members there first own the blocks, see `PickerConfig::owners`).
+            peer_id: format!(
+                "al-{:x}-{:012x}",
+                unix_ms(),
+                rand::random::<u64>() & 0xffff_ffff_ffff
+            ),
             max_connections: config.max_connections,
         })
     }
@@ -149,6 +173,11 @@ impl Node {
     /// This node's id in announces.
     pub fn peer_id(&self) -> &str {
         &self.peer_id
+    }
+
+    /// When this node started (ms since the Unix epoch), as its id says.
+    pub fn started_ms(&self) -> u64 {
+        started_ms_of(&self.peer_id).unwrap_or(0)
     }
 
     /// Remembers `addr` as a peer for `root`.
@@ -188,6 +217,20 @@ impl Node {
             }
             Some(b) => addr == b,
             None => false,
+        }
+    }
+
+    /// The tracker's answer for `root` lists every member it knows (`listed`, by address):
+    /// known peers it no longer lists are no longer members (they left; they stay peers,
+    /// without an id, while they answer).
+    pub fn tracker_members(&self, root: &Hash, listed: &[SocketAddr]) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = known.get_mut(root) {
+            for (addr, id) in list.iter_mut() {
+                if id.is_some() && !listed.contains(addr) {
+                    *id = None;
+                }
+            }
         }
     }
 
@@ -244,6 +287,38 @@ impl Node {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn ids_carry_the_start_and_the_tracker_says_who_left() {
+        assert_eq!(started_ms_of("al-18f-00000000abcd"), Some(0x18f));
+        assert_eq!(
+            started_ms_of("al-0123456789abcdef"),
+            None,
+            "an id without a start"
+        );
+        assert_eq!(started_ms_of("someone-else"), None);
+        let node = Node::new(NodeConfig::default());
+        assert!(node.started_ms().abs_diff(unix_ms()) < 60_000);
+        let root = Hash::from(blake3::hash(b"x"));
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "127.0.0.2:1".parse().unwrap(),
+            "127.0.0.3:1".parse().unwrap(),
+        );
+        node.learn_member(root, a, Some("al-1-1"));
+        node.learn_member(root, b, Some("al-2-2"));
+        node.tracker_members(&root, &[a]);
+        assert_eq!(
+            node.known_members(&root),
+            vec![(a, Some("al-1-1".to_string())), (b, None)],
+            "b left: still a peer, no longer a member"
+        );
+        node.learn_member(root, b, Some("al-2-2"));
+        assert_eq!(
+            node.known_members(&root)[1].1.as_deref(),
+            Some("al-2-2"),
+            "back"
+        );
+    }
 
     #[tokio::test]
     async fn other_listeners_on_this_machine_are_peers_not_itself() {

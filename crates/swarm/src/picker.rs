@@ -57,6 +57,8 @@ pub struct Request {
     pub first: u32,
     pub count: u32,
     pub source: Source,
+    /// With deadlines, how long until the first part is due (ms; negative: overdue).
+    pub due_in_ms: Option<i64>,
 }
 
 /// How a request failed.
@@ -133,6 +135,17 @@ pub struct PickerConfig {
     /// first from `urgent_ms` before the part is due, each next one a third of that later);
     /// the rest never do.
     pub rescue_backups: u16,
+    /// Only the members that started first own blocks (take them from the origin ahead of
+    /// time, rescue them): this many of them, by the start time in their ids (`usize::MAX`:
+    /// every member). With deadlines, a block's owners are chosen among the members that
+    /// had started `owner_settle_ms` before the block is taken ahead of time (at least the
+    /// `min_owners` first): a block's owners then stay the same while listeners join, and it
+    /// is not fetched again by each newcomer who would have been its owner.
+    pub owners: usize,
+    /// See `owners`.
+    pub min_owners: usize,
+    /// See `owners`.
+    pub owner_settle_ms: i64,
     /// Claims of parts not served before a peer is dropped.
     pub max_false_claims: u32,
     /// Without news from any peer for this long, blocks owned by others are fair game.
@@ -159,6 +172,9 @@ impl Default for PickerConfig {
             late_ms: 5_000,
             origin_ahead_ms: 20_000,
             rescue_backups: 2,
+            owners: usize::MAX,
+            min_owners: 1,
+            owner_settle_ms: 0,
             max_false_claims: 3,
             orphan_ms: 2_000,
             origin_grace_ms: 500,
@@ -187,14 +203,26 @@ impl PickerConfig {
             peer_min_lead_ms: 1_000,
             peer_in_order_ms: 6_000,
             // Owners take their blocks from the origin well ahead, and the swarm trades
-            // them from then on: a part spread long before its moment needs no rescue.
-            origin_ahead_ms: 45_000,
+            // them from then on: a part spread long before its moment needs no rescue. Not
+            // further: what is fetched ahead of the last listener's leaving is never aired,
+            // and the origin's budget is 1.3 copies of what is.
+            origin_ahead_ms: 25_000,
             peer_ahead_ms: 45_000,
             // Every rescue is one more copy from the origin, on the link that made the part
             // late: with two backups the origin sent 2.6x the bytes aired at N=30 and the
             // median listener heard 23 s of silence, with one 2.2x and 16 s, with none 2.2x
             // and 22 s (one benchmark run each).
             rescue_backups: 1,
+            // A block belongs to one of the six listeners that had been there 5 s when it is
+            // taken ahead (30 s before it is due); blocks due before six had, to the first
+            // listener alone. At N=30 (benchmark, one run each): with every member an owner
+            // the origin sent 2.2x the bytes aired, with this 1.3x, and the median listener
+            // heard 14-16 s of silence instead of 29 s. With the first three owning the early
+            // blocks, 1.5x and 14 s; with the first two, 1.7x and 20 s (joiners' views of who
+            // is there differ for a moment, and blocks are fetched twice).
+            owners: 6,
+            min_owners: 1,
+            owner_settle_ms: 5_000,
             ..Self::default()
         }
     }
@@ -204,6 +232,8 @@ impl PickerConfig {
 struct PeerState {
     /// Hash of the peer's id, when known (from the tracker): a member for block ownership.
     member: Option<u64>,
+    /// When the member started (ms since the Unix epoch, from its id; `u64::MAX` unknown).
+    started_ms: u64,
     have: Option<Bitfield>,
     inflight: usize,
     /// Bytes per millisecond, averaged.
@@ -263,6 +293,11 @@ pub struct Picker {
     next_id: u64,
     /// This node's member hash.
     me: u64,
+    /// When this node started (ms since the Unix epoch).
+    my_start_ms: u64,
+    /// The picker's time 0 in ms since the Unix epoch (`None`: unknown; owners are then
+    /// the first members whatever the block).
+    epoch_ms: Option<u64>,
     /// This node's rank per block among the members it knows (0: the owner), recomputed
     /// when the members change.
     owned: Option<Vec<u16>>,
@@ -305,6 +340,8 @@ impl Picker {
             config,
             next_id: 1,
             me,
+            my_start_ms: 0,
+            epoch_ms: None,
             owned: None,
             last_news: 0,
             tracker_answered: false,
@@ -315,22 +352,46 @@ impl Picker {
         part / self.config.max_run.max(1)
     }
 
-    /// This node's rank for `part`'s block among the members it knows: 0 when it owns it,
-    /// 1 when one member comes before it, and so on.
+    /// This node's rank for `part`'s block among the owning members it knows (the
+    /// `owners` that started first): 0 when it owns it, 1 when one owner comes before it, and
+    /// so on; `u16::MAX` when this node is not one of the owners.
     fn rank(&mut self, part: u32) -> u16 {
         let block = self.block_of(part) as usize;
         if self.owned.is_none() {
-            let members: Vec<u64> = self
+            let mut members: Vec<(u64, u64)> = self
                 .peers
                 .values()
                 .filter(|p| !p.banned)
-                .filter_map(|p| p.member)
+                .filter_map(|p| Some((p.started_ms, p.member?)))
                 .collect();
+            members.push((self.my_start_ms, self.me));
+            members.sort_unstable();
             let blocks = self.block_of(self.have.len().saturating_sub(1)) + 1;
+            let per_block = self.config.max_run.max(1);
             let ranks = (0..blocks)
                 .map(|b| {
+                    // The members settled when the block is taken ahead of time.
+                    let taken =
+                        self.epoch_ms
+                            .zip(self.deadlines.of(b * per_block))
+                            .map(|(epoch, d)| {
+                                epoch as i64 + d
+                                    - self.config.origin_ahead_ms
+                                    - self.config.owner_settle_ms
+                            });
+                    let settled = taken.map_or(members.len(), |t| {
+                        members.iter().take_while(|m| (m.0 as i64) <= t).count()
+                    });
+                    let owners = settled
+                        .max(self.config.min_owners)
+                        .min(self.config.owners)
+                        .max(1);
+                    let owners = &members[..owners.min(members.len())];
+                    if !owners.iter().any(|m| m.1 == self.me) {
+                        return u16::MAX;
+                    }
                     let mine = score(self.me, b);
-                    let before = members.iter().filter(|m| score(**m, b) > mine).count();
+                    let before = owners.iter().filter(|m| score(m.1, b) > mine).count();
                     u16::try_from(before).unwrap_or(u16::MAX)
                 })
                 .collect();
@@ -342,9 +403,31 @@ impl Picker {
             .unwrap_or(0)
     }
 
-    /// Whether this node owns `part`'s block among the members it knows.
+    /// Whether this node owns `part`'s block among the owners it knows.
     fn owns(&mut self, part: u32) -> bool {
         self.rank(part) == 0
+    }
+
+    /// Tells the picker when this node started and what its time 0 is, both in ms since
+    /// the Unix epoch (see `PickerConfig::owners`).
+    pub fn set_started(&mut self, started_ms: u64, epoch_ms: u64) {
+        self.my_start_ms = started_ms;
+        self.epoch_ms = Some(epoch_ms);
+        self.owned = None;
+    }
+
+    /// A known peer's membership: its [`member_hash`] and when it started (ms since the
+    /// Unix epoch, `u64::MAX` unknown), or `None` when it is no longer a member (the
+    /// tracker no longer lists it). Unknown peers are ignored.
+    pub fn set_membership(&mut self, peer: SocketAddr, member: Option<(u64, u64)>) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            let (hash, started) = member.map_or((None, u64::MAX), |(h, s)| (Some(h), s));
+            if state.member != hash || state.started_ms != started {
+                state.member = hash;
+                state.started_ms = started;
+                self.owned = None;
+            }
+        }
     }
 
     /// Whether an urgent part no peer sends in time may be taken from the origin now. Alone,
@@ -438,6 +521,7 @@ impl Picker {
             peer,
             PeerState {
                 member,
+                started_ms: u64::MAX,
                 have: None,
                 inflight: 0,
                 score: 1.0,
@@ -614,6 +698,7 @@ impl Picker {
             first,
             count,
             source,
+            due_in_ms: self.deadline(first).map(|d| d - now as i64),
         }
     }
 
@@ -699,8 +784,11 @@ impl Picker {
                     }
                 }
             }
+            // Alone (the tracker named no one), at once; else after the first moments, while
+            // the peers' bitfields come in (what they hold is not fetched again).
+            let alone = self.tracker_answered && self.peers.values().all(|p| p.banned);
             if self.origin_ahead_inflight < self.config.origin_slots
-                && now >= self.config.origin_grace_ms
+                && (alone || now >= self.config.origin_grace_ms)
             {
                 let horizon = now as i64 + self.config.origin_ahead_ms;
                 // Without deadlines (a plain fetch), blocks of a silent owner are taken over
@@ -1373,6 +1461,83 @@ mod tests {
         }
         assert!(p.is_complete());
         assert_eq!(p.inflight(), 0);
+    }
+
+    #[test]
+    fn the_first_members_own_the_blocks_and_newcomers_change_nothing() {
+        // Ten members who joined a second apart; parts due one a second from the picker's
+        // time 0, which is `epoch` in Unix ms. Blocks are 4 parts; live, a block is owned by
+        // one of the first 6 members that had been there 5 s when it is taken (25 s before
+        // it is due), or by the first member when none had.
+        let epoch = 1_000_000_000u64;
+        let d = Deadlines::Linear {
+            start_ms: 0,
+            per_part_ms: 1000.0,
+        };
+        let config = PickerConfig::live();
+        let member = |i: u64| (member_hash(&format!("m{i}")), epoch + 1000 * i);
+        // Owner of every block as member `me` sees it, knowing `others`.
+        let owners_seen_by = |me: u64, others: &[u64]| -> Vec<bool> {
+            let (hash, started) = member(me);
+            let mut p = Picker::new(Bitfield::new(200), d, config, hash);
+            p.set_started(started, epoch);
+            for &o in others {
+                p.add_peer(peer(o as u8 + 1), None);
+                p.set_membership(peer(o as u8 + 1), Some(member(o)));
+            }
+            (0..50).map(|b| p.owns(b * 4)).collect()
+        };
+        let owner_map = |members: &[u64]| -> Vec<u64> {
+            let views: Vec<(u64, Vec<bool>)> = members
+                .iter()
+                .map(|&me| {
+                    let others: Vec<u64> = members.iter().copied().filter(|&o| o != me).collect();
+                    (me, owners_seen_by(me, &others))
+                })
+                .collect();
+            (0..50)
+                .map(|b| {
+                    let owners: Vec<u64> = views
+                        .iter()
+                        .filter(|(_, v)| v[b])
+                        .map(|(m, _)| *m)
+                        .collect();
+                    assert_eq!(owners.len(), 1, "block {b}: one owner, not {owners:?}");
+                    owners[0]
+                })
+                .collect()
+        };
+        let ten: Vec<u64> = (0..10).collect();
+        let owners = owner_map(&ten);
+        // Block b is taken at 4b - 25 s; members joined by 4b - 30 s had settled.
+        assert!(
+            owners[..8].iter().all(|&o| o == 0),
+            "early blocks: the first alone"
+        );
+        assert!(owners.iter().all(|&o| o < 6), "only the first six own");
+        let distinct: std::collections::HashSet<_> = owners[9..].iter().collect();
+        assert!(
+            distinct.len() >= 4,
+            "later blocks spread over them: {distinct:?}"
+        );
+        // A newcomer is never among the first six: nobody's blocks move.
+        let eleven: Vec<u64> = (0..11).collect();
+        assert_eq!(owner_map(&eleven), owners);
+        // The first member leaves (the tracker stops naming it): its blocks pass on.
+        let rest: Vec<u64> = (1..10).collect();
+        let after = owner_map(&rest);
+        assert!(
+            after[..8].iter().all(|&o| o == 1),
+            "now the first is member 1"
+        );
+        for b in 8..50 {
+            if owners[b] != 0 {
+                assert!(
+                    after[b] == owners[b] || after[b] == 6,
+                    "block {b} stays put"
+                );
+            }
+        }
     }
 
     #[test]

@@ -51,6 +51,12 @@ pub const NEWS_GATHER: Duration = Duration::from_millis(400);
 pub const PEER_PORT_HEADER: &str = "alluvium-peer-port";
 /// Header with the bitfield's version.
 pub const HAVE_VERSION_HEADER: &str = "alluvium-have-version";
+/// Header of a blob ask: in how many ms the asker plays the first part asked.
+pub const DUE_HEADER: &str = "alluvium-due-ms";
+/// An ask due within this is urgent: besides the blob slots, one more slot serves urgent
+/// asks only, so a listener that has just joined (or is about to play silence) is not
+/// turned away because the uplink is busy copying parts that play much later.
+pub const URGENT_DUE_MS: i64 = 3_000;
 /// Unsent bytes a peer connection's socket takes (`TCP_NOTSENT_LOWAT`): past them it takes
 /// more only as bytes go out, so what it has taken is on the wire or nearly.
 pub const UNSENT_LOW: u32 = 4 * 1024;
@@ -334,7 +340,16 @@ async fn blob(
             )
         }
     };
-    let Ok(_slot) = node.blob_slots.clone().try_acquire_owned() else {
+    let urgent = headers
+        .get(DUE_HEADER)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok())
+        .is_some_and(|due| due <= URGENT_DUE_MS);
+    let slot = match node.blob_slots.clone().try_acquire_owned() {
+        Ok(slot) => Ok(slot),
+        Err(_) if urgent => node.urgent_slots.clone().try_acquire_owned(),
+        Err(e) => Err(e),
+    };
+    let Ok(_slot) = slot else {
         let mut r = status(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -475,7 +490,63 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::node::NodeConfig;
+    use alluvium_content::Outboard;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn an_urgent_ask_is_answered_while_the_slots_are_busy() {
+        let node = Node::new(NodeConfig {
+            max_blob_answers: 1,
+            ..NodeConfig::default()
+        });
+        let data = Bytes::from(vec![7u8; 2 * PART_SIZE as usize]);
+        let tree = Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
+        let content = node.store.open(tree);
+        content.insert(0, &data).unwrap();
+        let root = content.root();
+        let ask = |due: Option<&str>| {
+            let mut r = axum::http::Request::get(format!("/v1/blob/{root}"))
+                .header(header::RANGE, "bytes=0-16383");
+            if let Some(due) = due {
+                r = r.header(DUE_HEADER, due);
+            }
+            let mut r = r.body(Body::empty()).unwrap();
+            let from = PeerAddr("127.0.0.9:7001".parse().unwrap(), Written::default());
+            r.extensions_mut().insert(ConnectInfo(from));
+            router(node.clone()).oneshot(r)
+        };
+        // Every blob slot is taken by an answer on its way.
+        let _busy = node.blob_slots.clone().try_acquire_owned().unwrap();
+        assert_eq!(
+            ask(None).await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ask(Some("20000")).await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "due in 20 s: not urgent"
+        );
+        assert_eq!(
+            ask(Some("junk")).await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let urgent = ask(Some("800")).await.unwrap();
+        assert_eq!(urgent.status(), StatusCode::PARTIAL_CONTENT, "due in 0.8 s");
+        // The urgent slot is held until that answer is on the wire: one at a time.
+        assert_eq!(
+            ask(Some("-300")).await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        drop(urgent);
+        assert_eq!(
+            ask(Some("-300")).await.unwrap().status(),
+            StatusCode::PARTIAL_CONTENT,
+            "overdue is urgent too"
+        );
+    }
 
     #[test]
     fn ranges() {

@@ -25,6 +25,7 @@ use crate::clock::ClockOffset;
 use crate::download::{download, resolve, spawn_announcer, DownloadConfig};
 use crate::node::Node;
 use crate::picker::{Deadlines, PickerConfig};
+use tokio_util::task::TaskTracker;
 
 /// Re-read the playlist at least this often, and at most this often.
 const MIN_REFRESH: Duration = Duration::from_secs(10);
@@ -330,6 +331,7 @@ pub async fn run(
     let mut next_read =
         tokio::time::Instant::now() + source.refresh_after(&parsed, source.clock.now());
     let mut tracked: HashMap<String, Tracked> = HashMap::new();
+    let announcers = TaskTracker::new();
     let mut tick = tokio::time::interval(TICK);
     let mut last_log = tokio::time::Instant::now();
     loop {
@@ -382,6 +384,7 @@ pub async fn run(
                 clock: source.clock,
                 picker: config.picker,
                 announce: t.announce.clone(),
+                announcers: announcers.clone(),
                 state: state.clone(),
             };
             let span = tracing::info_span!("entry", title = %job.title);
@@ -415,6 +418,10 @@ pub async fn run(
     for t in tracked.values() {
         t.announce.cancel();
     }
+    // The tracker hears that this listener left (its `stopped` announces take at most 2 s):
+    // the swarm stops counting on it at once, not after the tracker's expiry.
+    announcers.close();
+    let _ = tokio::time::timeout(Duration::from_secs(3), announcers.wait()).await;
     Ok(())
 }
 
@@ -429,6 +436,8 @@ struct EntryJob {
     clock: ClockOffset,
     picker: PickerConfig,
     announce: CancellationToken,
+    /// Where its announcer is tracked, so the station waits for its `stopped` announce.
+    announcers: TaskTracker,
     state: Arc<StationState>,
 }
 
@@ -446,12 +455,12 @@ impl EntryJob {
                 .await?;
                 let content = self.node.store.open(tree.clone());
                 self.state.set_root(&self.url, info.blake3);
-                spawn_announcer(
+                self.announcers.spawn(spawn_announcer(
                     self.node.clone(),
                     self.gateway.clone(),
                     content.clone(),
                     self.announce.clone(),
-                );
+                ));
                 let parts = content.parts().max(1);
                 let start_ms = (self.slot.start - self.clock.now()).num_milliseconds();
                 let per_part_ms = self.slot.duration().num_milliseconds() as f64 / f64::from(parts);
