@@ -213,13 +213,13 @@ impl PickerConfig {
             // median listener heard 23 s of silence, with one 2.2x and 16 s, with none 2.2x
             // and 22 s (one benchmark run each).
             rescue_backups: 1,
-            // A block belongs to one of the six listeners that had been there 5 s when it is
-            // taken ahead (30 s before it is due); blocks due before six had, to the first
-            // listener alone. At N=30 (benchmark, one run each): with every member an owner
-            // the origin sent 2.2x the bytes aired, with this 1.3x, and the median listener
-            // heard 14-16 s of silence instead of 29 s. With the first three owning the early
-            // blocks, 1.5x and 14 s; with the first two, 1.7x and 20 s (joiners' views of who
-            // is there differ for a moment, and blocks are fetched twice).
+            // A block belongs to one of the first six listeners that had been there 5 s when
+            // it is taken ahead (25 s before it is due), or, when none had, to the first one.
+            // At N=30 (benchmark, one run each): with every member an owner
+            // the origin sent 2.3x the bytes aired, with this 1.3x, and the median listener
+            // heard 14-17 s of silence instead of 20-29 s. With the first three owning the
+            // early blocks, 1.5x and 14 s: joiners' views of who is there differ for a
+            // moment, and blocks are fetched twice.
             owners: 6,
             min_owners: 1,
             owner_settle_ms: 5_000,
