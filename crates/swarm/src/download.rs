@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::bitfield::Bitfield;
-use crate::node::{started_ms_of, Node};
+use crate::node::{started_ms_of, unix_ms, Node};
 use crate::picker::{
     member_hash, Deadlines, Failure, PeerVerdict, Picker, PickerConfig, Request, Source,
 };
@@ -270,10 +270,7 @@ pub async fn download(
         config.picker,
         member_hash(node.peer_id()),
     );
-    let epoch_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    picker.set_started(node.started_ms(), epoch_ms);
+    picker.set_started(node.started_ms(), unix_ms());
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     let scope = cancel.child_token();
     let _stop_tasks = scope.clone().drop_guard();
@@ -294,7 +291,7 @@ pub async fn download(
         // Read before the members: the announcer learns them before it marks the answer.
         let answered = node.announced(&root);
         for (addr, id) in node.known_members(&root) {
-            picker.add_peer(addr, None);
+            picker.add_peer(addr);
             let member = id
                 .as_deref()
                 .map(|id| (member_hash(id), started_ms_of(id).unwrap_or(u64::MAX)));

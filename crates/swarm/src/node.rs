@@ -61,7 +61,7 @@ impl Default for NodeConfig {
 pub type Member = (SocketAddr, Option<String>);
 
 /// Now, in ms since the Unix epoch.
-fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

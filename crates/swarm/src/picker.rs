@@ -437,7 +437,7 @@ impl Picker {
     /// the origin about once, not once per listener, and a congested origin does not turn
     /// every part urgent for everyone.
     fn may_rescue(&mut self, part: u32, now: u64) -> bool {
-        let alone = self.peers.values().all(|p| p.banned);
+        let alone = self.alone();
         // The tracker's answer and the peers' bitfields come in the first moments; a node
         // the tracker answered with no one else starts at once.
         if alone && self.tracker_answered {
@@ -466,6 +466,11 @@ impl Picker {
         // A part already due (a listener joining mid-entry, the head of the entry on air)
         // is for peers to send: from the origin it would come late anyway, once per joiner.
         (0..=limit).contains(&left)
+    }
+
+    /// No peer known but banned ones.
+    fn alone(&self) -> bool {
+        self.peers.values().all(|p| p.banned)
     }
 
     /// How many known peers hold `part` (for logs).
@@ -504,23 +509,16 @@ impl Picker {
         self.peers.get(&peer).is_some_and(|p| p.banned)
     }
 
-    /// Learns of a peer (from the tracker, peer exchange or an incoming request), with its
-    /// [`member_hash`] when its id is known.
-    pub fn add_peer(&mut self, peer: SocketAddr, member: Option<u64>) -> bool {
-        if let Some(state) = self.peers.get_mut(&peer) {
-            if state.member.is_none() && member.is_some() {
-                state.member = member;
-                self.owned = None;
-            }
+    /// Learns of a peer (from the tracker, peer exchange or an incoming request); whether it
+    /// is a member is [`Picker::set_membership`]'s.
+    pub fn add_peer(&mut self, peer: SocketAddr) -> bool {
+        if self.peers.contains_key(&peer) {
             return false;
-        }
-        if member.is_some() {
-            self.owned = None;
         }
         self.peers.insert(
             peer,
             PeerState {
-                member,
+                member: None,
                 started_ms: u64::MAX,
                 have: None,
                 inflight: 0,
@@ -786,7 +784,7 @@ impl Picker {
             }
             // Alone (the tracker named no one), at once; else after the first moments, while
             // the peers' bitfields come in (what they hold is not fetched again).
-            let alone = self.tracker_answered && self.peers.values().all(|p| p.banned);
+            let alone = self.tracker_answered && self.alone();
             if self.origin_ahead_inflight < self.config.origin_slots
                 && (alone || now >= self.config.origin_grace_ms)
             {
@@ -1189,7 +1187,7 @@ mod tests {
             PickerConfig::default(),
             1,
         );
-        p.add_peer(peer(1), None);
+        p.add_peer(peer(1));
         let mut half = Bitfield::new(64);
         for i in 0..32 {
             half.set(i);
@@ -1223,7 +1221,7 @@ mod tests {
         }
         let mut p = Picker::new(have, d, config, 1);
         for i in 1..=6 {
-            p.add_peer(peer(i), None);
+            p.add_peer(peer(i));
             p.set_peer_have(peer(i), full(60), 0);
         }
         // Joining at 10 s: parts due from 11 s on (an ask takes about a second), the most
@@ -1256,7 +1254,7 @@ mod tests {
             per_part_ms: 1000.0,
         };
         let mut p = Picker::new(Bitfield::new(50), d, PickerConfig::default(), 1);
-        p.add_peer(peer(1), None);
+        p.add_peer(peer(1));
         p.set_peer_have(peer(1), full(50), 0);
         // At t=8000 parts 0..=5 are due within 3 s; the peer takes the first ones in order.
         let reqs = p.next(8_000, &mut rng());
@@ -1285,7 +1283,7 @@ mod tests {
             per_part_ms: 1000.0,
         };
         let mut p = Picker::new(Bitfield::new(50), d, PickerConfig::default(), 1);
-        p.add_peer(peer(1), None);
+        p.add_peer(peer(1));
         p.set_peer_have(peer(1), full(50), 0);
         assert!(
             p.next(2_000, &mut rng()).is_empty(),
@@ -1327,7 +1325,8 @@ mod tests {
             };
             let mut p = Picker::new(Bitfield::new(20), d, config, me);
             for (i, m) in ahead.iter().chain(&behind).enumerate() {
-                p.add_peer(peer(i as u8 + 1), Some(*m));
+                p.add_peer(peer(i as u8 + 1));
+                p.set_membership(peer(i as u8 + 1), Some((*m, u64::MAX)));
             }
             p.set_tracker_answered();
             p.next(now, &mut rng())
@@ -1378,7 +1377,7 @@ mod tests {
             );
         }
         // With a peer holding everything, it starts at the play position, not at 0.
-        p.add_peer(peer(1), None);
+        p.add_peer(peer(1));
         p.set_peer_have(peer(1), full(40), 0);
         let reqs = p.next(501, &mut rng());
         let first_peer = reqs.iter().find(|r| r.source != Source::Origin).unwrap();
@@ -1393,8 +1392,8 @@ mod tests {
             PickerConfig::default(),
             1,
         );
-        p.add_peer(peer(1), None);
-        p.add_peer(peer(2), None);
+        p.add_peer(peer(1));
+        p.add_peer(peer(2));
         p.set_peer_have(peer(1), full(16), 0);
         p.set_peer_have(peer(2), full(16), 0);
         let reqs = p.next(0, &mut rng());
@@ -1416,7 +1415,7 @@ mod tests {
             PickerConfig::default(),
             1,
         );
-        p.add_peer(peer(2), None);
+        p.add_peer(peer(2));
         let mut verdicts = Vec::new();
         for t in 0..3 {
             p.set_peer_have(peer(2), full(16), 0);
@@ -1442,8 +1441,8 @@ mod tests {
             PickerConfig::default(),
             1,
         );
-        p.add_peer(peer(1), None);
-        p.add_peer(peer(2), None);
+        p.add_peer(peer(1));
+        p.add_peer(peer(2));
         p.set_peer_have(peer(1), full(2), 0);
         p.set_peer_have(peer(2), full(2), 0);
         let reqs = p.next(0, &mut rng());
@@ -1482,7 +1481,7 @@ mod tests {
             let mut p = Picker::new(Bitfield::new(200), d, config, hash);
             p.set_started(started, epoch);
             for &o in others {
-                p.add_peer(peer(o as u8 + 1), None);
+                p.add_peer(peer(o as u8 + 1));
                 p.set_membership(peer(o as u8 + 1), Some(member(o)));
             }
             (0..50).map(|b| p.owns(b * 4)).collect()
@@ -1554,7 +1553,8 @@ mod tests {
             );
             for (j, other) in ids.iter().enumerate() {
                 if i != j {
-                    p.add_peer(peer(j as u8 + 1), Some(*other));
+                    p.add_peer(peer(j as u8 + 1));
+                    p.set_membership(peer(j as u8 + 1), Some((*other, u64::MAX)));
                 }
             }
             let mut r = rng();
