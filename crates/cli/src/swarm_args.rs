@@ -30,7 +30,9 @@ pub(crate) struct SwarmArgs {
     #[arg(long, env = "ALLUVIUM_CACHE_SIZE", default_value = "1GiB", value_parser = crate::units::parse_size, value_name = "SIZE")]
     pub(crate) cache_size: u64,
 
-    /// Upload at most this much per second to other listeners (e.g. 256KiB, 2mbit).
+    /// Upload at most this much per second to other listeners (e.g. 256KiB, 2mbit; 0: no
+    /// limit). A little below what your link uploads (about 90 %) keeps its queue short, so
+    /// the parts other listeners need soonest go out first and your own traffic still flows.
     #[arg(long, env = "ALLUVIUM_UPLOAD_LIMIT", value_parser = crate::units::parse_rate, value_name = "RATE")]
     pub(crate) upload_limit: Option<u64>,
 }

@@ -7,6 +7,7 @@
 //! - [`store`]: verified parts in memory and in a bounded disk cache.
 //! - [`server`]: the peer protocol (`/v1/blob/...`, DESIGN section 4), with its limits.
 //! - [`node`]: one listener's node: store + server + known peers + upload budget + metrics.
+//! - [`uplink`]: the upload paced at its rate, the soonest-due answer first.
 //! - [`download`]: the async shell that runs a download against a node.
 //! - [`station`]: follows a playlist and keeps what is on air and next downloading, with each
 //!   part due at its play time ([`clock`]: the station's clock from `Date` headers).
@@ -20,6 +21,7 @@ pub mod picker;
 pub mod server;
 pub mod station;
 pub mod store;
+pub mod uplink;
 
 pub use bitfield::Bitfield;
 pub use download::{download, resolve, spawn_announcer, DownloadConfig, SwarmError};

@@ -3,14 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alluvium_content::Hash;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -18,6 +16,7 @@ use tracing::Instrument;
 use crate::metrics::Metrics;
 use crate::server::{self, LONG_POLL};
 use crate::store::{Store, DEFAULT_MEMORY_PER_CONTENT};
+use crate::uplink::Uplink;
 
 /// Peers remembered per content (tracker answers, peer exchange, incoming requests).
 pub const MAX_KNOWN_PEERS: usize = 200;
@@ -35,7 +34,7 @@ pub struct NodeConfig {
     pub cache_size: u64,
     /// Memory for parts per content.
     pub memory_per_content: usize,
-    /// Upload bytes per second; `None` for no limit.
+    /// Upload bytes per second; `None` (or 0) for no limit.
     pub upload_limit: Option<u64>,
     pub max_connections: usize,
     pub max_blob_answers: usize,
@@ -84,7 +83,7 @@ pub struct Node {
     pub(crate) urgent_slots: Arc<Semaphore>,
     pub(crate) long_poll: Duration,
     pub(crate) http: reqwest::Client,
-    upload: Option<DefaultDirectRateLimiter>,
+    pub(crate) uplink: Uplink,
     /// Peers per content, with their ids when the tracker named them.
     known: Mutex<HashMap<Hash, Vec<Member>>>,
     /// Contents the tracker has answered an announce for.
@@ -98,13 +97,6 @@ pub struct Node {
 
 impl Node {
     pub fn new(config: NodeConfig) -> Arc<Self> {
-        let upload = config.upload_limit.map(|rate| {
-            let rate = NonZeroU32::new(u32::try_from(rate.max(1)).unwrap_or(u32::MAX))
-                .unwrap_or(NonZeroU32::MIN);
-            // A burst of at least one 16 KiB step, so every step can pass.
-            let burst = rate.max(NonZeroU32::new(64 * 1024).unwrap_or(NonZeroU32::MIN));
-            RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
-        });
         let http = reqwest::Client::builder()
             .user_agent(concat!("alluvium/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
@@ -126,7 +118,7 @@ impl Node {
             urgent_slots: Arc::new(Semaphore::new(1)),
             long_poll: config.long_poll,
             http,
-            upload,
+            uplink: Uplink::new(config.upload_limit.filter(|r| *r > 0)),
             known: Mutex::new(HashMap::new()),
             announced: Mutex::new(std::collections::HashSet::new()),
             port: AtomicU16::new(0),
@@ -270,15 +262,6 @@ impl Node {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(list) = known.get_mut(root) {
             list.retain(|(a, _)| *a != addr);
-        }
-    }
-
-    pub(crate) async fn pace_upload(&self, n: usize) {
-        if let Some(limiter) = &self.upload {
-            let n =
-                NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
-            // n never exceeds the burst (steps are 16 KiB, the burst at least 64 KiB).
-            let _ = limiter.until_n_ready(n).await;
         }
     }
 }

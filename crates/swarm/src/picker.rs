@@ -6,9 +6,10 @@
 //!
 //! Rules, in the order they apply:
 //! 1. **Peers first.** With deadlines (a schedule), part by part: pinned parts and parts due
-//!    within `peer_in_order_ms` in deadline order, later ones rarest first, each asked of a
-//!    free peer that holds it (fewest of our requests, at random among equals), up to
-//!    `peer_slots` per peer and `peer_total_slots` in all. Without (a plain fetch), each
+//!    within `peer_in_order_ms` in deadline order, later ones rarest first (`spread_slots` of
+//!    those even while due parts are missing), each asked of a free peer that holds it
+//!    (fewest of our requests, at random among equals), up to `peer_slots` per peer and
+//!    `peer_total_slots` in all. Without (a plain fetch), each
 //!    usable peer gets up to `peer_slots` requests for the rarest parts it has and we lack,
 //!    from a random start.
 //! 2. **The origin only for what no peer can give in time**: a part whose deadline is within
@@ -123,6 +124,9 @@ pub struct PickerConfig {
     /// copied on at once by a few listeners, and from them by more, instead of waiting at its
     /// owner until everyone wants it at the same moment.
     pub peer_in_order_ms: i64,
+    /// With deadlines, asks that copy a rare part on (one not due within
+    /// `peer_in_order_ms`) made even while parts due sooner are missing.
+    pub spread_slots: usize,
     /// A part due within this is urgent: the origin may send it if no peer does in time.
     pub urgent_ms: i64,
     /// An urgent part's request still in flight after this is duplicated elsewhere.
@@ -167,6 +171,7 @@ impl Default for PickerConfig {
             peer_ahead_ms: 30_000,
             peer_min_lead_ms: 0,
             peer_in_order_ms: i64::MAX,
+            spread_slots: 1,
             urgent_ms: 3_000,
             urgent_late_ms: 1_000,
             late_ms: 5_000,
@@ -202,6 +207,11 @@ impl PickerConfig {
             peer_max_run: 1,
             peer_min_lead_ms: 1_000,
             peer_in_order_ms: 6_000,
+            // Two asks at a time copy rare parts on, even while due parts are missing: in
+            // their first 20 s, listeners got 54 % of parts on time instead of 32-38 %, and
+            // the median listener heard 12 s of silence instead of 14 (N=30, one run each,
+            // uploads paced; three at a time: 57 % but 18 s).
+            spread_slots: 2,
             // Owners take their blocks from the origin well ahead, and the swarm trades
             // them from then on: a part spread long before its moment needs no rescue. Not
             // further: what is fetched ahead of the last listener's leaving is never aired,
@@ -619,11 +629,12 @@ impl Picker {
                 .is_some_and(|d| d < now as i64 - MISSED_MS)
     }
 
-    /// With deadlines, the file's first two and last parts are needed at once whatever the
-    /// play position: they say where the audio lies (tags, stream headers).
+    /// With deadlines, the file's first two parts are needed at once whatever the play
+    /// position: they say where the audio lies (tags, stream headers). The last part is not:
+    /// it only says where trailing tags cut the audio, and until it is held the stream skips
+    /// tag bytes as junk.
     fn pinned(&self, part: u32) -> bool {
-        let n = self.have.len();
-        self.deadlines != Deadlines::None && (part < 2 || part + 1 == n)
+        self.deadlines != Deadlines::None && part < 2
     }
 
     /// Pinned parts not held, then parts from the first not missed: the order in which
@@ -631,7 +642,7 @@ impl Picker {
     fn wanted_order(&self, now: u64) -> impl Iterator<Item = u32> + '_ {
         let n = self.have.len();
         let from = (2..n).find(|&p| !self.missed(p, now)).unwrap_or(n);
-        let pinned = [0, 1, n.saturating_sub(1)]
+        let pinned = [0, 1]
             .into_iter()
             .filter(move |&p| p < n && !self.have.get(p));
         pinned.chain(from..n).chain(2..from)
@@ -893,17 +904,20 @@ impl Picker {
             .partition(|&p| self.pinned(p) || self.deadline(p).is_none_or(|d| d <= in_order));
         later.shuffle(rng);
         later.sort_by_key(|&p| self.avail[p as usize]);
-        // One ask at a time copies a rare part on even while this listener is behind on
-        // what is due soon: otherwise, when every listener is behind (a crowd joining at
+        // A few asks (`spread_slots`) copy rare parts on even while this listener is behind
+        // on what is due soon: otherwise, when every listener is behind (a crowd joining at
         // once), new parts wait at their owner until everyone wants them at once.
-        if !self.requests.values().any(|r| r.spread) {
-            if let Some(request) = later
+        let mut spreading = self.requests.values().filter(|r| r.spread).count();
+        while spreading < self.config.spread_slots && total < cap {
+            let Some(request) = later
                 .iter()
                 .find_map(|&p| self.ask_free_peer(p, true, now, rng))
-            {
-                out.push(request);
-                total += 1;
-            }
+            else {
+                break;
+            };
+            out.push(request);
+            total += 1;
+            spreading += 1;
         }
         let parts = order
             .into_iter()
@@ -1225,13 +1239,13 @@ mod tests {
             p.set_peer_have(peer(i), full(60), 0);
         }
         // Joining at 10 s: parts due from 11 s on (an ask takes about a second), the most
-        // urgent first, one part per ask, one ask per peer, four in all, one of which copies
-        // on a part not due within 6 s.
+        // urgent first, one part per ask, one ask per peer, four in all, two of which copy
+        // on parts not due within 6 s.
         let reqs = p.next(10_000, &mut rng());
         let mut firsts: Vec<u32> = reqs.iter().map(|r| r.first).collect();
         firsts.sort();
-        assert_eq!(firsts[..3], [11, 12, 13], "{reqs:?}");
-        assert!(firsts[3] > 16, "{reqs:?}");
+        assert_eq!(firsts[..2], [11, 12], "{reqs:?}");
+        assert!(firsts[2] > 16, "{reqs:?}");
         let urgent = reqs.iter().find(|r| r.first == 11).unwrap();
         assert!(reqs.iter().all(|r| r.count == 1), "{reqs:?}");
         let mut sources: Vec<Source> = reqs.iter().map(|r| r.source).collect();
@@ -1240,11 +1254,11 @@ mod tests {
         assert_eq!(sources.len(), 4, "each ask to another peer: {reqs:?}");
         // Nothing more while four are in flight.
         assert!(p.next(10_100, &mut rng()).is_empty());
-        // One answer frees one ask: for the next part due, a part is already being copied on.
+        // One answer frees one ask: for the next part due, parts are already being copied on.
         p.completed(urgent.id, 11, 1, 16_384, 10_500);
         let more = p.next(10_500, &mut rng());
         assert_eq!(more.len(), 1, "{more:?}");
-        assert_eq!(more[0].first, 14);
+        assert_eq!(more[0].first, 13);
     }
 
     #[test]
@@ -1260,7 +1274,11 @@ mod tests {
         let reqs = p.next(8_000, &mut rng());
         let peer_reqs: Vec<_> = reqs.iter().filter(|r| r.source != Source::Origin).collect();
         assert_eq!((peer_reqs[0].first, peer_reqs[0].count), (0, 2));
-        assert_eq!(peer_reqs[1].first, 49, "the last part is pinned (tags)");
+        assert_eq!(
+            (peer_reqs[1].first, peer_reqs[1].count),
+            (2, 2),
+            "then the next in order: the last part waits for its turn"
+        );
         assert_eq!(peer_reqs.len(), 2, "two asks at a time per peer");
         // Nothing is lacking at any peer, and parts are in flight in time: no origin.
         assert!(reqs.iter().all(|r| r.source != Source::Origin), "{reqs:?}");
@@ -1291,9 +1309,13 @@ mod tests {
         );
         let window = PickerConfig::default().peer_ahead_ms;
         let reqs = p.next((60_000 - window + 1) as u64, &mut rng());
-        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        assert_eq!(
+            reqs.len(),
+            1,
+            "only the head: the last part waits for its time {reqs:?}"
+        );
         assert!(reqs.iter().all(|r| r.source == Source::Peer(peer(1))));
-        assert_eq!(reqs[0].first, 0, "the head first");
+        assert_eq!((reqs[0].first, reqs[0].count), (0, 2), "the head first");
         // A busy answer: a short pause for that peer, no fault, no ban.
         let now = (60_000 - window + 10) as u64;
         assert_eq!(p.failed(reqs[0].id, Failure::Busy, now), PeerVerdict::Fine);

@@ -14,7 +14,8 @@
 //! - `GET /metrics`, `GET /healthz`.
 //!
 //! Limits: connections ([`CappedListener`]), concurrent blob answers (`503` past it), upload
-//! bytes per second (`--upload-limit`, paced in 16 KiB steps).
+//! bytes per second (`--upload-limit`, paced in small steps by the [`crate::uplink`], the
+//! soonest-due ask first).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -60,8 +61,11 @@ pub const URGENT_DUE_MS: i64 = 3_000;
 /// Unsent bytes a peer connection's socket takes (`TCP_NOTSENT_LOWAT`): past them it takes
 /// more only as bytes go out, so what it has taken is on the wire or nearly.
 pub const UNSENT_LOW: u32 = 4 * 1024;
-/// Steps in which an answer's body is handed to the connection.
-const BODY_STEP: usize = 8 * 1024;
+/// Steps in which an answer's body is handed to the connection (and to the uplink's pacing).
+const BODY_STEP: usize = 2 * 1024;
+/// About what an answer's status line and headers take on the wire, counted against the
+/// upload rate besides bodies.
+const ANSWER_HEAD: usize = 200;
 /// An answer whose connection takes nothing for this long is cut off (the connection closes:
 /// its body ends short of its length), freeing the slot.
 const STUCK: Duration = Duration::from_secs(30);
@@ -340,10 +344,10 @@ async fn blob(
             )
         }
     };
-    let urgent = headers
+    let due_ms = headers
         .get(DUE_HEADER)
-        .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok())
-        .is_some_and(|due| due <= URGENT_DUE_MS);
+        .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
+    let urgent = due_ms.is_some_and(|due| due <= URGENT_DUE_MS);
     let slot = match node.blob_slots.clone().try_acquire_owned() {
         Ok(slot) => Ok(slot),
         Err(_) if urgent => node.urgent_slots.clone().try_acquire_owned(),
@@ -375,7 +379,18 @@ async fn blob(
             format!("bytes {start}-{}/{size}", start + len - 1),
         );
     }
-    let body = paced(node.clone(), bytes, _slot, written);
+    // When the asker plays it: the uplink sends the soonest due first.
+    let due = due_ms.map(|ms| {
+        let now = tokio::time::Instant::now();
+        let span = Duration::from_millis(ms.unsigned_abs());
+        if ms >= 0 {
+            now + span
+        } else {
+            now.checked_sub(span).unwrap_or(now)
+        }
+    });
+    node.uplink.charge(ANSWER_HEAD);
+    let body = paced(node.clone(), bytes, due, _slot, written);
     builder
         .body(body)
         .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "error\n"))
@@ -387,7 +402,13 @@ async fn blob(
 /// over at once, its slot freed at once, and a thin uplink would queue answers for many
 /// seconds: with it, at most `max_blob_answers` answers are on their way, and askers past
 /// them get `503` and go elsewhere. Bytes count as uploaded when the socket takes them.
-fn paced(node: Arc<Node>, bytes: Bytes, slot: OwnedSemaphorePermit, written: Written) -> Body {
+fn paced(
+    node: Arc<Node>,
+    bytes: Bytes,
+    due: Option<tokio::time::Instant>,
+    slot: OwnedSemaphorePermit,
+    written: Written,
+) -> Body {
     // What the socket had taken before this answer (earlier answers on the connection are
     // complete: HTTP/1 answers one request at a time, and peers do not pipeline).
     let base = written.total();
@@ -407,7 +428,7 @@ fn paced(node: Arc<Node>, bytes: Bytes, slot: OwnedSemaphorePermit, written: Wri
                     return None;
                 }
                 let n = rest.len().min(BODY_STEP);
-                node.pace_upload(n).await;
+                node.uplink.send(n, due).await;
                 let chunk = rest.slice(..n);
                 Some((
                     Ok::<_, std::io::Error>(chunk),
@@ -448,6 +469,7 @@ async fn have(
         tokio::time::sleep(NEWS_GATHER).await;
     }
     let (bits, version) = content.have();
+    node.uplink.charge(ANSWER_HEAD + bits.as_bytes().len());
     (
         [
             (
