@@ -61,8 +61,11 @@ pub const URGENT_DUE_MS: i64 = 3_000;
 /// Unsent bytes a peer connection's socket takes (`TCP_NOTSENT_LOWAT`): past them it takes
 /// more only as bytes go out, so what it has taken is on the wire or nearly.
 pub const UNSENT_LOW: u32 = 4 * 1024;
-/// Steps in which an answer's body is handed to the connection (and to the uplink's pacing).
-const BODY_STEP: usize = 2 * 1024;
+/// Steps in which an answer's body is handed to the connection.
+const BODY_STEP: usize = 8 * 1024;
+/// Steps when the uplink paces (`--upload-limit`): small, so the soonest-due answer takes
+/// the link within a few milliseconds.
+const PACED_STEP: usize = 2 * 1024;
 /// About what an answer's status line and headers take on the wire, counted against the
 /// upload rate besides bodies.
 const ANSWER_HEAD: usize = 200;
@@ -427,7 +430,12 @@ fn paced(
                     drop(slot);
                     return None;
                 }
-                let n = rest.len().min(BODY_STEP);
+                let step = if node.uplink.rate().is_some() {
+                    PACED_STEP
+                } else {
+                    BODY_STEP
+                };
+                let n = rest.len().min(step);
                 node.uplink.send(n, due).await;
                 let chunk = rest.slice(..n);
                 Some((
