@@ -9,9 +9,8 @@
 //!    within `peer_in_order_ms` in deadline order, later ones rarest first (`spread_slots` of
 //!    those even while due parts are missing), each asked of a free peer that holds it
 //!    (fewest of our requests, at random among equals), up to `peer_slots` per peer and
-//!    `peer_total_slots` in all. Without (a plain fetch), each
-//!    usable peer gets up to `peer_slots` requests for the rarest parts it has and we lack,
-//!    from a random start.
+//!    `peer_total_slots` in all. Without (a plain fetch), each usable peer gets up to
+//!    `peer_slots` requests for the rarest parts it has and we lack, from a random start.
 //! 2. **The origin only for what no peer can give in time**: a part whose deadline is within
 //!    `urgent_ms` and that no peer is already sending in time, and, ahead of time, parts that no
 //!    known peer holds and that this listener *owns*: each block of `max_run` parts belongs to
@@ -1232,7 +1231,7 @@ mod tests {
         for part in [0, 1, 59] {
             have.set(part);
         }
-        let mut p = Picker::new(have, d, config, 1);
+        let mut p = Picker::new(have.clone(), d, config, 1);
         for i in 1..=6 {
             p.add_peer(peer(i));
             p.set_peer_have(peer(i), full(60), 0);
@@ -1258,6 +1257,21 @@ mod tests {
         let more = p.next(10_500, &mut rng());
         assert_eq!(more.len(), 1, "{more:?}");
         assert_eq!(more[0].first, 14);
+
+        // With two spread asks, two of the four copy parts on that are not due within 6 s.
+        let config = PickerConfig {
+            spread_slots: 2,
+            ..PickerConfig::live()
+        };
+        let mut p = Picker::new(have.clone(), d, config, 1);
+        for i in 1..=8 {
+            p.add_peer(peer(i));
+            p.set_peer_have(peer(i), full(60), 0);
+        }
+        let mut firsts: Vec<u32> = p.next(10_000, &mut rng()).iter().map(|r| r.first).collect();
+        firsts.sort();
+        assert_eq!(firsts[..2], [11, 12], "{firsts:?}");
+        assert!(firsts[2..].iter().all(|&f| f > 16), "{firsts:?}");
     }
 
     #[test]
