@@ -1263,7 +1263,7 @@ mod tests {
             spread_slots: 2,
             ..PickerConfig::live()
         };
-        let mut p = Picker::new(have.clone(), d, config, 1);
+        let mut p = Picker::new(have, d, config, 1);
         for i in 1..=8 {
             p.add_peer(peer(i));
             p.set_peer_have(peer(i), full(60), 0);

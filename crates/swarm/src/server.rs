@@ -383,15 +383,7 @@ async fn blob(
         );
     }
     // When the asker plays it: the uplink sends the soonest due first.
-    let due = due_ms.map(|ms| {
-        let now = tokio::time::Instant::now();
-        let span = Duration::from_millis(ms.unsigned_abs());
-        if ms >= 0 {
-            now + span
-        } else {
-            now.checked_sub(span).unwrap_or(now)
-        }
-    });
+    let due = due_ms.map(|ms| node.uplink.deadline(ms));
     node.uplink.charge(ANSWER_HEAD);
     let body = paced(node.clone(), bytes, due, _slot, written);
     builder
@@ -408,7 +400,7 @@ async fn blob(
 fn paced(
     node: Arc<Node>,
     bytes: Bytes,
-    due: Option<tokio::time::Instant>,
+    due: Option<i64>,
     slot: OwnedSemaphorePermit,
     written: Written,
 ) -> Body {

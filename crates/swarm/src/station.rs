@@ -19,13 +19,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header;
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::clock::ClockOffset;
 use crate::download::{download, resolve, spawn_announcer, DownloadConfig};
 use crate::node::Node;
 use crate::picker::{Deadlines, PickerConfig};
-use tokio_util::task::TaskTracker;
 
 /// Re-read the playlist at least this often, and at most this often.
 const MIN_REFRESH: Duration = Duration::from_secs(10);

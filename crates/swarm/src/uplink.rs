@@ -32,8 +32,6 @@ type Key = (u8, i64, u64);
 
 #[derive(Debug)]
 struct State {
-    /// Bytes per second; `None`: no pacing.
-    rate: Option<u64>,
     /// When the link will have sent everything granted so far.
     free_at: Instant,
     waiting: BTreeSet<Key>,
@@ -43,6 +41,8 @@ struct State {
 /// One node's upload: see the module documentation.
 #[derive(Debug)]
 pub struct Uplink {
+    /// Bytes per second; `None`: no pacing.
+    rate: Option<u64>,
     state: Mutex<State>,
     /// Wakes waiters when the first in line may have changed.
     turn: Notify,
@@ -70,8 +70,8 @@ impl Uplink {
     pub fn new(rate: Option<u64>) -> Self {
         let now = Instant::now();
         Self {
+            rate: rate.map(|r| r.max(1)),
             state: Mutex::new(State {
-                rate: rate.map(|r| r.max(1)),
                 free_at: now,
                 waiting: BTreeSet::new(),
                 seq: 0,
@@ -86,20 +86,29 @@ impl Uplink {
     }
 
     pub fn rate(&self) -> Option<u64> {
-        self.lock().rate
+        self.rate
+    }
+
+    /// The deadline of something due in `due_in_ms` (negative: overdue), as
+    /// [`Uplink::send`] takes it: ms on the uplink's own clock.
+    pub fn deadline(&self, due_in_ms: i64) -> i64 {
+        let now = Instant::now()
+            .saturating_duration_since(self.base)
+            .as_millis();
+        i64::try_from(now)
+            .unwrap_or(i64::MAX)
+            .saturating_add(due_in_ms)
     }
 
     /// Waits until `n` bytes may be handed to a socket. `due`: when the asker plays them
-    /// (`None`: no deadline). The soonest due goes first.
-    pub async fn send(&self, n: usize, due: Option<Instant>) {
+    /// (from [`Uplink::deadline`]; `None`: no deadline). The soonest due goes first.
+    pub async fn send(&self, n: usize, due: Option<i64>) {
+        let Some(rate) = self.rate else { return };
         let key = {
             let mut s = self.lock();
-            if s.rate.is_none() {
-                return;
-            }
             s.seq += 1;
             let key = match due {
-                Some(d) => (0, self.ms_since_base(d), s.seq),
+                Some(d) => (0, d, s.seq),
                 None => (1, 0, s.seq),
             };
             s.waiting.insert(key);
@@ -113,7 +122,6 @@ impl Uplink {
             turn.as_mut().enable();
             let wake = {
                 let mut s = self.lock();
-                let Some(rate) = s.rate else { return };
                 let now = Instant::now();
                 let first = s.waiting.first() == Some(&key);
                 let ready_at = s.free_at.checked_sub(span(BURST, rate)).unwrap_or(now);
@@ -141,17 +149,10 @@ impl Uplink {
     /// Counts `n` bytes sent outside the line (small answers that are not worth a wait) so
     /// the rate holds for everything.
     pub fn charge(&self, n: usize) {
-        let mut s = self.lock();
-        if let Some(rate) = s.rate {
+        if let Some(rate) = self.rate {
+            let mut s = self.lock();
             let now = Instant::now();
             s.free_at = s.free_at.max(now) + span(n as u64, rate);
-        }
-    }
-
-    fn ms_since_base(&self, at: Instant) -> i64 {
-        match at.checked_duration_since(self.base) {
-            Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-            None => -i64::try_from(self.base.duration_since(at).as_millis()).unwrap_or(i64::MAX),
         }
     }
 }
@@ -178,8 +179,7 @@ mod tests {
         for (name, due) in [("late", None), ("soon", Some(2)), ("sooner", Some(1))] {
             let (up, order) = (up.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                up.send(8 * 1024, due.map(|s| t0 + Duration::from_secs(s)))
-                    .await;
+                up.send(8 * 1024, due.map(|s| up.deadline(s * 1000))).await;
                 order.lock().unwrap().push((name, t0.elapsed().as_millis()));
             }));
             tokio::task::yield_now().await;
@@ -204,7 +204,7 @@ mod tests {
         // First in line, then dropped while waiting.
         let gone = {
             let up = up.clone();
-            tokio::spawn(async move { up.send(1024, Some(Instant::now())).await })
+            tokio::spawn(async move { up.send(1024, Some(up.deadline(0))).await })
         };
         tokio::task::yield_now().await;
         gone.abort();
@@ -228,7 +228,7 @@ mod tests {
         let free = Uplink::new(None);
         free.charge(1 << 30);
         let t1 = Instant::now();
-        free.send(1 << 20, Some(t1)).await;
+        free.send(1 << 20, Some(free.deadline(0))).await;
         assert_eq!(t1.elapsed().as_millis(), 0);
     }
 }
