@@ -19,7 +19,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -88,6 +88,8 @@ pub struct Written(Arc<WrittenInner>);
 #[derive(Debug, Default)]
 struct WrittenInner {
     total: AtomicU64,
+    /// The connection has closed: nothing more will be taken.
+    closed: AtomicBool,
     more: Notify,
 }
 
@@ -101,8 +103,13 @@ impl Written {
         self.0.more.notify_waiters();
     }
 
-    /// Waits until the socket has taken `target` bytes in all; false if it took nothing
-    /// for [`STUCK`] (an asker that stopped reading).
+    fn close(&self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.more.notify_waiters();
+    }
+
+    /// Waits until the socket has taken `target` bytes in all; false if the connection
+    /// closed first, or took nothing for [`STUCK`] (an asker that stopped reading).
     async fn reach(&self, target: u64) -> bool {
         loop {
             let more = self.0.more.notified();
@@ -111,6 +118,9 @@ impl Written {
             more.as_mut().enable();
             if self.total() >= target {
                 return true;
+            }
+            if self.0.closed.load(Ordering::Acquire) {
+                return false;
             }
             if tokio::time::timeout(STUCK, more).await.is_err() {
                 return false;
@@ -140,6 +150,13 @@ pub struct CappedStream {
     inner: TcpStream,
     _slot: OwnedSemaphorePermit,
     written: Written,
+}
+
+impl Drop for CappedStream {
+    fn drop(&mut self) {
+        // Answers still waiting for their last bytes to be taken give up at once.
+        self.written.close();
+    }
 }
 
 impl AsyncRead for CappedStream {
@@ -356,7 +373,7 @@ async fn blob(
         Err(_) if urgent => node.urgent_slots.clone().try_acquire_owned(),
         Err(e) => Err(e),
     };
-    let Ok(_slot) = slot else {
+    let Ok(permit) = slot else {
         let mut r = status(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -385,7 +402,7 @@ async fn blob(
     // When the asker plays it: the uplink sends the soonest due first.
     let due = due_ms.map(|ms| node.uplink.deadline(ms));
     node.uplink.charge(ANSWER_HEAD);
-    let body = paced(node.clone(), bytes, due, _slot, written);
+    let body = paced(node.clone(), bytes, due, permit, written);
     builder
         .body(body)
         .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "error\n"))
@@ -406,38 +423,90 @@ fn paced(
 ) -> Body {
     // What the socket had taken before this answer (earlier answers on the connection are
     // complete: HTTP/1 answers one request at a time, and peers do not pipeline).
-    let base = written.total();
-    // State: bytes not yet handed over, the slot, bytes handed over, the last step's size.
-    let stream = futures_util::stream::unfold(
-        (bytes, Some(slot), 0u64, 0usize),
-        move |(rest, slot, handed, step)| {
-            let node = node.clone();
-            let written = written.clone();
-            async move {
-                if !written.reach(base + handed).await {
-                    return None;
-                }
-                node.metrics.bytes_uploaded.inc_by(step as u64);
-                if rest.is_empty() {
-                    drop(slot);
-                    return None;
-                }
-                let step = if node.uplink.rate().is_some() {
-                    PACED_STEP
-                } else {
-                    BODY_STEP
-                };
-                let n = rest.len().min(step);
-                node.uplink.send(n, due).await;
-                let chunk = rest.slice(..n);
-                Some((
-                    Ok::<_, std::io::Error>(chunk),
-                    (rest.slice(n..), slot, handed + n as u64, n),
-                ))
-            }
-        },
-    );
+    let tail = Tail {
+        target: written.total(),
+        node,
+        written,
+        pending: 0,
+        slot: Some(slot),
+    };
+    let stream = futures_util::stream::unfold((bytes, tail), move |(rest, mut tail)| async move {
+        if !tail.written.reach(tail.target).await {
+            tail.give_up();
+            return None;
+        }
+        tail.count();
+        if rest.is_empty() {
+            return None;
+        }
+        let step = if tail.node.uplink.rate().is_some() {
+            PACED_STEP
+        } else {
+            BODY_STEP
+        };
+        let n = rest.len().min(step);
+        tail.node.uplink.send(n, due).await;
+        tail.target += n as u64;
+        tail.pending = n as u64;
+        Some((
+            Ok::<_, std::io::Error>(rest.slice(..n)),
+            (rest.slice(n..), tail),
+        ))
+    });
     Body::from_stream(stream)
+}
+
+/// An answer's last step, handed to the HTTP server but not yet taken by the socket, and its
+/// blob slot. The server stops polling a body once its length is met, so when the body is
+/// dropped with a step pending, a task of its own waits for the socket to take it, counts it
+/// and frees the slot (at once if the connection closes).
+struct Tail {
+    node: Arc<Node>,
+    written: Written,
+    /// What the socket must have taken in all for the handed bytes to be out.
+    target: u64,
+    /// Bytes handed over and not yet counted as uploaded.
+    pending: u64,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Tail {
+    fn count(&mut self) {
+        self.node
+            .metrics
+            .bytes_uploaded
+            .inc_by(std::mem::take(&mut self.pending));
+    }
+
+    /// The connection closed or stuck: what is pending never went out.
+    fn give_up(&mut self) {
+        self.pending = 0;
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        if self.pending == 0 {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut rest = Tail {
+            node: self.node.clone(),
+            written: self.written.clone(),
+            target: self.target,
+            pending: std::mem::take(&mut self.pending),
+            slot: self.slot.take(),
+        };
+        runtime.spawn(async move {
+            if rest.written.reach(rest.target).await {
+                rest.count();
+            } else {
+                rest.give_up();
+            }
+        });
+    }
 }
 
 #[derive(Deserialize)]

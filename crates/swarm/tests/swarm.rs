@@ -664,61 +664,72 @@ async fn an_answer_holds_its_slot_until_the_asker_has_taken_it() {
             (first + 1) * PART_SIZE - 1
         )
     };
-    // An asker with a small receive window that asks for four parts and does not read: the
-    // answer fits in the HTTP server's own buffer, but cannot leave the socket.
-    let len = 4 * PART_SIZE;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut slow = socket
-        .connect(SocketAddr::from(([127, 0, 0, 1], seed.node.port())))
-        .await
-        .unwrap();
-    slow.write_all(
-        format!(
-            "GET /v1/blob/{root} HTTP/1.1\r\nhost: seed\r\nrange: bytes=0-{}\r\n\r\n",
-            len - 1
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // Handed to the HTTP server is not sent: the slot is still taken, so others hear `503`
-    // at once instead of queueing behind it (on a thin uplink, for seconds).
     let http = reqwest::Client::new();
-    let busy = http
-        .get(&base)
-        .header("range", one_part(100))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(busy.status(), 503);
-    // The asker reads its answer: the slot is free again.
-    let mut answer = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let body_at = loop {
-        let n = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buf))
+    let uploaded = || seed.node.metrics.bytes_uploaded.get();
+    // An asker with a small receive window that asks for `parts` parts from `first` and does
+    // not read: the answer fits in the HTTP server's own buffer, but cannot leave the socket.
+    // Four parts, then one: an answer's last step (all of a one-part answer but its first
+    // 8 KiB) holds the slot too, though the HTTP server has all of it.
+    for (first, parts) in [(0u64, 4u64), (8, 1)] {
+        let before = uploaded();
+        let len = parts * PART_SIZE;
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut slow = socket
+            .connect(SocketAddr::from(([127, 0, 0, 1], seed.node.port())))
             .await
-            .unwrap()
             .unwrap();
-        assert!(n > 0, "the answer broke off");
-        answer.extend_from_slice(&buf[..n]);
-        if let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
-            if answer.len() as u64 >= at as u64 + 4 + len {
-                break at + 4;
-            }
-        }
-    };
-    assert!(answer.starts_with(b"HTTP/1.1 206"));
-    assert!(answer[body_at..] == data[..len as usize]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let ok = http
-        .get(&base)
-        .header("range", one_part(100))
-        .send()
+        let start = first * PART_SIZE;
+        slow.write_all(
+            format!(
+                "GET /v1/blob/{root} HTTP/1.1\r\nhost: seed\r\nrange: bytes={start}-{}\r\n\r\n",
+                start + len - 1
+            )
+            .as_bytes(),
+        )
         .await
         .unwrap();
-    assert_eq!(ok.status(), 206);
-    let start = (100 * PART_SIZE) as usize;
-    assert!(ok.bytes().await.unwrap() == data[start..start + PART_SIZE as usize]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Handed to the HTTP server is not sent: the slot is still taken, so others hear
+        // `503` at once instead of queueing behind it (on a thin uplink, for seconds).
+        let busy = http
+            .get(&base)
+            .header("range", one_part(100))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(busy.status(), 503, "{parts} parts");
+        assert!(uploaded() - before < len, "not all taken yet");
+        // The asker reads its answer: the slot is free again, and all of it is counted.
+        let mut answer = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let body_at = loop {
+            let n = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "the answer broke off");
+            answer.extend_from_slice(&buf[..n]);
+            if let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                if answer.len() as u64 >= at as u64 + 4 + len {
+                    break at + 4;
+                }
+            }
+        };
+        assert!(answer.starts_with(b"HTTP/1.1 206"));
+        assert!(answer[body_at..] == data[start as usize..(start + len) as usize]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(uploaded() - before, len, "{parts} parts: bytes uploaded");
+        let ok = http
+            .get(&base)
+            .header("range", one_part(100))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 206);
+        let at = (100 * PART_SIZE) as usize;
+        assert!(ok.bytes().await.unwrap() == data[at..at + PART_SIZE as usize]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(uploaded() - before, len + PART_SIZE, "and the part after");
+    }
 }
