@@ -69,6 +69,27 @@ impl Reader {
         self.bytes_held(offset, len)
             .filter(|b| b.len() as u64 == want)
     }
+
+    /// Like [`Reader::bytes`], for bytes needed before any audio (a file's head): the parts
+    /// missing are asked for at once, whatever their play time.
+    pub fn head_bytes(&mut self, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let got = self.bytes(offset, len);
+        if got.is_none() {
+            self.want(offset, len);
+        }
+        got
+    }
+
+    /// Asks for the parts of `len` bytes at `offset` that are not held.
+    fn want(&self, offset: u64, len: usize) {
+        let end = (offset + len as u64).min(self.size());
+        if end <= offset {
+            return;
+        }
+        for part in (offset / PART_SIZE)..=((end - 1) / PART_SIZE) {
+            self.content.want(part as u32);
+        }
+    }
 }
 
 /// A station's stream format: every entry must have it (`alluvium broadcast` refuses to mix).
@@ -178,12 +199,12 @@ impl Track {
     pub fn open(content: Arc<Content>) -> Option<Self> {
         let mut reader = Reader::new(content);
         let size = reader.size();
-        let magic = reader.bytes(0, 4)?;
+        let magic = reader.head_bytes(0, 4)?;
         if magic == b"OggS" {
             // The header pages, read in growing windows until whole.
             let mut window = HEAD_FRAMES;
             loop {
-                let head = reader.bytes(0, window)?;
+                let head = reader.head_bytes(0, window)?;
                 match ogg_head(&head) {
                     Ok(Some(h)) => {
                         return Some(Self {
@@ -201,7 +222,7 @@ impl Track {
             }
         }
         // The ID3v2 tag's size is in its 10-byte header (cover art can make it large).
-        let header = reader.bytes(0, 10)?;
+        let header = reader.head_bytes(0, 10)?;
         let tag = if header.len() == 10 && &header[..3] == b"ID3" {
             let body = header[6..10]
                 .iter()
@@ -210,13 +231,25 @@ impl Track {
         } else {
             0
         };
-        let head = reader.bytes(0, (tag as usize) + HEAD_FRAMES)?;
         let tail_start = size.saturating_sub(TAIL as u64);
         // The tail says where trailing tags (ID3v1, APEv2) cut the audio short. Until it is
         // held the audio runs to the end of the file: playing mid-entry does not wait for
         // it, and tag bytes reached without it are junk the frame sync skips.
         let tail = reader.bytes(tail_start, TAIL).unwrap_or_default();
-        let layout = mpeg_layout(&head, &tail, size)?;
+        // The first frames after the tag, from what is held: the first part is nearly always
+        // enough (a small tag, a Xing frame, the first audio frames), and a joiner whose
+        // neighbours are busy then waits for one part, not two. The rest of a longer head is
+        // asked for only when it is needed.
+        let head_len = (tag as usize) + HEAD_FRAMES;
+        let head = reader.bytes_held(0, head_len).unwrap_or_default();
+        let layout = match mpeg_layout(&head, &tail, size) {
+            Some(layout) => layout,
+            None => {
+                reader.head_bytes(0, head_len)?;
+                // All of it held, and still no layout: not MPEG audio.
+                mpeg_layout(&reader.bytes(0, head_len)?, &tail, size)?
+            }
+        };
         Some(Self {
             audio_start: layout.audio_start,
             audio_end: layout.audio_end,

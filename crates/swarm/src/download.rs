@@ -338,6 +338,7 @@ pub async fn download(
         if answered {
             picker.set_tracker_answered();
         }
+        picker.set_wanted(content.wanted());
         for request in picker.next(now, &mut rng) {
             debug!(
                 id = request.id,

@@ -5,9 +5,11 @@
 //! with [`Picker::completed`] and [`Picker::failed`].
 //!
 //! Rules, in the order they apply:
-//! 1. **Peers first.** With deadlines (a schedule), part by part: pinned parts and parts due
-//!    within `peer_in_order_ms` in deadline order, later ones rarest first (`spread_slots` of
-//!    those even while due parts are missing), each asked of a free peer that holds it
+//! 1. **Peers first.** With deadlines (a schedule), part by part: parts due within
+//!    `peer_in_order_ms` in deadline order (the first part, which says where the audio lies,
+//!    and parts a reader waits for out of order are due at the entry's start however long it
+//!    has played), later ones rarest first (`spread_slots` of those even while due parts
+//!    are missing), each asked of a free peer that holds it
 //!    (fewest of our requests, at random among equals), up to `peer_slots` per peer and
 //!    `peer_total_slots` in all. Without (a plain fetch), each usable peer gets up to
 //!    `peer_slots` requests for the rarest parts it has and we lack, from a random start.
@@ -311,6 +313,8 @@ pub struct Picker {
     owned: Option<Vec<u16>>,
     /// When a peer last gained parts (ms).
     last_news: u64,
+    /// Parts readers wait for out of play order (see `pinned`).
+    wanted: Vec<u32>,
     /// The tracker has answered: peers it named are known (none known: alone).
     tracker_answered: bool,
 }
@@ -352,6 +356,7 @@ impl Picker {
             epoch_ms: None,
             owned: None,
             last_news: 0,
+            wanted: Vec::new(),
             tracker_answered: false,
         }
     }
@@ -627,23 +632,32 @@ impl Picker {
                 .is_some_and(|d| d < now as i64 - MISSED_MS)
     }
 
-    /// With deadlines, the file's first two parts are needed at once whatever the play
-    /// position: they say where the audio lies (tags, stream headers). The last part is not:
-    /// it only says where trailing tags cut the audio, and until it is held the stream skips
-    /// tag bytes as junk.
+    /// With deadlines, the file's first part is needed at once whatever the play position: it
+    /// says where the audio lies (tags, stream headers). So is any part a reader waits for out
+    /// of play order ([`Picker::set_wanted`]: the rest of a head longer than one part). The
+    /// last part is not: it only says where trailing tags cut the audio, and until it is held
+    /// the stream skips tag bytes as junk.
     fn pinned(&self, part: u32) -> bool {
-        self.deadlines != Deadlines::None && part < 2
+        self.deadlines != Deadlines::None && (part == 0 || self.wanted.contains(&part))
+    }
+
+    /// Parts readers wait for out of play order (`Content::wanted`): pinned, like the first.
+    pub fn set_wanted(&mut self, parts: Vec<u32>) {
+        self.wanted = parts;
     }
 
     /// Pinned parts not held, then parts from the first not missed: the order in which
     /// deadlines make parts wanted.
     fn wanted_order(&self, now: u64) -> impl Iterator<Item = u32> + '_ {
         let n = self.have.len();
-        let from = (2..n).find(|&p| !self.missed(p, now)).unwrap_or(n);
-        let pinned = [0, 1]
-            .into_iter()
+        let from = (1..n)
+            .find(|&p| !self.missed(p, now) && !self.pinned(p))
+            .unwrap_or(n);
+        let pinned = std::iter::once(0)
+            .chain(self.wanted.iter().copied())
             .filter(move |&p| p < n && !self.have.get(p));
-        pinned.chain(from..n).chain(2..from)
+        let rest = (from..n).chain(1..from).filter(move |&p| !self.pinned(p));
+        pinned.chain(rest)
     }
 
     /// Whether another request may be made for `part` (not held, and not already asked of
@@ -899,7 +913,9 @@ impl Picker {
                 self.deadline(p)
                     .is_none_or(|d| d <= horizon && (d >= soonest || self.pinned(p)))
             })
-            .partition(|&p| self.pinned(p) || self.deadline(p).is_none_or(|d| d <= in_order));
+            // A pinned part by its deadline too: the head of an entry on air is overdue (first),
+            // the next entry's is due at its start, and copied on rarest first until then.
+            .partition(|&p| self.deadline(p).is_none_or(|d| d <= in_order));
         later.shuffle(rng);
         later.sort_by_key(|&p| self.avail[p as usize]);
         // A few asks (`spread_slots`) copy rare parts on even while this listener is behind
@@ -1417,6 +1433,27 @@ mod tests {
         let reqs = p.next(501, &mut rng());
         let first_peer = reqs.iter().find(|r| r.source != Source::Origin).unwrap();
         assert!(first_peer.first >= 19, "{first_peer:?}");
+
+        // Live, with peers holding everything: the first part (the head) before the play
+        // position, and no other part that has aired, until the stream says it needs one
+        // (a head longer than a part): then that part comes first.
+        let mut p = Picker::new(Bitfield::new(40), d, PickerConfig::live(), 1);
+        for i in 1..=6 {
+            p.add_peer(peer(i));
+            p.set_peer_have(peer(i), full(40), 0);
+        }
+        p.set_tracker_answered();
+        let reqs = p.next(1_000, &mut rng());
+        let head = reqs.iter().find(|r| r.first == 0).expect("the head");
+        assert!(
+            reqs.iter().all(|r| r.first == 0 || r.first >= 21),
+            "only the head of what has aired: {reqs:?}"
+        );
+        p.set_wanted(vec![1]);
+        p.completed(head.id, 0, 1, 16_384, 1_500);
+        let more = p.next(1_500, &mut rng());
+        assert_eq!(more.len(), 1, "{more:?}");
+        assert_eq!((more[0].first, more[0].count), (1, 1), "{more:?}");
     }
 
     #[test]

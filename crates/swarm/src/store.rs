@@ -51,6 +51,8 @@ struct State {
     mem_order: std::collections::VecDeque<u32>,
     mem_bytes: usize,
     disk: Option<File>,
+    /// Parts a reader waits for out of play order (a file's head), not yet held.
+    wanted: Vec<u32>,
 }
 
 /// One content this node holds parts of.
@@ -98,6 +100,23 @@ impl Content {
 
     pub fn is_complete(&self) -> bool {
         self.lock().have.is_complete()
+    }
+
+    /// A reader needs `part` now, whatever its play time (a file's head, which says where the
+    /// audio lies): downloads ask it first, as they do the first part. Forgotten once held.
+    pub fn want(&self, part: u32) {
+        let mut s = self.lock();
+        if part < s.have.len() && !s.have.get(part) && !s.wanted.contains(&part) {
+            s.wanted.push(part);
+        }
+    }
+
+    /// Parts wanted by [`Content::want`] and not held yet.
+    pub fn wanted(&self) -> Vec<u32> {
+        let mut s = self.lock();
+        let State { have, wanted, .. } = &mut *s;
+        wanted.retain(|&p| !have.get(p));
+        wanted.clone()
     }
 
     /// Watches the have version (it grows whenever a part is gained).
@@ -304,6 +323,7 @@ impl Store {
                 mem_order: Default::default(),
                 mem_bytes: 0,
                 disk,
+                wanted: Vec::new(),
             }),
             version: watch::Sender::new(1),
             mem_limit: self.mem_limit,

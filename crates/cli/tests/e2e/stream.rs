@@ -70,6 +70,18 @@ pub(super) fn noise_mp3(path: &Path, seed: u32, seconds: u32, title: &str) {
 
 /// `seconds` of stereo pink noise as a tagged file of `codec`, readable by web servers.
 fn noise_file(path: &Path, codec: Codec, seed: u32, seconds: u32, title: &str) {
+    noise_file_with(path, codec, seed, seconds, title, &[])
+}
+
+/// The same, with more `-metadata` arguments (a long comment makes a long head).
+fn noise_file_with(
+    path: &Path,
+    codec: Codec,
+    seed: u32,
+    seconds: u32,
+    title: &str,
+    metadata: &[String],
+) {
     let status = Command::new(require("ffmpeg"))
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!(
@@ -83,6 +95,7 @@ fn noise_file(path: &Path, codec: Codec, seed: u32, seconds: u32, title: &str) {
             "-metadata",
             "artist=Noise Band",
         ])
+        .args(metadata.iter().flat_map(|m| ["-metadata", m.as_str()]))
         .arg(path)
         .status()
         .unwrap();
@@ -162,7 +175,7 @@ fn icy_titles(port: u16, seconds: u64) -> Vec<String> {
     titles
 }
 
-/// A noise station (three 6 s files) on nginx, a gateway, and `alluvium listen` processes.
+/// A noise station (three files, 6 s each unless said) on nginx, a gateway, and `alluvium listen` processes.
 pub(super) struct Noise {
     www: tempfile::TempDir,
     /// The origin (taken away to simulate an outage).
@@ -175,6 +188,8 @@ pub(super) struct Noise {
     pcms: Vec<Vec<i16>>,
     /// Samples per second of `pcms` (per channel; two channels).
     rate: usize,
+    /// Each file's length.
+    seconds: u32,
 }
 
 impl Noise {
@@ -183,6 +198,11 @@ impl Noise {
     }
 
     pub(super) fn start_as(codec: Codec) -> Self {
+        Self::start_with(codec, 6, &[])
+    }
+
+    /// Files of `seconds` each, with more `-metadata` arguments.
+    fn start_with(codec: Codec, seconds: u32, metadata: &[String]) -> Self {
         let www = public_dir();
         let media = www.path().join("media");
         public_subdir(&media);
@@ -191,12 +211,13 @@ impl Noise {
             .map(|n| format!("{n}.{}", codec.ext()))
             .collect();
         for (i, name) in names.iter().enumerate() {
-            noise_file(
+            noise_file_with(
                 &media.join(name),
                 codec,
                 11 + i as u32,
-                6,
+                seconds,
                 &format!("Track {}", i + 1),
+                metadata,
             );
         }
         let rate = codec.rate();
@@ -227,6 +248,7 @@ impl Noise {
             names,
             pcms,
             rate,
+            seconds,
         }
     }
 
@@ -311,7 +333,7 @@ impl Noise {
         } else {
             // Joined within a second of a boundary: the next file, near its start.
             assert!(
-                pos_s < 1.0 && 6.0 - offset_s < 1.0,
+                pos_s < 1.0 && f64::from(self.seconds) - offset_s < 1.0,
                 "stream in {} at {pos_s:.3}, schedule in {} at {offset_s:.3}",
                 self.names[first_file],
                 self.names[file]
@@ -413,6 +435,33 @@ fn the_stream_is_the_schedule_decoded_by_ffmpeg_with_icy_titles() {
     for t in &titles {
         assert!(t.starts_with("StreamTitle='Noise Band - Track "), "{t}");
     }
+}
+
+#[test]
+fn an_entry_with_a_head_longer_than_a_part_plays_from_mid_entry() {
+    // A 40 KB comment in the ID3v2 tag: the first frames lie in the file's third part. A
+    // listener joining mid-entry needs parts whose play time has passed; the stream asks
+    // for them (`Content::want`) and plays the entry on air, on schedule.
+    let comment = format!("comment={}", "long liner notes ".repeat(2_400));
+    let noise = Noise::start_with(Codec::Mp3, 20, &[comment]);
+    let head = std::fs::read(noise.www.path().join("media").join(&noise.names[0])).unwrap();
+    assert_eq!(&head[..3], b"ID3");
+    let tag = head[6..10]
+        .iter()
+        .fold(0usize, |acc, &b| (acc << 7) | usize::from(b & 0x7F));
+    assert!(tag > 32 * 1024, "the tag is {tag} bytes");
+    // Well into the first entry: the parts of its head played (by the schedule) seconds ago.
+    std::thread::sleep(Duration::from_secs(7));
+    let (_listener, stream_port) = noise.listen();
+    let connected = chrono::Utc::now();
+    let (stream, _) = decode_stream(stream_port, 8);
+    let (hits, tried) = noise.locate(&stream);
+    assert!(
+        hits.len() * 10 >= tried * 8,
+        "only {} of {tried} windows are the files' audio: {hits:?}",
+        hits.len()
+    );
+    noise.check_on_schedule(&hits, connected);
 }
 
 #[test]
