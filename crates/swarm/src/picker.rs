@@ -128,6 +128,11 @@ pub struct PickerConfig {
     /// With deadlines, asks that copy a rare part on (one not due within
     /// `peer_in_order_ms`) made even while parts due sooner are missing.
     pub spread_slots: usize,
+    /// With deadlines, a peer is asked for a part only if the part is due later than this
+    /// many times the peer's recent answer time (0: never mind): a busy peer's answer would
+    /// come after the part's moment, useless to this listener and to everyone it could pass
+    /// the part on to, while the peer's uplink could have carried a part due later.
+    pub peer_lead_by_latency: f64,
     /// A part due within this is urgent: the origin may send it if no peer does in time.
     pub urgent_ms: i64,
     /// An urgent part's request still in flight after this is duplicated elsewhere.
@@ -173,6 +178,7 @@ impl Default for PickerConfig {
             peer_min_lead_ms: 0,
             peer_in_order_ms: i64::MAX,
             spread_slots: 1,
+            peer_lead_by_latency: 0.0,
             urgent_ms: 3_000,
             urgent_late_ms: 1_000,
             late_ms: 5_000,
@@ -212,6 +218,7 @@ impl PickerConfig {
             // three were no clear gain (N=30, uploads paced, one run each: median silence
             // 12, 15, 15 s with two and 18 s with three, against 12-18 s with one).
             spread_slots: 1,
+            peer_lead_by_latency: 1.0,
             // Owners take their blocks from the origin well ahead, and the swarm trades
             // them from then on: a part spread long before its moment needs no rescue. Not
             // further: what is fetched ahead of the last listener's leaving is never aired,
@@ -248,6 +255,8 @@ struct PeerState {
     inflight: usize,
     /// Bytes per millisecond, averaged.
     score: f64,
+    /// How long its answers took (ms), averaged; 0 until one came (or failed).
+    latency_ms: f64,
     failures: u32,
     false_claims: u32,
     banned: bool,
@@ -257,6 +266,14 @@ struct PeerState {
 impl PeerState {
     fn usable(&self, now: u64) -> bool {
         !self.banned && self.have.is_some() && self.backoff_until <= now
+    }
+
+    fn note_latency(&mut self, ms: f64) {
+        self.latency_ms = if self.latency_ms == 0.0 {
+            ms
+        } else {
+            0.7 * self.latency_ms + 0.3 * ms
+        };
     }
 }
 
@@ -536,6 +553,7 @@ impl Picker {
                 have: None,
                 inflight: 0,
                 score: 1.0,
+                latency_ms: 0.0,
                 failures: 0,
                 false_claims: 0,
                 banned: false,
@@ -959,12 +977,19 @@ impl Picker {
     ) -> Option<Request> {
         let mut free: Vec<SocketAddr> = Vec::new();
         let mut least = usize::MAX;
+        // Time left before the part plays (pinned parts are needed whenever they come).
+        let left = (!self.pinned(part))
+            .then(|| self.deadline(part).map(|d| d - now as i64))
+            .flatten();
         for (&addr, state) in &self.peers {
             if !state.usable(now)
                 || state.inflight >= self.config.peer_slots
                 || state.inflight > least
                 || !self.peer_has(addr, part)
                 || !self.askable(part, now, Source::Peer(addr))
+                || left.is_some_and(|left| {
+                    (left as f64) < self.config.peer_lead_by_latency * state.latency_ms
+                })
             {
                 continue;
             }
@@ -1062,6 +1087,7 @@ impl Picker {
                 if let Some(s) = self.peers.get_mut(&a) {
                     let rate = bytes as f64 / elapsed;
                     s.score = 0.7 * s.score + 0.3 * rate;
+                    s.note_latency(elapsed);
                     s.failures = 0;
                 }
             }
@@ -1142,6 +1168,8 @@ impl Picker {
                     Failure::Error => {
                         s.failures += 1;
                         s.score /= 2.0;
+                        // Timed out or cut off: it took at least this long.
+                        s.note_latency(now.saturating_sub(r.since) as f64);
                         s.backoff_until = now + (1000u64 << s.failures.min(5));
                         PeerVerdict::Fine
                     }
@@ -1288,6 +1316,45 @@ mod tests {
         firsts.sort();
         assert_eq!(firsts[..2], [11, 12], "{firsts:?}");
         assert!(firsts[2..].iter().all(|&f| f > 16), "{firsts:?}");
+    }
+
+    #[test]
+    fn a_slow_peer_is_asked_only_for_parts_due_later_than_its_answers_take() {
+        let d = Deadlines::Linear {
+            start_ms: 0,
+            per_part_ms: 1000.0,
+        };
+        let config = PickerConfig {
+            peer_total_slots: 1,
+            spread_slots: 0,
+            ..PickerConfig::live()
+        };
+        let mut have = Bitfield::new(60);
+        have.set(0);
+        let mut p = Picker::new(have, d, config, 1);
+        p.add_peer(peer(1));
+        p.set_peer_have(peer(1), full(60), 0);
+        // Its first answer took 4 s.
+        let first = p.next(10_000, &mut rng());
+        assert_eq!(first[0].first, 11, "{first:?}");
+        p.completed(first[0].id, 11, 1, 16_384, 14_000);
+        // At 14 s, part 16 (due in 2 s) would come too late from it: part 18 is asked.
+        let next = p.next(14_000, &mut rng());
+        assert_eq!(next[0].first, 18, "{next:?}");
+        // A peer known to answer fast is asked for the part due soonest.
+        p.add_peer(peer(2));
+        p.set_peer_have(peer(2), full(60), 14_000);
+        let config = PickerConfig {
+            peer_total_slots: 2,
+            ..config
+        };
+        p.config = config;
+        let more = p.next(14_000, &mut rng());
+        assert_eq!(
+            (more[0].first, more[0].source),
+            (15, Source::Peer(peer(2))),
+            "{more:?}"
+        );
     }
 
     #[test]
