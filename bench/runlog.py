@@ -2,7 +2,7 @@
 """Where an Alluvium benchmark run lost its time: reads one run directory of the shared harness
 (`../shared/bench/results/alluvium-n30-.../`) and prints what the RESULT line cannot show.
 
-Usage:  bench/runlog.py RUN_DIR [silence|ontime|origin|latency|missed|all]
+Usage:  bench/runlog.py RUN_DIR [silence|ontime|origin|latency|missed|holders|all]
 
 - silence  each listener's own `alluvium_stall_seconds_total` (the silence it played): the
            harness counts silent frames as delivered bytes, so this is the figure that matters.
@@ -14,6 +14,8 @@ Usage:  bench/runlog.py RUN_DIR [silence|ontime|origin|latency|missed|all]
            from ask to verified answer, and failures.
 - missed   parts a listener missed in its first 20 s, by how many other listeners held them
            3 s before their moment (0: the swarm did not have them; 1: only their first holder).
+- holders  every other part due in the run's first 70 s: how many listeners held it from 20 s
+           before its moment to 3 s after, and how many of those listening had it in time.
 
 Everything but `silence` needs the listeners' debug logs: run the harness with
 `ALLUVIUM_LOG=info,alluvium_swarm::download=debug` in the environment.
@@ -196,6 +198,27 @@ def missed(_, ls):
         print(f"  held by {n:2d}{'+' if n == 10 else ' '}: {holders[n]}")
 
 
+def holders(_, ls):
+    """Every other part due in the run's first 70 s: how many listeners held it from 20 s
+    before its moment to 3 s after, and how many of those who were listening then had it
+    0.5 s before its moment."""
+    t0 = min(l.joined for l in ls)
+    ref = ls[0]
+    rows = sorted((start + p * per, title, p)
+                  for title, (start, per, parts) in ref.entries.items()
+                  for p in range(2, parts - 1)
+                  if t0 - 2 <= start + p * per <= t0 + 70)
+    print("due s  entry:part  from origin  holders at due -20 -10 -5 -3 -1 0 +3   on time")
+    for due, title, p in rows[::2]:
+        wanting = [l for l in ls if l.joined + 2 <= due]
+        gots = [l.got.get((title, p)) for l in ls]
+        held = [sum(1 for g in gots if g and g[0] <= due + dt) for dt in (-20, -10, -5, -3, -1, 0, 3)]
+        on = sum(1 for l in wanting if l.got.get((title, p), (due,))[0] <= due - 0.5)
+        origin = sum(1 for g in gots if g and g[1] == "origin")
+        print(f"{due - t0:6.1f}  {title[-8:]:>8}:{p:<3d} {origin:6d}       "
+              + " ".join(f"{h:3d}" for h in held) + f"   {on}/{len(wanting)}")
+
+
 def main():
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -203,7 +226,7 @@ def main():
     run = sys.argv[1]
     what = sys.argv[2] if len(sys.argv) > 2 else "all"
     reports = {"silence": silence, "ontime": ontime, "origin": origin,
-               "latency": latency, "missed": missed}
+               "latency": latency, "missed": missed, "holders": holders}
     if what != "all" and what not in reports:
         sys.exit(f"unknown report {what!r}: one of {', '.join(reports)}, all")
     if not os.path.isdir(run):
