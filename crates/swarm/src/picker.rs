@@ -668,9 +668,7 @@ impl Picker {
     /// deadlines make parts wanted.
     fn wanted_order(&self, now: u64) -> impl Iterator<Item = u32> + '_ {
         let n = self.have.len();
-        let from = (1..n)
-            .find(|&p| !self.missed(p, now) && !self.pinned(p))
-            .unwrap_or(n);
+        let from = (1..n).find(|&p| !self.missed(p, now)).unwrap_or(n);
         let pinned = std::iter::once(0)
             .chain(self.wanted.iter().copied())
             .filter(move |&p| p < n && !self.have.get(p));

@@ -492,19 +492,13 @@ impl Drop for Tail {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let mut rest = Tail {
-            node: self.node.clone(),
-            written: self.written.clone(),
-            target: self.target,
-            pending: std::mem::take(&mut self.pending),
-            slot: self.slot.take(),
-        };
+        let (node, written, target) = (self.node.clone(), self.written.clone(), self.target);
+        let (pending, slot) = (std::mem::take(&mut self.pending), self.slot.take());
         runtime.spawn(async move {
-            if rest.written.reach(rest.target).await {
-                rest.count();
-            } else {
-                rest.give_up();
+            if written.reach(target).await {
+                node.metrics.bytes_uploaded.inc_by(pending);
             }
+            drop(slot);
         });
     }
 }

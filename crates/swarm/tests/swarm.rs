@@ -657,14 +657,16 @@ async fn an_answer_holds_its_slot_until_the_asker_has_taken_it() {
     fetch(&seed, &gw.url, &url).await.unwrap();
     let root = seed.node.store.known_roots()[0];
     let base = format!("http://127.0.0.1:{}/v1/blob/{root}", seed.node.port());
-    let one_part = |first: u64| {
-        format!(
-            "bytes={}-{}",
-            first * PART_SIZE,
-            (first + 1) * PART_SIZE - 1
-        )
-    };
     let http = reqwest::Client::new();
+    // Another asker's one-part ask (part 100).
+    let ask_another = || {
+        http.get(&base)
+            .header(
+                "range",
+                format!("bytes={}-{}", 100 * PART_SIZE, 101 * PART_SIZE - 1),
+            )
+            .send()
+    };
     let uploaded = || seed.node.metrics.bytes_uploaded.get();
     // An asker with a small receive window that asks for `parts` parts from `first` and does
     // not read: the answer fits in the HTTP server's own buffer, but cannot leave the socket.
@@ -692,12 +694,7 @@ async fn an_answer_holds_its_slot_until_the_asker_has_taken_it() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         // Handed to the HTTP server is not sent: the slot is still taken, so others hear
         // `503` at once instead of queueing behind it (on a thin uplink, for seconds).
-        let busy = http
-            .get(&base)
-            .header("range", one_part(100))
-            .send()
-            .await
-            .unwrap();
+        let busy = ask_another().await.unwrap();
         assert_eq!(busy.status(), 503, "{parts} parts");
         assert!(uploaded() - before < len, "not all taken yet");
         // The asker reads its answer: the slot is free again, and all of it is counted.
@@ -720,12 +717,7 @@ async fn an_answer_holds_its_slot_until_the_asker_has_taken_it() {
         assert!(answer[body_at..] == data[start as usize..(start + len) as usize]);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(uploaded() - before, len, "{parts} parts: bytes uploaded");
-        let ok = http
-            .get(&base)
-            .header("range", one_part(100))
-            .send()
-            .await
-            .unwrap();
+        let ok = ask_another().await.unwrap();
         assert_eq!(ok.status(), 206);
         let at = (100 * PART_SIZE) as usize;
         assert!(ok.bytes().await.unwrap() == data[at..at + PART_SIZE as usize]);
