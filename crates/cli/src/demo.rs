@@ -219,7 +219,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             gateway: format!("http://{gateway_addr}"),
             cache: None,
             cache_size: 64 * 1024 * 1024,
-            upload_limit: None,
+            upload_limit: alluvium_swarm::UploadLimit::Auto,
         };
         let mut listeners: Vec<Listener> = Vec::new();
         for (i, (&stream, &peer)) in stream_ports.iter().zip(&peer_ports).enumerate() {

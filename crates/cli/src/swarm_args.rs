@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alluvium_swarm::{Node, NodeConfig};
+use alluvium_swarm::{Node, NodeConfig, UploadLimit};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -33,8 +33,23 @@ pub(crate) struct SwarmArgs {
     /// Upload at most this much per second to other listeners (e.g. 256KiB, 2mbit; 0: no
     /// limit). A little below what your link uploads (about 90 %) keeps its queue short, so
     /// the parts other listeners need soonest go out first and your own traffic still flows.
-    #[arg(long, env = "ALLUVIUM_UPLOAD_LIMIT", value_parser = crate::units::parse_rate, value_name = "RATE")]
-    pub(crate) upload_limit: Option<u64>,
+    /// `auto`: 1.75 times the station's bitrate (224 kbit/s for a 128 kbit/s station), from
+    /// the first entry on; no limit for a plain `fetch`.
+    #[arg(long, env = "ALLUVIUM_UPLOAD_LIMIT", default_value = "auto", value_parser = parse_upload_limit, value_name = "RATE")]
+    pub(crate) upload_limit: UploadLimit,
+}
+
+/// `auto`, `0` (no limit), or a rate.
+fn parse_upload_limit(s: &str) -> Result<UploadLimit, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(UploadLimit::Auto);
+    }
+    match crate::units::parse_rate(s)
+        .map_err(|e| format!("{e}, or auto (1.75 times the station's bitrate), or 0 (no limit)"))?
+    {
+        0 => Ok(UploadLimit::Unlimited),
+        r => Ok(UploadLimit::Rate(r)),
+    }
 }
 
 impl SwarmArgs {
@@ -92,4 +107,21 @@ async fn terminated() {
         return;
     }
     std::future::pending::<()>().await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn upload_limits() {
+        assert_eq!(parse_upload_limit("auto"), Ok(UploadLimit::Auto));
+        assert_eq!(parse_upload_limit(" AUTO "), Ok(UploadLimit::Auto));
+        assert_eq!(parse_upload_limit("0"), Ok(UploadLimit::Unlimited));
+        assert_eq!(parse_upload_limit("2mbit"), Ok(UploadLimit::Rate(250_000)));
+        assert_eq!(parse_upload_limit("256KiB"), Ok(UploadLimit::Rate(262_144)));
+        let e = parse_upload_limit("fast").unwrap_err();
+        assert!(e.contains("auto"), "{e}");
+    }
 }

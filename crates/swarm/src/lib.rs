@@ -26,7 +26,7 @@ pub mod uplink;
 pub use bitfield::Bitfield;
 pub use download::{download, resolve, spawn_announcer, DownloadConfig, SwarmError};
 pub use metrics::Metrics;
-pub use node::{Node, NodeConfig};
+pub use node::{Node, NodeConfig, UploadLimit};
 pub use picker::{Deadlines, PickerConfig};
 pub use store::{Content, Store};
 

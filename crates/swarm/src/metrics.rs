@@ -13,12 +13,16 @@ pub struct Metrics {
     pub bytes_from_origin: Counter,
     pub bytes_from_peers: Counter,
     pub bytes_uploaded: Counter,
+    /// Bitfield answers sent to peers (`have`, each a few hundred bytes on the wire).
+    pub have_answers: Counter,
     pub parts_failed_verification: Counter,
     pub peers_banned: Counter,
     pub origin_changed: Counter,
     pub peers: Gauge,
     /// Seconds of silence the local stream played for want of data or of an entry.
     pub stall_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Upload bytes per second the node paces at (0: not paced).
+    pub upload_limit: Gauge,
     /// Players connected to the local stream.
     pub stream_clients: Gauge,
     /// How far the stream runs behind the schedule (seconds, 0 or negative): the media time
@@ -39,11 +43,13 @@ impl Metrics {
             bytes_from_origin: Counter::default(),
             bytes_from_peers: Counter::default(),
             bytes_uploaded: Counter::default(),
+            have_answers: Counter::default(),
             parts_failed_verification: Counter::default(),
             peers_banned: Counter::default(),
             origin_changed: Counter::default(),
             peers: Gauge::default(),
             stall_seconds: Counter::default(),
+            upload_limit: Gauge::default(),
             stream_clients: Gauge::default(),
             schedule_drift_seconds: Gauge::default(),
         };
@@ -52,6 +58,16 @@ impl Metrics {
             "bytes_from_origin",
             "Verified bytes fetched from origins",
             m.bytes_from_origin.clone(),
+        );
+        r.register(
+            "upload_limit_bytes_per_second",
+            "Upload rate the node paces at (0: not paced)",
+            m.upload_limit.clone(),
+        );
+        r.register(
+            "have_answers",
+            "Bitfield answers sent to peers",
+            m.have_answers.clone(),
         );
         r.register(
             "bytes_from_peers",

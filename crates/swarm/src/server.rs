@@ -532,6 +532,7 @@ async fn have(
         tokio::time::sleep(NEWS_GATHER).await;
     }
     let (bits, version) = content.have();
+    node.metrics.have_answers.inc();
     node.uplink.charge(ANSWER_HEAD + bits.as_bytes().len());
     (
         [

@@ -462,6 +462,12 @@ impl EntryJob {
                     self.announce.clone(),
                 ));
                 let parts = content.parts().max(1);
+                // The entry's bitrate, for `--upload-limit auto`.
+                let seconds = self.slot.duration().num_milliseconds() as f64 / 1000.0;
+                if seconds > 0.0 {
+                    self.node
+                        .offer_bitrate((content.size() as f64 / seconds) as u64);
+                }
                 let start_ms = (self.slot.start - self.clock.now()).num_milliseconds();
                 let per_part_ms = self.slot.duration().num_milliseconds() as f64 / f64::from(parts);
                 let config = DownloadConfig {

@@ -13,10 +13,15 @@
 //! Without a rate, steps pass at once and the kernel's queue decides (taking turns without
 //! a rate, one step on its way at a time, was measured worse in the benchmark).
 //!
+//! The rate may be set late, and raised ([`Uplink::raise_to`]): `--upload-limit auto` (the
+//! default) paces at a multiple of the station's bitrate once the first entry's is known
+//! (see [`crate::node::UploadLimit`]).
+//!
 //! Written by hand: rate limiters (`governor`) grant in arrival order, and the order is the
 //! point here.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -41,8 +46,8 @@ struct State {
 /// One node's upload: see the module documentation.
 #[derive(Debug)]
 pub struct Uplink {
-    /// Bytes per second; `None`: no pacing.
-    rate: Option<u64>,
+    /// Bytes per second; 0: no pacing.
+    rate: AtomicU64,
     state: Mutex<State>,
     /// Wakes waiters when the first in line may have changed.
     turn: Notify,
@@ -70,7 +75,7 @@ impl Uplink {
     pub fn new(rate: Option<u64>) -> Self {
         let now = Instant::now();
         Self {
-            rate: rate.map(|r| r.max(1)),
+            rate: AtomicU64::new(rate.unwrap_or(0)),
             state: Mutex::new(State {
                 free_at: now,
                 waiting: BTreeSet::new(),
@@ -86,7 +91,13 @@ impl Uplink {
     }
 
     pub fn rate(&self) -> Option<u64> {
-        self.rate
+        Some(self.rate.load(Ordering::Relaxed)).filter(|r| *r > 0)
+    }
+
+    /// Paces at `rate` bytes per second from now on, unless the uplink already paces faster.
+    /// An uplink made without a rate starts pacing.
+    pub fn raise_to(&self, rate: u64) {
+        self.rate.fetch_max(rate, Ordering::Relaxed);
     }
 
     /// The deadline of something due in `due_in_ms` (negative: overdue), as
@@ -103,7 +114,9 @@ impl Uplink {
     /// Waits until `n` bytes may be handed to a socket. `due`: when the asker plays them
     /// (from [`Uplink::deadline`]; `None`: no deadline). The soonest due goes first.
     pub async fn send(&self, n: usize, due: Option<i64>) {
-        let Some(rate) = self.rate else { return };
+        if self.rate().is_none() {
+            return;
+        }
         let key = {
             let mut s = self.lock();
             s.seq += 1;
@@ -120,6 +133,8 @@ impl Uplink {
             tokio::pin!(turn);
             // Registered before the check, so a change in between is not missed.
             turn.as_mut().enable();
+            // Read each turn: the rate may have been raised while this step waited.
+            let Some(rate) = self.rate() else { return };
             let wake = {
                 let mut s = self.lock();
                 let now = Instant::now();
@@ -149,7 +164,7 @@ impl Uplink {
     /// Counts `n` bytes sent outside the line (small answers that are not worth a wait) so
     /// the rate holds for everything.
     pub fn charge(&self, n: usize) {
-        if let Some(rate) = self.rate {
+        if let Some(rate) = self.rate() {
             let mut s = self.lock();
             let now = Instant::now();
             s.free_at = s.free_at.max(now) + span(n as u64, rate);
@@ -214,6 +229,23 @@ mod tests {
         assert_eq!(t0.elapsed().as_millis(), 4000);
         up.send(1024, None).await;
         assert_eq!(t0.elapsed().as_millis(), 5000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_set_late_paces_from_then_on_and_is_only_raised() {
+        let up = Uplink::new(None);
+        let t0 = Instant::now();
+        up.send(1 << 20, None).await;
+        assert_eq!(t0.elapsed().as_millis(), 0, "no rate: no wait");
+        assert_eq!(up.rate(), None);
+
+        up.raise_to(1000);
+        up.raise_to(500); // lower: ignored
+        assert_eq!(up.rate(), Some(1000));
+        up.send(5096, None).await; // within the burst: at once
+        up.send(10, None).await;
+        // 5096 bytes at 1000 B/s, less the 4096-byte burst.
+        assert_eq!(t0.elapsed().as_millis(), 1000);
     }
 
     #[tokio::test(start_paused = true)]

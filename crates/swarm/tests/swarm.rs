@@ -15,7 +15,7 @@ use alluvium_content::{ContentInfo, Hash, Outboard, PART_SIZE};
 use alluvium_gateway::wire::{AnnounceRequest, Event, Have};
 use alluvium_gateway::{Client, Config, Gateway};
 use alluvium_swarm::{
-    download, resolve, spawn_announcer, DownloadConfig, Node, NodeConfig, SwarmError,
+    download, resolve, spawn_announcer, DownloadConfig, Node, NodeConfig, SwarmError, UploadLimit,
 };
 use alluvium_testkit::{bytes_of, public_dir, write_public, Nginx};
 use tokio_util::sync::CancellationToken;
@@ -538,7 +538,7 @@ async fn uploads_keep_to_the_limit_and_bad_requests_are_refused() {
     // A seed that uploads at most 256 KiB/s.
     let seed = peer_with(|dir| NodeConfig {
         cache_dir: Some(dir.to_path_buf()),
-        upload_limit: Some(256 * 1024),
+        upload_limit: UploadLimit::Rate(256 * 1024),
         ..NodeConfig::default()
     })
     .await;
