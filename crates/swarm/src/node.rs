@@ -47,9 +47,10 @@ pub enum UploadLimit {
 /// after another at the link's rate, soonest due first. A listener needs 1x the bitrate in,
 /// so 1.75x out gives a swarm room to spread new parts, while staying under most uplinks.
 /// Benchmark, N=30, 256 kbit/s uplinks (2x), one run each, silence min / median / max:
-/// unpaced 2 / 13 / 26 and 1 / 14 / 26 s; paced at 1.75x 0 / 11 / 22 s, at 1.5x
-/// 0 / 11 / 24 s. A link slower than this gains nothing (`--upload-limit` set to about
-/// 90 % of it does).
+/// unpaced 2 / 14 / 26 and 2 / 13 / 26 s; paced at 1.75x 0 / 11 / 22 s (and, as `auto`,
+/// 1 / 10 / 24 and 0 / 10 / 22 s), at 1.5x 0 / 11 / 24 s. A link slower than this gains
+/// nothing (at 1.25x the bitrate the median went from 54 to 66 s in one run each);
+/// `--upload-limit` set to about 90 % of it is what helps there.
 pub const AUTO_UPLOAD_FACTOR: f64 = 1.75;
 
 /// How a node runs.
