@@ -165,9 +165,7 @@ impl Node {
             ),
             max_connections: config.max_connections,
         });
-        node.metrics
-            .upload_limit
-            .set(node.uplink.rate().unwrap_or(0) as i64);
+        node.show_upload_rate();
         node
     }
 
@@ -211,15 +209,14 @@ impl Node {
         if self.auto_upload && bytes_per_second > 0 {
             let rate = (bytes_per_second as f64 * AUTO_UPLOAD_FACTOR) as u64;
             self.uplink.raise_to(rate);
-            self.metrics
-                .upload_limit
-                .set(self.uplink.rate().unwrap_or(0) as i64);
+            self.show_upload_rate();
         }
     }
 
-    /// Upload bytes per second the node paces at (`None`: not paced).
-    pub fn upload_rate(&self) -> Option<u64> {
-        self.uplink.rate()
+    /// The uplink's rate in `/metrics` (0: not paced).
+    fn show_upload_rate(&self) {
+        let rate = self.uplink.rate().unwrap_or(0);
+        self.metrics.upload_limit.set(rate as i64);
     }
 
     /// When this node started (ms since the Unix epoch), as its id says.
@@ -364,12 +361,12 @@ mod tests {
             upload_limit: UploadLimit::Auto,
             ..NodeConfig::default()
         });
-        assert_eq!(auto.upload_rate(), None, "unpaced until a bitrate is known");
+        assert_eq!(auto.uplink.rate(), None, "unpaced until a bitrate is known");
         auto.offer_bitrate(16_000); // 128 kbit/s
-        assert_eq!(auto.upload_rate(), Some(28_000));
+        assert_eq!(auto.uplink.rate(), Some(28_000));
         auto.offer_bitrate(8_000); // a 64 kbit/s entry does not lower it
         auto.offer_bitrate(0);
-        assert_eq!(auto.upload_rate(), Some(28_000));
+        assert_eq!(auto.uplink.rate(), Some(28_000));
         assert!(auto
             .metrics
             .encode()
@@ -385,7 +382,7 @@ mod tests {
                 ..NodeConfig::default()
             });
             node.offer_bitrate(16_000);
-            assert_eq!(node.upload_rate(), rate, "{limit:?}");
+            assert_eq!(node.uplink.rate(), rate, "{limit:?}");
         }
     }
 
