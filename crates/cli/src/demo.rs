@@ -219,7 +219,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             gateway: format!("http://{gateway_addr}"),
             cache: None,
             cache_size: 64 * 1024 * 1024,
-            upload_limit: alluvium_swarm::UploadLimit::Auto,
+            // All on loopback: no thin uplink to keep short, and pacing at 1.75x the bitrate
+            // would only slow a joiner's first burst from the one or two peers it has.
+            upload_limit: alluvium_swarm::UploadLimit::Unlimited,
         };
         let mut listeners: Vec<Listener> = Vec::new();
         for (i, (&stream, &peer)) in stream_ports.iter().zip(&peer_ports).enumerate() {
