@@ -156,6 +156,14 @@ pub struct PickerConfig {
     pub min_owners: usize,
     /// See `owners`.
     pub owner_settle_ms: i64,
+    /// With deadlines, a block that would be taken ahead (`origin_ahead_ms`) before any
+    /// member had settled, because the swarm started after that (an entry joined cold), is
+    /// taken this long before it is due instead, by the members settled then (0: it is the
+    /// first member's, taken `origin_ahead_ms` ahead like any other). Only the blocks due
+    /// sooner than this plus `owner_settle_ms` after the first member's start are then its
+    /// alone: the rest of the entry on air enters the swarm through several owners' uplinks,
+    /// not all through the first listener's.
+    pub cold_ahead_ms: i64,
     /// Claims of parts not served before a peer is dropped.
     pub max_false_claims: u32,
     /// Without news from any peer for this long, blocks owned by others are fair game.
@@ -187,6 +195,7 @@ impl Default for PickerConfig {
             owners: usize::MAX,
             min_owners: 1,
             owner_settle_ms: 0,
+            cold_ahead_ms: 0,
             max_false_claims: 3,
             orphan_ms: 2_000,
             origin_grace_ms: 500,
@@ -240,6 +249,14 @@ impl PickerConfig {
             owners: 6,
             min_owners: 1,
             owner_settle_ms: 5_000,
+            // An entry joined cold: the first listener takes what is due within 17 s of its
+            // start, and the later blocks are taken 12 s ahead by the listeners there by
+            // then. When the first took all it could (everything due within 30 s), its one
+            // uplink was the only source of that half minute, and most of it reached nobody
+            // else in time. N=30, alternating runs: silence summed over the listeners 272-323
+            // s against 327-374 s, origin 1.27-1.34x against 1.28x (docs/benchmarks.md,
+            // eighth round).
+            cold_ahead_ms: 12_000,
             ..Self::default()
         }
     }
@@ -289,6 +306,16 @@ struct Inflight {
     spread: bool,
 }
 
+/// One block's ownership as this node sees it.
+#[derive(Debug, Clone, Copy)]
+struct Ownership {
+    /// This node's rank among the block's owners: 0 when it owns it, `u16::MAX` when it is
+    /// not one of them.
+    rank: u16,
+    /// Taken `cold_ahead_ms` ahead, not `origin_ahead_ms` (see `PickerConfig::cold_ahead_ms`).
+    late: bool,
+}
+
 /// What a failure did to the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerVerdict {
@@ -327,7 +354,7 @@ pub struct Picker {
     epoch_ms: Option<u64>,
     /// This node's rank per block among the members it knows (0: the owner), recomputed
     /// when the members change.
-    owned: Option<Vec<u16>>,
+    owned: Option<Vec<Ownership>>,
     /// When a peer last gained parts (ms).
     last_news: u64,
     /// Parts readers wait for out of play order (see `pinned`).
@@ -386,7 +413,6 @@ impl Picker {
     /// `owners` that started first): 0 when it owns it, 1 when one owner comes before it, and
     /// so on; `u16::MAX` when this node is not one of the owners.
     fn rank(&mut self, part: u32) -> u16 {
-        let block = self.block_of(part) as usize;
         if self.owned.is_none() {
             let mut members: Vec<(u64, u64)> = self
                 .peers
@@ -398,17 +424,30 @@ impl Picker {
             members.sort_unstable();
             let blocks = self.block_of(self.have.len().saturating_sub(1)) + 1;
             let per_block = self.config.max_run.max(1);
+            let first = members
+                .first()
+                .map_or(i64::MAX, |m| i64::try_from(m.0).unwrap_or(i64::MAX));
+            let settle = self.config.owner_settle_ms;
+            let cold_ahead = self.config.cold_ahead_ms;
             let ranks = (0..blocks)
                 .map(|b| {
-                    // The members settled when the block is taken ahead of time.
-                    let taken =
-                        self.epoch_ms
-                            .zip(self.deadlines.of(b * per_block))
-                            .map(|(epoch, d)| {
-                                epoch as i64 + d
-                                    - self.config.origin_ahead_ms
-                                    - self.config.owner_settle_ms
-                            });
+                    let due = self
+                        .epoch_ms
+                        .zip(self.deadlines.of(b * per_block))
+                        .map(|(epoch, d)| epoch as i64 + d);
+                    // The members settled when the block is taken ahead of time; a block
+                    // nobody was there to take then is taken late, by those there by then.
+                    let mut late = false;
+                    let taken = due.map(|due| {
+                        let ahead = due - self.config.origin_ahead_ms - settle;
+                        let cold = due - cold_ahead - settle;
+                        if cold_ahead > 0 && ahead < first && cold >= first {
+                            late = true;
+                            cold
+                        } else {
+                            ahead
+                        }
+                    });
                     let settled = taken.map_or(members.len(), |t| {
                         members.iter().take_while(|m| (m.0 as i64) <= t).count()
                     });
@@ -417,20 +456,31 @@ impl Picker {
                         .min(self.config.owners)
                         .max(1);
                     let owners = &members[..owners.min(members.len())];
-                    if !owners.iter().any(|m| m.1 == self.me) {
-                        return u16::MAX;
-                    }
-                    let mine = score(self.me, b);
-                    let before = owners.iter().filter(|m| score(m.1, b) > mine).count();
-                    u16::try_from(before).unwrap_or(u16::MAX)
+                    let rank = if owners.iter().any(|m| m.1 == self.me) {
+                        let mine = score(self.me, b);
+                        let before = owners.iter().filter(|m| score(m.1, b) > mine).count();
+                        u16::try_from(before).unwrap_or(u16::MAX)
+                    } else {
+                        u16::MAX
+                    };
+                    Ownership { rank, late }
                 })
                 .collect();
             self.owned = Some(ranks);
         }
+        self.ownership(part).rank
+    }
+
+    /// The ownership of `part`'s block, once `rank` has worked it out.
+    fn ownership(&self, part: u32) -> Ownership {
+        let block = self.block_of(part) as usize;
         self.owned
             .as_ref()
             .and_then(|o| o.get(block).copied())
-            .unwrap_or(0)
+            .unwrap_or(Ownership {
+                rank: 0,
+                late: false,
+            })
     }
 
     /// Whether this node owns `part`'s block among the owners it knows.
@@ -489,7 +539,10 @@ impl Picker {
         }
         // The rest wait for the owner and its backups: from the origin it would be one more
         // copy per listener, on the link that made the part late.
-        if rank > self.config.rescue_backups {
+        // A block taken late (a cold entry's) has no backups: with them, its parts were
+        // rescued a second time as they neared their moment, and the origin sent 1.34x the
+        // bytes aired in three of five runs (benchmark, eighth round).
+        if rank > self.config.rescue_backups || self.ownership(part).late {
             return false;
         }
         let limit = urgent - i64::from(rank - 1) * urgent / 3;
@@ -832,6 +885,7 @@ impl Picker {
                 // after a while; with them, urgency does that, in turn (`may_rescue`).
                 let orphans = self.deadlines == Deadlines::None
                     && now.saturating_sub(self.last_news) >= self.config.orphan_ms;
+                let late_horizon = now as i64 + self.config.cold_ahead_ms;
                 let mut candidates: Vec<u32> = Vec::new();
                 for p in 0..n {
                     if self.avail[p as usize] == 0
@@ -840,6 +894,8 @@ impl Picker {
                         && self.deadline(p).is_none_or(|d| d <= horizon)
                         && !self.missed(p, now)
                         && (orphans || self.owns(p))
+                        && (!self.ownership(p).late
+                            || self.deadline(p).is_none_or(|d| d <= late_horizon))
                     {
                         candidates.push(p);
                     }
@@ -1604,7 +1660,8 @@ mod tests {
         // Ten members who joined a second apart; parts due one a second from the picker's
         // time 0, which is `epoch` in Unix ms. Blocks are 4 parts; live, a block is owned by
         // one of the first 6 members that had been there 5 s when it is taken (25 s before
-        // it is due), or by the first member when none had.
+        // it is due), or, when none had (the entry was joined cold), when it is taken late
+        // (12 s before it is due), or by the first member when none had even then.
         let epoch = 1_000_000_000u64;
         let d = Deadlines::Linear {
             start_ms: 0,
@@ -1645,10 +1702,18 @@ mod tests {
         };
         let ten: Vec<u64> = (0..10).collect();
         let owners = owner_map(&ten);
-        // Block b is taken at 4b - 25 s; members joined by 4b - 30 s had settled.
+        // Block b is taken at 4b - 25 s; members joined by 4b - 30 s had settled. Nobody
+        // had for blocks 0-7: those due within 17 s (0-4) are the first's alone, and 5-7 are
+        // taken late, at 4b - 12 s, by the members joined by 4b - 17 s.
         assert!(
-            owners[..8].iter().all(|&o| o == 0),
-            "early blocks: the first alone"
+            owners[..5].iter().all(|&o| o == 0),
+            "the first blocks: the first alone"
+        );
+        assert!(owners[5] < 4, "block 5: one of the four there at 3 s");
+        assert!(
+            owners[5..8].iter().any(|&o| o != 0),
+            "the rest of the cold half minute is shared: {:?}",
+            &owners[5..8]
         );
         assert!(owners.iter().all(|&o| o < 6), "only the first six own");
         let distinct: std::collections::HashSet<_> = owners[9..].iter().collect();
@@ -1663,16 +1728,60 @@ mod tests {
         let rest: Vec<u64> = (1..10).collect();
         let after = owner_map(&rest);
         assert!(
-            after[..8].iter().all(|&o| o == 1),
+            after[..5].iter().all(|&o| o == 1),
             "now the first is member 1"
         );
-        for b in 8..50 {
+        for b in 5..50 {
             if owners[b] != 0 {
                 assert!(
                     after[b] == owners[b] || after[b] == 6,
                     "block {b} stays put"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_cold_entry_s_later_blocks_are_taken_late() {
+        // The first listener, alone, joins an entry whose parts are due one a second from its
+        // start: it takes what is due within 17 s at once, the later blocks only 12 s before
+        // they are due (by then others may own them), and every block in time.
+        let epoch = 1_000_000_000u64;
+        let d = Deadlines::Linear {
+            start_ms: 0,
+            per_part_ms: 1000.0,
+        };
+        let mut p = Picker::new(
+            Bitfield::new(60),
+            d,
+            PickerConfig::live(),
+            member_hash("m0"),
+        );
+        p.set_started(epoch, epoch);
+        p.set_tracker_answered();
+        let mut r = rng();
+        // Blocks of 4 parts: when each was first asked of the origin.
+        let mut asked_at: HashMap<u32, u64> = HashMap::new();
+        for t in (0..40_000).step_by(100) {
+            for q in p.next(t, &mut r) {
+                assert_eq!(q.source, Source::Origin);
+                for part in q.first..q.first + q.count {
+                    asked_at.entry(part / 4).or_insert(t);
+                }
+                p.completed(q.id, q.first, q.count, 16384 * u64::from(q.count), t);
+            }
+        }
+        assert!((0..5).all(|b| asked_at[&b] < 1_000), "{asked_at:?}");
+        // Blocks 5-7 would have been taken 25 s ahead before anyone was there.
+        assert_eq!(asked_at[&5], 8_000, "due at 20 s");
+        assert_eq!(asked_at[&6], 12_000);
+        assert_eq!(asked_at[&7], 16_000);
+        // Block 8 is taken 25 s ahead (at 7 s), when the members there by 2 s own it.
+        assert_eq!(asked_at[&8], 7_000);
+        assert_eq!(asked_at[&9], 11_000);
+        assert_eq!(asked_at.len(), 15, "the whole entry");
+        for (b, t) in &asked_at {
+            assert!(*t <= u64::from(*b) * 4_000, "block {b} asked in time");
         }
     }
 
