@@ -307,7 +307,7 @@ struct Inflight {
 }
 
 /// One block's ownership as this node sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Ownership {
     /// This node's rank among the block's owners: 0 when it owns it, `u16::MAX` when it is
     /// not one of them.
@@ -352,8 +352,8 @@ pub struct Picker {
     /// The picker's time 0 in ms since the Unix epoch (`None`: unknown; owners are then
     /// the first members whatever the block).
     epoch_ms: Option<u64>,
-    /// This node's rank per block among the members it knows (0: the owner), recomputed
-    /// when the members change.
+    /// This node's rank per block among the members it knows (0: the owner), and whether
+    /// the block is taken late, recomputed when the members change.
     owned: Option<Vec<Ownership>>,
     /// When a peer last gained parts (ms).
     last_news: u64,
@@ -437,17 +437,15 @@ impl Picker {
                         .map(|(epoch, d)| epoch as i64 + d);
                     // The members settled when the block is taken ahead of time; a block
                     // nobody was there to take then is taken late, by those there by then.
-                    let mut late = false;
-                    let taken = due.map(|due| {
-                        let ahead = due - self.config.origin_ahead_ms - settle;
-                        let cold = due - cold_ahead - settle;
-                        if cold_ahead > 0 && ahead < first && cold >= first {
-                            late = true;
-                            cold
-                        } else {
-                            ahead
+                    let (taken, late) = match due {
+                        None => (None, false),
+                        Some(due) => {
+                            let ahead = due - self.config.origin_ahead_ms - settle;
+                            let cold = due - cold_ahead - settle;
+                            let late = cold_ahead > 0 && ahead < first && cold >= first;
+                            (Some(if late { cold } else { ahead }), late)
                         }
-                    });
+                    };
                     let settled = taken.map_or(members.len(), |t| {
                         members.iter().take_while(|m| (m.0 as i64) <= t).count()
                     });
@@ -477,10 +475,7 @@ impl Picker {
         self.owned
             .as_ref()
             .and_then(|o| o.get(block).copied())
-            .unwrap_or(Ownership {
-                rank: 0,
-                late: false,
-            })
+            .unwrap_or_default()
     }
 
     /// Whether this node owns `part`'s block among the owners it knows.
@@ -891,11 +886,15 @@ impl Picker {
                     if self.avail[p as usize] == 0
                         && !self.have.get(p)
                         && !self.by_part.contains_key(&p)
-                        && self.deadline(p).is_none_or(|d| d <= horizon)
                         && !self.missed(p, now)
                         && (orphans || self.owns(p))
-                        && (!self.ownership(p).late
-                            || self.deadline(p).is_none_or(|d| d <= late_horizon))
+                        && self.deadline(p).is_none_or(|d| {
+                            d <= if self.ownership(p).late {
+                                late_horizon
+                            } else {
+                                horizon
+                            }
+                        })
                     {
                         candidates.push(p);
                     }
