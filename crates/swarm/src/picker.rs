@@ -13,6 +13,8 @@
 //!    (fewest of our requests, at random among equals), up to `peer_slots` per peer and
 //!    `peer_total_slots` in all. Without (a plain fetch), each usable peer gets up to
 //!    `peer_slots` requests for the rarest parts it has and we lack, from a random start.
+//!    A listener tuning in to an entry on air also asks for the part playing now
+//!    (`join_ms`), when enough peers hold it to spare a copy.
 //! 2. **The origin only for what no peer can give in time**: a part whose deadline is within
 //!    `urgent_ms` and that no peer is already sending in time, and, ahead of time, parts that no
 //!    known peer holds and that this listener *owns*: each block of `max_run` parts belongs to
@@ -164,6 +166,18 @@ pub struct PickerConfig {
     /// alone: the rest of the entry on air enters the swarm through several owners' uplinks,
     /// not all through the first listener's.
     pub cold_ahead_ms: i64,
+    /// With deadlines, for this long after a download of an entry already on air starts (a
+    /// listener tuning in), peers are also asked for a part due sooner than
+    /// `peer_min_lead_ms`, even one playing now, if it plays on `join_min_left_ms` after
+    /// now and at least `join_min_holders` followed peers hold it: the stream starts where
+    /// the schedule is when that part comes, not when the moment reaches the first part
+    /// due later (about a second more). A part only its first holder has is left alone: that
+    /// holder is busy, and the ask would come late and hold up its other askers.
+    pub join_ms: u64,
+    /// See `join_ms`.
+    pub join_min_left_ms: i64,
+    /// See `join_ms`.
+    pub join_min_holders: u16,
     /// Claims of parts not served before a peer is dropped.
     pub max_false_claims: u32,
     /// Without news from any peer for this long, blocks owned by others are fair game.
@@ -196,6 +210,9 @@ impl Default for PickerConfig {
             min_owners: 1,
             owner_settle_ms: 0,
             cold_ahead_ms: 0,
+            join_ms: 0,
+            join_min_left_ms: 500,
+            join_min_holders: 2,
             max_false_claims: 3,
             orphan_ms: 2_000,
             origin_grace_ms: 500,
@@ -257,6 +274,17 @@ impl PickerConfig {
             // s against 327-374 s, origin 1.27-1.34x against 1.28x (docs/benchmarks.md,
             // eighth round).
             cold_ahead_ms: 12_000,
+            // A listener tuning in asks for the part playing now for its first 3 s (the
+            // stream's wait for sound), from peers when four of those it follows hold it.
+            // N=30, one run each, uplinks 4x the bitrate: median startup 1.66 s against
+            // 2.39 s (listeners from the 12th on: median 1.09 s against 1.6 s), silence
+            // summed over the listeners 22 s against 16 s. Uplinks 2x, where nearly every
+            // listener joins while the entry on air is held by one or two: 5.69 s against
+            // 5.65-6.05 s, silence 307 s against 279-515 s. When two holders were enough,
+            // startup at 2x fell to 4.9-5.4 s but the listeners first there, tuning in on
+            // those two busy uplinks, heard more silence (docs/benchmarks.md, tenth round).
+            join_ms: 3_000,
+            join_min_holders: 4,
             ..Self::default()
         }
     }
@@ -689,6 +717,25 @@ impl Picker {
         })
     }
 
+    /// Whether this download is tuning in to an entry on air (see `PickerConfig::join_ms`).
+    fn tuning_in(&self, now: u64) -> bool {
+        now < self.config.join_ms && self.deadlines.of(0).is_some_and(|d| d < 0)
+    }
+
+    /// While tuning in: how long `part` plays on after now, less `join_min_left_ms` (its end
+    /// is the next part's deadline).
+    fn left_tuning_in(&self, part: u32, now: u64) -> Option<i64> {
+        let end = self.deadlines.of(part + 1)?;
+        Some(end - now as i64 - self.config.join_min_left_ms)
+    }
+
+    /// A part due sooner than `peer_min_lead_ms` that a listener tuning in asks for anyway.
+    fn asked_tuning_in(&self, part: u32, now: u64) -> bool {
+        self.tuning_in(now)
+            && self.avail[part as usize] >= self.config.join_min_holders
+            && self.left_tuning_in(part, now).is_some_and(|left| left >= 0)
+    }
+
     /// Whether `part`'s moment passed long enough ago that playback no longer needs it.
     /// Pinned parts are never missed.
     fn missed(&self, part: u32, now: u64) -> bool {
@@ -981,8 +1028,9 @@ impl Picker {
         let (order, mut later): (Vec<u32>, Vec<u32>) = self
             .wanted_order(now)
             .filter(|&p| {
-                self.deadline(p)
-                    .is_none_or(|d| d <= horizon && (d >= soonest || self.pinned(p)))
+                self.deadline(p).is_none_or(|d| {
+                    d <= horizon && (d >= soonest || self.pinned(p) || self.asked_tuning_in(p, now))
+                })
             })
             // A pinned part by its deadline too: the head of an entry on air is overdue (first),
             // the next entry's is due at its start, and copied on rarest first until then.
@@ -1030,9 +1078,17 @@ impl Picker {
     ) -> Option<Request> {
         let mut free: Vec<SocketAddr> = Vec::new();
         let mut least = usize::MAX;
-        // Time left before the part plays (pinned parts are needed whenever they come).
+        // Time left before the part plays (pinned parts are needed whenever they come); for
+        // the part playing as a listener tunes in, before too little of it is left.
         let left = (!self.pinned(part))
-            .then(|| self.deadline(part).map(|d| d - now as i64))
+            .then(|| {
+                let d = self.deadline(part)?;
+                if d < now as i64 + self.config.peer_min_lead_ms && self.tuning_in(now) {
+                    self.left_tuning_in(part, now)
+                } else {
+                    Some(d - now as i64)
+                }
+            })
             .flatten();
         for (&addr, state) in &self.peers {
             if !state.usable(now)
@@ -1574,6 +1630,51 @@ mod tests {
         let more = p.next(1_500, &mut rng());
         assert_eq!(more.len(), 1, "{more:?}");
         assert_eq!((more[0].first, more[0].count), (1, 1), "{more:?}");
+    }
+
+    #[test]
+    fn a_listener_tuning_in_asks_for_the_part_playing_now_if_others_can_spare_it() {
+        // The entry started 20 parts (20 s) ago: part 21 plays from 1 s to 2 s.
+        let d = Deadlines::Linear {
+            start_ms: -20_000,
+            per_part_ms: 1000.0,
+        };
+        let tuned = |holders: &[u8], now: u64| {
+            let mut p = Picker::new(Bitfield::new(40), d, PickerConfig::live(), 1);
+            for i in 1..=6 {
+                p.add_peer(peer(i));
+                let mut bits = full(40);
+                if !holders.contains(&i) {
+                    bits = Bitfield::new(40);
+                    for part in 23..40 {
+                        bits.set(part);
+                    }
+                }
+                p.set_peer_have(peer(i), bits, 0);
+            }
+            p.set_tracker_answered();
+            let asked: Vec<u32> = p
+                .next(now, &mut rng())
+                .iter()
+                .filter(|r| r.source != Source::Origin)
+                .map(|r| r.first)
+                .collect();
+            asked
+        };
+        // At 1.2 s part 21 plays on 0.8 s: asked, though it is due sooner than any ask made
+        // once the listener plays (1 s ahead).
+        let asked = tuned(&[1, 2, 3, 4], 1_200);
+        assert!(asked.contains(&21), "{asked:?}");
+        // Held by three peers only (`join_min_holders` is 4 live): their uplinks are spared.
+        let asked = tuned(&[1, 2, 3], 1_200);
+        assert!(!asked.contains(&21) && !asked.contains(&22), "{asked:?}");
+        // Too little of part 21 left (0.4 s): only part 22 on.
+        let asked = tuned(&[1, 2, 3, 4], 1_600);
+        assert!(!asked.contains(&21) && asked.contains(&22), "{asked:?}");
+        // After the first 3 s a listener is playing: nothing due within a second is asked
+        // (the head, part 0, is needed whenever it comes).
+        let asked = tuned(&[1, 2, 3, 4, 5, 6], 3_500);
+        assert!(asked.iter().all(|&p| p == 0 || p >= 25), "{asked:?}");
     }
 
     #[test]
