@@ -166,6 +166,18 @@ pub struct PickerConfig {
     /// alone: the rest of the entry on air enters the swarm through several owners' uplinks,
     /// not all through the first listener's.
     pub cold_ahead_ms: i64,
+    /// With deadlines, an entry joined cold (a block that would be taken ahead before any
+    /// member had settled) is seeded by the listeners as they arrive: the first member
+    /// takes its first this many blocks (from the one playing at its start), and each next
+    /// block is the next member's by start time (the second member's, the third's, ...),
+    /// if that member started `cold_owner_lead_ms` before the block is due; it takes the
+    /// block at once. A block whose member did not come by then falls back to the rules
+    /// above, taken no sooner than `cold_fallback_lag_ms` after that (0: off).
+    pub cold_first_blocks: u32,
+    /// See `cold_first_blocks`.
+    pub cold_owner_lead_ms: i64,
+    /// See `cold_first_blocks`.
+    pub cold_fallback_lag_ms: i64,
     /// With deadlines, for this long after a download of an entry already on air starts (a
     /// listener tuning in), peers are also asked for a part due sooner than
     /// `peer_min_lead_ms`, even one playing now, if it plays on `join_min_left_ms` after
@@ -210,6 +222,9 @@ impl Default for PickerConfig {
             min_owners: 1,
             owner_settle_ms: 0,
             cold_ahead_ms: 0,
+            cold_first_blocks: 0,
+            cold_owner_lead_ms: 6_000,
+            cold_fallback_lag_ms: 2_000,
             join_ms: 0,
             join_min_left_ms: 500,
             join_min_holders: 2,
@@ -274,6 +289,7 @@ impl PickerConfig {
             // s against 327-374 s, origin 1.27-1.34x against 1.28x (docs/benchmarks.md,
             // eighth round).
             cold_ahead_ms: 12_000,
+            cold_first_blocks: 3,
             // A listener tuning in asks for the part playing now for its first 3 s (the
             // stream's wait for sound), from peers when four of those it follows hold it.
             // N=30, one run each, uplinks 4x the bitrate: median startup 1.66 s against
@@ -342,6 +358,12 @@ struct Ownership {
     rank: u16,
     /// Taken `cold_ahead_ms` ahead, not `origin_ahead_ms` (see `PickerConfig::cold_ahead_ms`).
     late: bool,
+    /// Owned by one member chosen by its arrival (see `PickerConfig::cold_first_blocks`):
+    /// no backups rescue it.
+    designated: bool,
+    /// Not taken ahead of time before this (ms since the Unix epoch): the member it is
+    /// designated for could still come.
+    not_before_ms: i64,
 }
 
 /// What a failure did to the peer.
@@ -457,12 +479,50 @@ impl Picker {
                 .map_or(i64::MAX, |m| i64::try_from(m.0).unwrap_or(i64::MAX));
             let settle = self.config.owner_settle_ms;
             let cold_ahead = self.config.cold_ahead_ms;
+            let due_of = |part: u32| {
+                self.epoch_ms
+                    .zip(self.deadlines.of(part))
+                    .map(|(epoch, d)| epoch as i64 + d)
+            };
+            let parts = self.have.len();
+            // The block playing when the first member started: the cold entry's first.
+            let first_block = (0..blocks).find(|&b| {
+                due_of(((b + 1) * per_block).min(parts).saturating_sub(1))
+                    .is_some_and(|d| d >= first)
+            });
+            let cold_first = self.config.cold_first_blocks;
+            let lead = self.config.cold_owner_lead_ms;
             let ranks = (0..blocks)
                 .map(|b| {
-                    let due = self
-                        .epoch_ms
-                        .zip(self.deadlines.of(b * per_block))
-                        .map(|(epoch, d)| epoch as i64 + d);
+                    let due = due_of(b * per_block);
+                    // A cold entry's block seeded by the member designated by arrival.
+                    let mut not_before_ms = i64::MIN;
+                    if let (Some(due), Some(b0)) = (due, first_block) {
+                        let cold = due - self.config.origin_ahead_ms - settle < first;
+                        match b.checked_sub(b0) {
+                            Some(i) if cold_first > 0 && cold && i >= cold_first => {
+                                let r = (i - cold_first + 1) as usize;
+                                match members
+                                    .get(r)
+                                    .filter(|m| i64::try_from(m.0).is_ok_and(|s| s <= due - lead))
+                                {
+                                    Some(m) => {
+                                        return Ownership {
+                                            rank: if m.1 == self.me { 0 } else { u16::MAX },
+                                            late: true,
+                                            designated: true,
+                                            not_before_ms,
+                                        }
+                                    }
+                                    None => {
+                                        not_before_ms =
+                                            due - lead + self.config.cold_fallback_lag_ms
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                     // The members settled when the block is taken ahead of time; a block
                     // nobody was there to take then is taken late, by those there by then.
                     let (taken, late) = match due {
@@ -489,7 +549,12 @@ impl Picker {
                     } else {
                         u16::MAX
                     };
-                    Ownership { rank, late }
+                    Ownership {
+                        rank,
+                        late,
+                        designated: false,
+                        not_before_ms,
+                    }
                 })
                 .collect();
             self.owned = Some(ranks);
@@ -565,7 +630,8 @@ impl Picker {
         // A block taken late (a cold entry's) has no backups: with them, its parts were
         // rescued a second time as they neared their moment, and the origin sent 1.34x the
         // bytes aired in three of five runs (benchmark, eighth round).
-        if rank > self.config.rescue_backups || self.ownership(part).late {
+        let ownership = self.ownership(part);
+        if rank > self.config.rescue_backups || ownership.late || ownership.designated {
             return false;
         }
         let limit = urgent - i64::from(rank - 1) * urgent / 3;
@@ -928,6 +994,7 @@ impl Picker {
                 let orphans = self.deadlines == Deadlines::None
                     && now.saturating_sub(self.last_news) >= self.config.orphan_ms;
                 let late_horizon = now as i64 + self.config.cold_ahead_ms;
+                let now_unix = self.epoch_ms.map_or(i64::MAX, |e| e as i64 + now as i64);
                 let mut candidates: Vec<u32> = Vec::new();
                 for p in 0..n {
                     if self.avail[p as usize] == 0
@@ -935,6 +1002,7 @@ impl Picker {
                         && !self.by_part.contains_key(&p)
                         && !self.missed(p, now)
                         && (orphans || self.owns(p))
+                        && self.ownership(p).not_before_ms <= now_unix
                         && self.deadline(p).is_none_or(|d| {
                             d <= if self.ownership(p).late {
                                 late_horizon
@@ -1803,18 +1871,14 @@ mod tests {
         let ten: Vec<u64> = (0..10).collect();
         let owners = owner_map(&ten);
         // Block b is taken at 4b - 25 s; members joined by 4b - 30 s had settled. Nobody
-        // had for blocks 0-7: those due within 17 s (0-4) are the first's alone, and 5-7 are
-        // taken late, at 4b - 12 s, by the members joined by 4b - 17 s.
+        // had for blocks 0-7 (the cold half minute): the first three are the first's, and
+        // each next one is the next arrival's (member 1's, 2's, ...), as it started 6 s
+        // before the block is due.
         assert!(
-            owners[..5].iter().all(|&o| o == 0),
+            owners[..3].iter().all(|&o| o == 0),
             "the first blocks: the first alone"
         );
-        assert!(owners[5] < 4, "block 5: one of the four there at 3 s");
-        assert!(
-            owners[5..8].iter().any(|&o| o != 0),
-            "the rest of the cold half minute is shared: {:?}",
-            &owners[5..8]
-        );
+        assert_eq!(owners[3..8], [1, 2, 3, 4, 5], "then one block per arrival");
         assert!(owners.iter().all(|&o| o < 6), "only the first six own");
         let distinct: std::collections::HashSet<_> = owners[9..].iter().collect();
         assert!(
@@ -1824,14 +1888,16 @@ mod tests {
         // A newcomer is never among the first six: nobody's blocks move.
         let eleven: Vec<u64> = (0..11).collect();
         assert_eq!(owner_map(&eleven), owners);
-        // The first member leaves (the tracker stops naming it): its blocks pass on.
+        // The first member leaves (the tracker stops naming it): its blocks pass on, and
+        // the cold blocks to the next arrival each.
         let rest: Vec<u64> = (1..10).collect();
         let after = owner_map(&rest);
         assert!(
-            after[..5].iter().all(|&o| o == 1),
+            after[..3].iter().all(|&o| o == 1),
             "now the first is member 1"
         );
-        for b in 5..50 {
+        assert_eq!(after[3..8], [2, 3, 4, 5, 6]);
+        for b in 8..50 {
             if owners[b] != 0 {
                 assert!(
                     after[b] == owners[b] || after[b] == 6,
@@ -1844,8 +1910,8 @@ mod tests {
     #[test]
     fn a_cold_entry_s_later_blocks_are_taken_late() {
         // The first listener, alone, joins an entry whose parts are due one a second from its
-        // start: it takes what is due within 17 s at once, the later blocks only 12 s before
-        // they are due (by then others may own them), and every block in time.
+        // start: it takes its first three blocks at once, the next only 4 s before they are
+        // due (the members they were for did not come), and every block in time.
         let epoch = 1_000_000_000u64;
         let d = Deadlines::Linear {
             start_ms: 0,
@@ -1871,11 +1937,14 @@ mod tests {
                 p.completed(q.id, q.first, q.count, 16384 * u64::from(q.count), t);
             }
         }
-        assert!((0..5).all(|b| asked_at[&b] < 1_000), "{asked_at:?}");
-        // Blocks 5-7 would have been taken 25 s ahead before anyone was there.
-        assert_eq!(asked_at[&5], 8_000, "due at 20 s");
-        assert_eq!(asked_at[&6], 12_000);
-        assert_eq!(asked_at[&7], 16_000);
+        assert!((0..3).all(|b| asked_at[&b] < 1_000), "{asked_at:?}");
+        // Blocks 3-7 would have been taken 25 s ahead before anyone was there, and each
+        // was for a member who had to start 6 s before it is due.
+        assert_eq!(asked_at[&3], 8_000, "due at 12 s");
+        assert_eq!(asked_at[&4], 12_000);
+        assert_eq!(asked_at[&5], 16_000);
+        assert_eq!(asked_at[&6], 20_000);
+        assert_eq!(asked_at[&7], 24_000);
         // Block 8 is taken 25 s ahead (at 7 s), when the members there by 2 s own it.
         assert_eq!(asked_at[&8], 7_000);
         assert_eq!(asked_at[&9], 11_000);
@@ -1883,6 +1952,47 @@ mod tests {
         for (b, t) in &asked_at {
             assert!(*t <= u64::from(*b) * 4_000, "block {b} asked in time");
         }
+    }
+
+    #[test]
+    fn a_cold_entry_s_next_block_is_taken_by_the_next_listener_at_once() {
+        // The second listener joins 1 s after the first, whose entry's parts are due one a
+        // second from the first's start. Block 3 (due at 12 s) is the second's: it takes it
+        // from the origin as soon as the first moments are over, 11 s ahead; the first,
+        // knowing the second, leaves it alone and takes only its own three blocks.
+        let epoch = 1_000_000_000u64;
+        let (first, second) = (member_hash("m0"), member_hash("m1"));
+        // Origin asks (block, picker ms) in a picker's first 3 s; it starts `late` ms after
+        // the first, and its time 0 is then.
+        let origin_asks = |me: u64, late: u64, other: (u64, u64)| {
+            let d = Deadlines::Linear {
+                start_ms: -(late as i64),
+                per_part_ms: 1000.0,
+            };
+            let mut p = Picker::new(Bitfield::new(60), d, PickerConfig::live(), me);
+            p.set_started(epoch + late, epoch + late);
+            p.add_peer(peer(9));
+            p.set_membership(peer(9), Some(other));
+            p.set_tracker_answered();
+            let mut r = rng();
+            let mut asked = Vec::new();
+            for t in (0..3_000).step_by(100) {
+                for q in p.next(t, &mut r) {
+                    if q.source == Source::Origin {
+                        asked.push((q.first / 4, t));
+                    }
+                    p.completed(q.id, q.first, q.count, 16384 * u64::from(q.count), t);
+                }
+            }
+            asked
+        };
+        let asked = origin_asks(second, 1_000, (first, epoch));
+        assert_eq!(asked.first().map(|a| a.0), Some(3), "{asked:?}");
+        assert!(asked[0].1 <= 600, "at once: {asked:?}");
+        assert!(asked.iter().all(|a| a.0 == 3), "only its block: {asked:?}");
+        let asked = origin_asks(first, 0, (second, epoch + 1_000));
+        let blocks: Vec<u32> = asked.iter().map(|a| a.0).collect();
+        assert_eq!(blocks, [0, 1, 2], "the first's own three: {asked:?}");
     }
 
     #[test]
