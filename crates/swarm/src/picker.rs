@@ -171,8 +171,9 @@ pub struct PickerConfig {
     /// takes its first this many blocks (from the one playing at its start), and each next
     /// block is the next member's by start time (the second member's, the third's, ...),
     /// if that member started `cold_owner_lead_ms` before the block is due; it takes the
-    /// block at once. A block whose member did not come by then falls back to the rules
-    /// above, taken no sooner than `cold_fallback_lag_ms` after that (0: off).
+    /// block `cold_ahead_ms` before it is due (at once if that has passed), and no backups
+    /// rescue it. A block whose member did not come by then falls back to the rules above,
+    /// taken no sooner than `cold_fallback_lag_ms` after that. 0: no block is seeded so.
     pub cold_first_blocks: u32,
     /// See `cold_first_blocks`.
     pub cold_owner_lead_ms: i64,
@@ -289,6 +290,15 @@ impl PickerConfig {
             // s against 327-374 s, origin 1.27-1.34x against 1.28x (docs/benchmarks.md,
             // eighth round).
             cold_ahead_ms: 12_000,
+            // And the blocks after the first listener's first three go one to each next
+            // arrival, which takes its block 12 s ahead through an uplink nobody asks yet:
+            // before, the first listener took everything due within 17 s, and its askers
+            // turned most of that into `503`s. N=30, four runs each, alternating: silence
+            // summed over the listeners 222, 261, 308, 252 s against 278, 340, 303, 347 s,
+            // median startup 5.05-5.41 s against 5.13-5.81 s, origin 1.28-1.33x against
+            // 1.26-1.29x (docs/benchmarks.md, eleventh round). Taking the block at once,
+            // not 12 s ahead, crowded the origin while the first listener's own next block
+            // was on its way (321 s); two first blocks, not three: 255 s.
             cold_first_blocks: 3,
             // A listener tuning in asks for the part playing now for its first 3 s (the
             // stream's wait for sound), from peers when four of those it follows hold it.
