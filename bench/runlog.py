@@ -2,7 +2,7 @@
 """Where an Alluvium benchmark run lost its time: reads one run directory of the shared harness
 (`../shared/bench/results/alluvium-n30-.../`) and prints what the RESULT line cannot show.
 
-Usage:  bench/runlog.py RUN_DIR [silence|ontime|origin|latency|missed|holders|all]
+Usage:  bench/runlog.py RUN_DIR [silence|ontime|origin|latency|missed|holders|uplinks|all]
 
 - silence  each listener's own `alluvium_stall_seconds_total` (the silence it played): the
            harness counts silent frames as delivered bytes, so this is the figure that matters.
@@ -16,6 +16,8 @@ Usage:  bench/runlog.py RUN_DIR [silence|ontime|origin|latency|missed|holders|al
            3 s before their moment (0: the swarm did not have them; 1: only their first holder).
 - holders  every other part due in the run's first 70 s: how many listeners held it from 20 s
            before its moment to 3 s after, and how many of those listening had it in time.
+- uplinks  per 10 s of the run's first minute, for the origin and each listener (by join
+           order): asks it answered / asks it turned away (`503` and other failures).
 
 Everything but `silence` needs the listeners' debug logs: run the harness with
 `ALLUVIUM_LOG=info,alluvium_swarm::download=debug` in the environment.
@@ -33,6 +35,8 @@ FETCHING = re.compile(
     r"(\S+)\s+INFO entry\{title=([^}]*)\}: fetching .* parts=(\d+) starts_in_ms=(-?\d+)")
 EVENT = re.compile(
     r"(\S+) DEBUG entry\{title=([^}]*)\}: (ask|got|failed) id=(\d+)(.*)")
+SERVING = re.compile(r"\S+\s+INFO serving peers addr=(\S+)")
+PEER = re.compile(r"from=Peer\(([^)]*)\)")
 
 
 def seconds(stamp):
@@ -55,9 +59,15 @@ class Listener:
         self.entries = {}  # title -> (start time, seconds per part, parts)
         self.got = {}  # (title, part) -> (time, source)
         self.asks = []  # (asked, answered, from origin, ok, failure)
+        self.served_by = []  # (asked, peer address or "origin", ok)
+        self.addr = None
         pending = {}
         with open(path, errors="replace") as f:
             for line in f:
+                m = SERVING.match(line)
+                if m:
+                    self.addr = m.group(1)
+                    continue
                 m = FETCHING.match(line)
                 if m:
                     t, title, parts, starts_in = m.groups()
@@ -72,7 +82,8 @@ class Listener:
                 t, title, kind, ident, rest = m.groups()
                 t, key = seconds(t), (title, ident)
                 if kind == "ask":
-                    pending[key] = (t, "from=Origin" in rest)
+                    peer = PEER.search(rest)
+                    pending[key] = (t, "from=Origin" in rest, peer.group(1) if peer else "origin")
                     continue
                 asked = pending.pop(key, None)
                 if kind == "got":
@@ -82,6 +93,7 @@ class Listener:
                     for p in range(first, first + count):
                         self.got.setdefault((title, p), (t, source))
                 if asked:
+                    self.served_by.append((asked[0], asked[2], kind == "got"))
                     failure = re.search(r"failure=(\w+)", rest)
                     self.asks.append((asked[0], t, asked[1], kind == "got",
                                       failure.group(1) if failure else ""))
@@ -219,6 +231,24 @@ def holders(_, ls):
               + " ".join(f"{h:3d}" for h in held) + f"   {on}/{len(wanting)}")
 
 
+def uplinks(_, ls):
+    t0 = min(l.joined for l in ls)
+    name = {l.addr: f"L{l.index}" for l in ls if l.addr}
+    name["origin"] = "origin"
+    counts = collections.Counter()
+    for l in ls:
+        for asked, server, ok in l.served_by:
+            w = int((asked - t0) // 10)
+            if 0 <= w < 6:
+                counts[(name.get(server, server), w, ok)] += 1
+    print("asks answered / turned away, by when they were asked (s from the first join)")
+    print("server  " + " ".join(f"{10 * w:>2d}-{10 * w + 10:<4d}" for w in range(6)))
+    for server in ["origin"] + [f"L{l.index}" for l in ls]:
+        cells = " ".join(f"{counts[(server, w, True)]:3d}/{counts[(server, w, False)]:<3d}"
+                         for w in range(6))
+        print(f"{server:7s} {cells}")
+
+
 def main():
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -226,7 +256,7 @@ def main():
     run = sys.argv[1]
     what = sys.argv[2] if len(sys.argv) > 2 else "all"
     reports = {"silence": silence, "ontime": ontime, "origin": origin,
-               "latency": latency, "missed": missed, "holders": holders}
+               "latency": latency, "missed": missed, "holders": holders, "uplinks": uplinks}
     if what != "all" and what not in reports:
         sys.exit(f"unknown report {what!r}: one of {', '.join(reports)}, all")
     if not os.path.isdir(run):
