@@ -293,10 +293,10 @@ impl PickerConfig {
             // And the blocks after the first listener's first three go one to each next
             // arrival, which takes its block 12 s ahead through an uplink nobody asks yet:
             // before, the first listener took everything due within 17 s, and its askers
-            // turned most of that into `503`s. N=30, four runs each, alternating: silence
-            // summed over the listeners 222, 261, 308, 252 s against 278, 340, 303, 347 s,
-            // median startup 5.05-5.41 s against 5.13-5.81 s, origin 1.28-1.33x against
-            // 1.26-1.29x (docs/benchmarks.md, eleventh round). Taking the block at once,
+            // turned most of that into `503`s. N=30, five runs each, alternating: silence
+            // summed over the listeners 276 s against 310 s on average (222-339 against
+            // 278-347), median startup 5.28 s against 5.55 s, origin 1.30x against 1.28x
+            // (docs/benchmarks.md, eleventh round): a small gain. Taking the block at once,
             // not 12 s ahead, crowded the origin while the first listener's own next block
             // was on its way (321 s); two first blocks, not three: 255 s.
             cold_first_blocks: 3,
