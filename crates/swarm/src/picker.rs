@@ -366,11 +366,9 @@ struct Ownership {
     /// This node's rank among the block's owners: 0 when it owns it, `u16::MAX` when it is
     /// not one of them.
     rank: u16,
-    /// Taken `cold_ahead_ms` ahead, not `origin_ahead_ms` (see `PickerConfig::cold_ahead_ms`).
+    /// Taken `cold_ahead_ms` ahead, not `origin_ahead_ms`, and no backups rescue it: a cold
+    /// entry's block (see `PickerConfig::cold_ahead_ms` and `cold_first_blocks`).
     late: bool,
-    /// Owned by one member chosen by its arrival (see `PickerConfig::cold_first_blocks`):
-    /// no backups rescue it.
-    designated: bool,
     /// Not taken ahead of time before this (ms since the Unix epoch): the member it is
     /// designated for could still come.
     not_before_ms: i64,
@@ -505,40 +503,36 @@ impl Picker {
             let ranks = (0..blocks)
                 .map(|b| {
                     let due = due_of(b * per_block);
-                    // A cold entry's block seeded by the member designated by arrival.
+                    // When the block is taken ahead of time, and the members settled then.
+                    let ahead = due.map(|due| due - self.config.origin_ahead_ms - settle);
+                    // A cold entry's block (nobody settled when it is taken ahead) seeded by
+                    // the member designated by arrival, if it came in time.
                     let mut not_before_ms = i64::MIN;
-                    if let (Some(due), Some(b0)) = (due, first_block) {
-                        let cold = due - self.config.origin_ahead_ms - settle < first;
-                        match b.checked_sub(b0) {
-                            Some(i) if cold_first > 0 && cold && i >= cold_first => {
-                                let r = (i - cold_first + 1) as usize;
-                                match members
-                                    .get(r)
-                                    .filter(|m| i64::try_from(m.0).is_ok_and(|s| s <= due - lead))
-                                {
-                                    Some(m) => {
-                                        return Ownership {
-                                            rank: if m.1 == self.me { 0 } else { u16::MAX },
-                                            late: true,
-                                            designated: true,
-                                            not_before_ms,
-                                        }
-                                    }
-                                    None => {
-                                        not_before_ms =
-                                            due - lead + self.config.cold_fallback_lag_ms
-                                    }
+                    let seeded = due
+                        .zip(first_block)
+                        .filter(|_| ahead.is_some_and(|a| a < first))
+                        .and_then(|(due, b0)| Some((due, b.checked_sub(b0)?)))
+                        .filter(|&(_, i)| cold_first > 0 && i >= cold_first);
+                    if let Some((due, i)) = seeded {
+                        let designated = members
+                            .get((i - cold_first + 1) as usize)
+                            .filter(|m| i64::try_from(m.0).is_ok_and(|s| s <= due - lead));
+                        match designated {
+                            Some(m) => {
+                                return Ownership {
+                                    rank: if m.1 == self.me { 0 } else { u16::MAX },
+                                    late: true,
+                                    not_before_ms,
                                 }
                             }
-                            _ => {}
+                            None => not_before_ms = due - lead + self.config.cold_fallback_lag_ms,
                         }
                     }
                     // The members settled when the block is taken ahead of time; a block
                     // nobody was there to take then is taken late, by those there by then.
-                    let (taken, late) = match due {
+                    let (taken, late) = match due.zip(ahead) {
                         None => (None, false),
-                        Some(due) => {
-                            let ahead = due - self.config.origin_ahead_ms - settle;
+                        Some((due, ahead)) => {
                             let cold = due - cold_ahead - settle;
                             let late = cold_ahead > 0 && ahead < first && cold >= first;
                             (Some(if late { cold } else { ahead }), late)
@@ -562,7 +556,6 @@ impl Picker {
                     Ownership {
                         rank,
                         late,
-                        designated: false,
                         not_before_ms,
                     }
                 })
@@ -640,8 +633,7 @@ impl Picker {
         // A block taken late (a cold entry's) has no backups: with them, its parts were
         // rescued a second time as they neared their moment, and the origin sent 1.34x the
         // bytes aired in three of five runs (benchmark, eighth round).
-        let ownership = self.ownership(part);
-        if rank > self.config.rescue_backups || ownership.late || ownership.designated {
+        if rank > self.config.rescue_backups || self.ownership(part).late {
             return false;
         }
         let limit = urgent - i64::from(rank - 1) * urgent / 3;
