@@ -58,8 +58,7 @@ class Listener:
         self.joined = None
         self.entries = {}  # title -> (start time, seconds per part, parts)
         self.got = {}  # (title, part) -> (time, source)
-        self.asks = []  # (asked, answered, from origin, ok, failure)
-        self.served_by = []  # (asked, peer address or "origin", ok)
+        self.asks = []  # (asked, answered, from origin, ok, failure, peer address or "origin")
         self.addr = None
         pending = {}
         with open(path, errors="replace") as f:
@@ -93,10 +92,9 @@ class Listener:
                     for p in range(first, first + count):
                         self.got.setdefault((title, p), (t, source))
                 if asked:
-                    self.served_by.append((asked[0], asked[2], kind == "got"))
                     failure = re.search(r"failure=(\w+)", rest)
                     self.asks.append((asked[0], t, asked[1], kind == "got",
-                                      failure.group(1) if failure else ""))
+                                      failure.group(1) if failure else "", asked[2]))
 
     def due(self, title, part):
         start, per, _ = self.entries[title]
@@ -180,7 +178,7 @@ def latency(_, ls):
     ok = collections.defaultdict(list)
     failed = collections.Counter()
     for l in ls:
-        for asked, answered, from_origin, good, failure in l.asks:
+        for asked, answered, from_origin, good, failure, _ in l.asks:
             key = (int((asked - t0) // 15) * 15, "origin" if from_origin else "peer")
             if good:
                 ok[key].append(answered - asked)
@@ -237,7 +235,7 @@ def uplinks(_, ls):
     name["origin"] = "origin"
     counts = collections.Counter()
     for l in ls:
-        for asked, server, ok in l.served_by:
+        for asked, _, _, ok, _, server in l.asks:
             w = int((asked - t0) // 10)
             if 0 <= w < 6:
                 counts[(name.get(server, server), w, ok)] += 1
