@@ -212,8 +212,8 @@ async fn twenty_listeners_share_one_copy_from_a_capped_origin() {
         times[times.len() / 2].as_secs_f64(),
         times[times.len() - 1].as_secs_f64(),
     );
-    // The members' first views of each other differ for a moment, so some blocks are
-    // fetched twice: 1.32-1.47 copies in nine runs on a 2-core machine (2026-12-02), on the
+    // Some blocks are fetched twice (perhaps while the members' first views of each other
+    // differ; not yet known): 1.32-1.47 copies in nine runs on a 2-core machine (2026-12-02), on the
     // build before the cold-entry seeding as on the one with it (a plain fetch has no
     // deadlines, so that change does not touch it); about 1.1-1.3 in earlier sessions.
     // Without sharing it would be 20 copies. Why it rose is its own issue.
