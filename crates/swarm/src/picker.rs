@@ -539,7 +539,11 @@ impl Picker {
                         }
                     };
                     let settled = taken.map_or(members.len(), |t| {
-                        members.iter().take_while(|m| (m.0 as i64) <= t).count()
+                        // Sorted by start, an unknown one (`u64::MAX`) last: never settled.
+                        members
+                            .iter()
+                            .take_while(|m| i64::try_from(m.0).is_ok_and(|s| s <= t))
+                            .count()
                     });
                     let owners = settled
                         .max(self.config.min_owners)
@@ -1823,6 +1827,35 @@ mod tests {
         }
         assert!(p.is_complete());
         assert_eq!(p.inflight(), 0);
+    }
+
+    #[test]
+    fn a_member_whose_start_is_unknown_owns_nothing_until_it_is_known() {
+        // The tracker named a member but not when it started: it is not counted among the
+        // settled members, so the blocks this node owns are the same as without it.
+        let epoch = 1_000_000_000u64;
+        let d = Deadlines::Linear {
+            start_ms: 0,
+            per_part_ms: 1000.0,
+        };
+        let member = |i: u64| (member_hash(&format!("m{i}")), epoch + 1000 * i);
+        let owned = |unknown: bool| -> Vec<bool> {
+            let (hash, started) = member(0);
+            let mut p = Picker::new(Bitfield::new(400), d, PickerConfig::live(), hash);
+            p.set_started(started, epoch);
+            for o in 1..3u64 {
+                p.add_peer(peer(o as u8));
+                p.set_membership(peer(o as u8), Some(member(o)));
+            }
+            if unknown {
+                p.add_peer(peer(9));
+                p.set_membership(peer(9), Some((member_hash("m9"), u64::MAX)));
+            }
+            (0..100).map(|b| p.owns(b * 4)).collect()
+        };
+        let without = owned(false);
+        assert!(without.iter().any(|&o| o) && !without.iter().all(|&o| o));
+        assert_eq!(owned(true), without);
     }
 
     #[test]
