@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alluvium_swarm::{download, resolve, spawn_announcer, DownloadConfig, Node};
+use alluvium_swarm::{download, resolve, spawn_announcer, Announcing, DownloadConfig, Node};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -117,7 +117,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("resolving {url} at the gateway"))?;
         let content = node.store.open(tree.clone());
-        spawn_announcer(node.clone(), gateway.clone(), content, cancel.clone());
+        spawn_announcer(
+            node.clone(),
+            gateway.clone(),
+            content,
+            Announcing::Fetch,
+            cancel.clone(),
+        );
 
         let shown = show_progress(node.clone(), info.size, info.blake3, bar.clone());
         let result = download(

@@ -24,7 +24,7 @@ pub mod store;
 pub mod uplink;
 
 pub use bitfield::Bitfield;
-pub use download::{download, resolve, spawn_announcer, DownloadConfig, SwarmError};
+pub use download::{download, resolve, spawn_announcer, Announcing, DownloadConfig, SwarmError};
 pub use metrics::Metrics;
 pub use node::{Node, NodeConfig, UploadLimit};
 pub use picker::{Deadlines, PickerConfig};

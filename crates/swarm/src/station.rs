@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::clock::ClockOffset;
-use crate::download::{download, resolve, spawn_announcer, DownloadConfig};
+use crate::download::{download, resolve, spawn_announcer, Announcing, DownloadConfig};
 use crate::node::Node;
 use crate::picker::{Deadlines, PickerConfig};
 
@@ -459,6 +459,7 @@ impl EntryJob {
                     self.node.clone(),
                     self.gateway.clone(),
                     content.clone(),
+                    Announcing::Live,
                     self.announce.clone(),
                 ));
                 let parts = content.parts().max(1);

@@ -15,7 +15,8 @@ use alluvium_content::{ContentInfo, Hash, Outboard, PART_SIZE};
 use alluvium_gateway::wire::{AnnounceRequest, Event, Have};
 use alluvium_gateway::{Client, Config, Gateway};
 use alluvium_swarm::{
-    download, resolve, spawn_announcer, DownloadConfig, Node, NodeConfig, SwarmError, UploadLimit,
+    download, resolve, spawn_announcer, Announcing, DownloadConfig, Node, NodeConfig, SwarmError,
+    UploadLimit,
 };
 use alluvium_testkit::{bytes_of, public_dir, write_public, Nginx};
 use tokio_util::sync::CancellationToken;
@@ -109,6 +110,7 @@ async fn fetch_known(
         p.node.clone(),
         client.clone(),
         content,
+        Announcing::Fetch,
         p.cancel.child_token(),
     );
     let content = download(
