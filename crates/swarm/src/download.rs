@@ -61,8 +61,8 @@ const EAGER_FIRST: Duration = Duration::from_millis(500);
 /// Announce at least this often, whatever the tracker's interval: its answers say who has
 /// left (see [`Node::tracker_members`]).
 const MAX_ANNOUNCE: Duration = Duration::from_secs(10);
-/// Fewer known peers than this makes the announcer eager; so does a tracker answer that
-/// named more members than the one before (the swarm is still gathering).
+/// Fewer known peers than this makes the announcer eager; for a fetch, so does a tracker
+/// answer that named more members than the one before (the swarm is still gathering).
 const FEW_PEERS: usize = 8;
 /// Peers a live download follows (see [`DownloadConfig::neighbours`]).
 pub const LIVE_NEIGHBOURS: usize = 8;
