@@ -54,7 +54,7 @@ const EAGER_ANNOUNCE: Duration = Duration::from_secs(2);
 /// The first eager announce comes this soon after the first, each next one twice as late up
 /// to `EAGER_ANNOUNCE`: listeners that start together each saw only those who announced
 /// before them, and until they see each other they take the same blocks from the origin.
-/// 20 listeners of a plain fetch took 1.3-1.5 copies with the first one 2 s later, 1.02-1.09
+/// 20 listeners of a plain fetch took 1.3-1.5 copies with the first one 2 s later, 1.02-1.06
 /// with it 0.5 s later (swarm test `twenty_listeners_share_one_copy_from_a_capped_origin`,
 /// 2026-12-02): their whole origin phase lasts about 3 s.
 const EAGER_FIRST: Duration = Duration::from_millis(500);

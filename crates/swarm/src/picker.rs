@@ -1392,6 +1392,20 @@ mod tests {
         SocketAddr::from(([127, 0, 0, i], 7001))
     }
 
+    /// A picker's time 0 in Unix ms, for tests of ownership by start time.
+    const EPOCH: u64 = 1_000_000_000;
+    /// Parts due one a second from time 0.
+    const ONE_A_SECOND: Deadlines = Deadlines::Linear {
+        start_ms: 0,
+        per_part_ms: 1000.0,
+    };
+
+    /// Member `i` of a swarm whose members started a second apart from `EPOCH`: its hash
+    /// and start.
+    fn member(i: u64) -> (u64, u64) {
+        (member_hash(&format!("m{i}")), EPOCH + 1000 * i)
+    }
+
     fn full(n: u32) -> Bitfield {
         let mut b = Bitfield::new(n);
         for p in 0..n {
@@ -1833,16 +1847,10 @@ mod tests {
     fn a_member_whose_start_is_unknown_owns_nothing_until_it_is_known() {
         // The tracker named a member but not when it started: it is not counted among the
         // settled members, so the blocks this node owns are the same as without it.
-        let epoch = 1_000_000_000u64;
-        let d = Deadlines::Linear {
-            start_ms: 0,
-            per_part_ms: 1000.0,
-        };
-        let member = |i: u64| (member_hash(&format!("m{i}")), epoch + 1000 * i);
         let owned = |unknown: bool| -> Vec<bool> {
             let (hash, started) = member(0);
-            let mut p = Picker::new(Bitfield::new(400), d, PickerConfig::live(), hash);
-            p.set_started(started, epoch);
+            let mut p = Picker::new(Bitfield::new(400), ONE_A_SECOND, PickerConfig::live(), hash);
+            p.set_started(started, EPOCH);
             for o in 1..3u64 {
                 p.add_peer(peer(o as u8));
                 p.set_membership(peer(o as u8), Some(member(o)));
@@ -1861,22 +1869,16 @@ mod tests {
     #[test]
     fn the_first_members_own_the_blocks_and_newcomers_change_nothing() {
         // Ten members who joined a second apart; parts due one a second from the picker's
-        // time 0, which is `epoch` in Unix ms. Blocks are 4 parts; live, a block is owned by
+        // time 0, which is `EPOCH` in Unix ms. Blocks are 4 parts; live, a block is owned by
         // one of the first 6 members that had been there 5 s when it is taken (25 s before
         // it is due), or, when none had (the entry was joined cold), when it is taken late
         // (12 s before it is due), or by the first member when none had even then.
-        let epoch = 1_000_000_000u64;
-        let d = Deadlines::Linear {
-            start_ms: 0,
-            per_part_ms: 1000.0,
-        };
         let config = PickerConfig::live();
-        let member = |i: u64| (member_hash(&format!("m{i}")), epoch + 1000 * i);
         // Owner of every block as member `me` sees it, knowing `others`.
         let owners_seen_by = |me: u64, others: &[u64]| -> Vec<bool> {
             let (hash, started) = member(me);
-            let mut p = Picker::new(Bitfield::new(200), d, config, hash);
-            p.set_started(started, epoch);
+            let mut p = Picker::new(Bitfield::new(200), ONE_A_SECOND, config, hash);
+            p.set_started(started, EPOCH);
             for &o in others {
                 p.add_peer(peer(o as u8 + 1));
                 p.set_membership(peer(o as u8 + 1), Some(member(o)));
@@ -1947,18 +1949,13 @@ mod tests {
         // The first listener, alone, joins an entry whose parts are due one a second from its
         // start: it takes its first three blocks at once, the next only 4 s before they are
         // due (the members they were for did not come), and every block in time.
-        let epoch = 1_000_000_000u64;
-        let d = Deadlines::Linear {
-            start_ms: 0,
-            per_part_ms: 1000.0,
-        };
         let mut p = Picker::new(
             Bitfield::new(60),
-            d,
+            ONE_A_SECOND,
             PickerConfig::live(),
             member_hash("m0"),
         );
-        p.set_started(epoch, epoch);
+        p.set_started(EPOCH, EPOCH);
         p.set_tracker_answered();
         let mut r = rng();
         // Blocks of 4 parts: when each was first asked of the origin.
@@ -1995,7 +1992,6 @@ mod tests {
         // second from the first's start. Block 3 (due at 12 s) is the second's: it takes it
         // from the origin as soon as the first moments are over, 11 s ahead; the first,
         // knowing the second, leaves it alone and takes only its own three blocks.
-        let epoch = 1_000_000_000u64;
         let (first, second) = (member_hash("m0"), member_hash("m1"));
         // Origin asks (block, picker ms) in a picker's first 3 s; it starts `late` ms after
         // the first, and its time 0 is then.
@@ -2005,7 +2001,7 @@ mod tests {
                 per_part_ms: 1000.0,
             };
             let mut p = Picker::new(Bitfield::new(60), d, PickerConfig::live(), me);
-            p.set_started(epoch + late, epoch + late);
+            p.set_started(EPOCH + late, EPOCH + late);
             p.add_peer(peer(9));
             p.set_membership(peer(9), Some(other));
             p.set_tracker_answered();
@@ -2021,11 +2017,11 @@ mod tests {
             }
             asked
         };
-        let asked = origin_asks(second, 1_000, (first, epoch));
+        let asked = origin_asks(second, 1_000, (first, EPOCH));
         assert_eq!(asked.first().map(|a| a.0), Some(3), "{asked:?}");
         assert!(asked[0].1 <= 600, "at once: {asked:?}");
         assert!(asked.iter().all(|a| a.0 == 3), "only its block: {asked:?}");
-        let asked = origin_asks(first, 0, (second, epoch + 1_000));
+        let asked = origin_asks(first, 0, (second, EPOCH + 1_000));
         let blocks: Vec<u32> = asked.iter().map(|a| a.0).collect();
         assert_eq!(blocks, [0, 1, 2], "the first's own three: {asked:?}");
     }
