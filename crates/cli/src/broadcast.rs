@@ -158,7 +158,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         println!("playlist URL: {}", config.feed_url);
     }
     if let Some(gateway) = &config.gateway {
-        warm_gateway(gateway, &config, &tracks)?;
+        warm_gateway(gateway, &config, &tracks, xml.as_bytes())?;
     }
     Ok(())
 }
@@ -200,11 +200,16 @@ pub(crate) fn write_station(
 }
 
 /// Has the gateway fetch and hash every media URL, a few at a time, and checks its roots
-/// against the local files: a difference means the web server serves other bytes.
+/// against the local files: a difference means the web server serves other bytes. Then has
+/// it read the playlist, so that the station's first listener gets it from the gateway at
+/// once (read then, 60 KB of playlist held up the first listener's start by a second on a
+/// 512 kbit/s origin); a playlist not yet on the server is only a warning (it is often
+/// uploaded after it is written).
 fn warm_gateway(
     gateway: &alluvium_gateway::Client,
     config: &Config,
     tracks: &[Track],
+    playlist: &[u8],
 ) -> anyhow::Result<()> {
     use futures_util::StreamExt;
     /// Files the gateway is asked about at once (it queues beyond its own fetch limit).
@@ -291,8 +296,33 @@ fn warm_gateway(
             results.len()
         );
     }
+    let feed = &config.feed_url;
+    let read = runtime.block_on(async {
+        let first = gateway.playlist(feed).await;
+        match first {
+            // A copy the gateway read just before this one was written: it reads again
+            // once its copy is 5 s old.
+            Ok(served) if served.as_ref() != playlist => {
+                let fresh = alluvium_gateway::config::PLAYLIST_FRESH;
+                tokio::time::sleep(fresh + Duration::from_millis(500)).await;
+                gateway.playlist(feed).await
+            }
+            other => other,
+        }
+    });
+    let read = match read {
+        Ok(served) if served.as_ref() == playlist => " and the playlist read",
+        Ok(_) => {
+            warn!(url = %feed, "the web server serves another playlist than {}: upload it again", config.output.display());
+            ""
+        }
+        Err(e) => {
+            warn!(url = %feed, "the gateway could not read the playlist (its first listener will wait for that read): {e:#}");
+            ""
+        }
+    };
     println!(
-        "gateway warmed: {} media URLs hashed and ready",
+        "gateway warmed: {} media URLs hashed and ready{read}",
         results.len()
     );
     Ok(())

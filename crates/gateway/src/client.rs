@@ -86,6 +86,22 @@ impl Client {
         u.to_string()
     }
 
+    /// The playlist at `playlist_url` as the gateway hands it out (reading it from its server
+    /// if its copy is not fresh): what a broadcaster calls to have it read before listeners
+    /// come, so the first of them does not wait for the read.
+    pub async fn playlist(&self, playlist_url: &str) -> Result<bytes::Bytes, ClientError> {
+        let response = self
+            .http
+            .get(self.playlist_url(playlist_url))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if response.status() != StatusCode::OK {
+            return Err(Self::error_of(response).await);
+        }
+        response.bytes().await.map_err(|e| self.unreachable(e))
+    }
+
     fn unreachable(&self, source: reqwest::Error) -> ClientError {
         ClientError::Unreachable {
             gateway: self.base.to_string(),

@@ -29,6 +29,8 @@ pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(30);
 pub const EXPIRY_INTERVALS: u32 = 3;
 /// Default most peers in one announce answer (BitTorrent trackers give 50 too).
 pub const DEFAULT_PEERS_PER_ANSWER: usize = 50;
+/// How long a playlist read from its server is handed out before it is checked again.
+pub const PLAYLIST_FRESH: Duration = Duration::from_secs(5);
 /// Peers kept per content: enough for a large audience, bounded against fake announces.
 pub const MAX_PEERS_PER_CONTENT: usize = 5_000;
 /// Peers kept in all (about 150 bytes each: ~30 MiB at most).

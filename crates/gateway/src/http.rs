@@ -30,8 +30,6 @@ use crate::wire::{AnnounceRequest, AnnounceResponse, ErrorBody};
 
 /// Largest announce body (a real one is about 150 bytes).
 const MAX_ANNOUNCE_BODY: usize = 4096;
-/// How long a playlist read from its server is handed out before it is checked again.
-const PLAYLIST_FRESH: Duration = Duration::from_secs(5);
 /// What a `202` tells clients to wait before asking again.
 const PENDING_RETRY_AFTER_S: u64 = 2;
 
@@ -65,7 +63,11 @@ impl Gateway {
     ) -> Result<Self, reqwest::Error> {
         let metrics = Metrics::new();
         let client = crate::policy::origin_client(&config)?;
-        let playlists = Playlists::new(client.clone(), config.clone(), PLAYLIST_FRESH);
+        let playlists = Playlists::new(
+            client.clone(),
+            config.clone(),
+            crate::config::PLAYLIST_FRESH,
+        );
         let resolver = Resolver::new(
             store,
             client,

@@ -127,10 +127,65 @@ fn broadcast_warms_the_gateway_and_follow_resolves_ahead() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("gateway warmed: 3 media URLs"), "{stdout}");
+    assert!(
+        stdout.contains("gateway warmed: 3 media URLs hashed and ready and the playlist read"),
+        "{stdout}"
+    );
     for name in ["01-low-tide.mp3", "02-sandbar.mp3", "03-estuary.mp3"] {
         assert_eq!(nginx.gets(&format!("/media/{name}")), 1, "{name}");
     }
+    // The playlist too was read once, so a first listener gets it from the gateway at once.
+    assert_eq!(nginx.gets("/live.rss"), 1, "{:?}", nginx.access_log());
+    let feed = format!("{}/live.rss", nginx.url());
+    let r = get(gw_port, &format!("/v1/playlist?url={feed}"), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, std::fs::read(st.www.join("live.rss")).unwrap());
+    assert_eq!(nginx.gets("/live.rss"), 1, "served from the gateway's copy");
+
+    // A playlist written where the web server does not serve it is only a warning: it is
+    // often uploaded after it is written.
+    let out = broadcast_now(
+        &media,
+        &nginx.url(),
+        &st.root.join("not-served.rss"),
+        &["--gateway", &gateway],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("gateway warmed: 3 media URLs hashed and ready\n"),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the gateway could not read the playlist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One that differs from what the web server serves (an older upload) is named.
+    let out = broadcast_now(
+        &media,
+        &nginx.url(),
+        &st.root.join("not-uploaded.rss"),
+        &[
+            "--gateway",
+            &gateway,
+            "--feed-url",
+            &feed,
+            "--title",
+            "Another",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the web server serves another playlist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(nginx.gets("/live.rss"), 2, "read again once, after 5 s");
 
     // A file on the web server that differs from the local one is reported.
     std::fs::write(media.join("01-low-tide.mp3.bak"), b"x").unwrap();
