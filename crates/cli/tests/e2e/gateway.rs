@@ -185,7 +185,11 @@ fn broadcast_warms_the_gateway_and_follow_resolves_ahead() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(nginx.gets("/live.rss"), 2, "read again once, after 5 s");
+    // Read again after the gateway's 5 s (a third time when its copy had aged before).
+    assert!(
+        (2..=3).contains(&nginx.gets("/live.rss")),
+        "read again after 5 s"
+    );
 
     // A file on the web server that differs from the local one is reported.
     std::fs::write(media.join("01-low-tide.mp3.bak"), b"x").unwrap();
