@@ -298,8 +298,7 @@ fn warm_gateway(
     }
     let feed = &config.feed_url;
     let read = runtime.block_on(async {
-        let first = gateway.playlist(feed).await;
-        match first {
+        match gateway.playlist(feed).await {
             // A copy the gateway read just before this one was written: it reads again
             // once its copy is 5 s old.
             Ok(served) if served.as_ref() != playlist => {
