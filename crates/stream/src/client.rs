@@ -46,6 +46,13 @@ const CHUNK: usize = 8 * 1024;
 /// this long, its moment moving with real time: when data arrives it starts with sound, on
 /// schedule, and gets its burst at once.
 const JOIN_WAIT: Duration = Duration::from_secs(3);
+/// A new player whose moment is not held yet, while a moment a little later is (the part
+/// after the one playing now came first), starts there at once, up to this far ahead of the
+/// schedule, rather than waiting for its own moment's part or for that later moment. A
+/// player starts late by its own buffering anyway; this takes some of that back.
+const JOIN_AHEAD: TimeDelta = TimeDelta::milliseconds(1_000);
+/// The steps in which `JOIN_AHEAD` is searched for held audio.
+const JOIN_STEP: TimeDelta = TimeDelta::milliseconds(100);
 
 /// What every client shares.
 pub struct Station {
@@ -228,6 +235,9 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             None => None,
         };
         if unit.is_none() && !sounded && connected.elapsed() < JOIN_WAIT {
+            if playing.as_mut().is_some_and(|p| start_ahead(p, now)) {
+                continue;
+            }
             if !pause(&tx, &mut out).await {
                 break;
             }
@@ -518,6 +528,22 @@ fn next_entry(
     Some(p)
 }
 
+/// Positions `p` at the first held unit within `JOIN_AHEAD` after `now` (in the entry on air),
+/// if there is one; otherwise leaves it as it was.
+fn start_ahead(p: &mut Playing, now: DateTime<Utc>) -> bool {
+    let mut ahead = JOIN_STEP;
+    while ahead <= JOIN_AHEAD && now + ahead < p.slot.end {
+        let before = (p.cursor, p.anchor, p.samples, p.new_link, p.rejoin);
+        rejoin(p, now + ahead);
+        if !p.rejoin && matches!(p.track.unit(p.cursor), Some(Ok(_))) {
+            return true;
+        }
+        (p.cursor, p.anchor, p.samples, p.new_link, p.rejoin) = before;
+        ahead += JOIN_STEP;
+    }
+    false
+}
+
 /// Positions `p` at the frame for stream time `clock`.
 fn rejoin(p: &mut Playing, clock: DateTime<Utc>) {
     if clock >= p.slot.end {
@@ -560,5 +586,79 @@ fn rejoin(p: &mut Playing, clock: DateTime<Utc>) {
         }
         // The bytes there are not held either: stay lost, play silence.
         None => p.rejoin = true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alluvium_content::{Outboard, PART_SIZE};
+    use alluvium_swarm::Store;
+
+    /// A CBR MP3 of silent frames (128 kbit/s, 44.1 kHz) about `seconds` long.
+    fn mp3(seconds: u64) -> Vec<u8> {
+        let frame = alluvium_media::silent_frame([0xFF, 0xFB, 0x90, 0x44]).expect("a frame");
+        let frames = seconds * 44_100 / 1_152;
+        frame.repeat(frames as usize)
+    }
+
+    /// The entry of `bytes`, joined `into` its slot at `now`, with only `parts` held.
+    fn playing(bytes: &[u8], parts: &[u32], now: DateTime<Utc>, into: TimeDelta) -> Playing {
+        let tree = Outboard::compute(bytes, bytes.len() as u64, |_| {}).expect("a tree");
+        let content = Store::new(None, u64::MAX, usize::MAX).open(tree);
+        for &part in parts {
+            let start = part as usize * PART_SIZE as usize;
+            let end = (start + PART_SIZE as usize).min(bytes.len());
+            let part_bytes = Bytes::copy_from_slice(&bytes[start..end]);
+            content.insert(part, &part_bytes).expect("verified");
+        }
+        let track = Track::open(content).expect("the head is held");
+        let seconds = bytes.len() as i64 * 8 / 128;
+        let slot = Slot {
+            entry: 0,
+            start: now - into,
+            end: now - into + TimeDelta::milliseconds(seconds),
+        };
+        let mut p = Playing {
+            slot,
+            title: String::new(),
+            comments: Vec::new(),
+            cursor: track.audio_start,
+            anchor: slot.start,
+            samples: 0,
+            rate: 44_100,
+            track,
+            new_link: false,
+            rejoin: false,
+        };
+        rejoin(&mut p, now);
+        p
+    }
+
+    #[test]
+    fn a_joining_player_starts_at_the_next_held_moment_within_a_second() {
+        let bytes = mp3(6);
+        let now = Utc::now();
+        // A part lasts about 1.02 s at 128 kbit/s; the moment is 0.2 s into part 1, which is
+        // not held. Part 2 starts about 0.8 s from now.
+        let into = TimeDelta::milliseconds(1_224);
+        let mut p = playing(&bytes, &[0, 2], now, into);
+        assert!(p.rejoin, "the moment's part is not held");
+        assert!(start_ahead(&mut p, now), "part 2 is within a second");
+        assert!(!p.rejoin);
+        let part = p.cursor / u64::from(PART_SIZE);
+        assert_eq!(part, 2, "starts in part 2, at {}", p.cursor);
+        let early = p.anchor - now;
+        assert!(
+            early >= TimeDelta::zero() && early <= JOIN_AHEAD,
+            "ahead of the schedule by {early}, not more than {JOIN_AHEAD}"
+        );
+        assert!(matches!(p.track.unit(p.cursor), Some(Ok(_))));
+
+        // Only part 3 held (about 1.8 s ahead): too far, nothing changes.
+        let mut p = playing(&bytes, &[0, 3], now, into);
+        let before = (p.cursor, p.anchor, p.rejoin);
+        assert!(!start_ahead(&mut p, now));
+        assert_eq!((p.cursor, p.anchor, p.rejoin), before);
     }
 }
