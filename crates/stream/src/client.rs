@@ -34,8 +34,19 @@ use crate::track::{Advance, Format, Kind, Track, Unit};
 /// 128 kbit/s; Chromium waits for about 4 s of audio before it starts playing).
 pub const LEAD: TimeDelta = TimeDelta::seconds(5);
 /// Data for a frame due later than this is waited for; closer than this, the frame is
-/// given up as a stall and played as silence.
+/// given up as a stall and played as silence (unless `LATE_GRACE` applies).
 const STALL_MARGIN: TimeDelta = TimeDelta::milliseconds(500);
+/// A frame whose data is late is waited for until this long after its moment (the stream
+/// stays within a second of the schedule) while the player surely has more than
+/// `BUFFER_FLOOR` of audio left to play: a part that comes that late then plays without a
+/// gap, where it was silence before. What the player has left is at least the audio sent
+/// since its first sound less the time since then (it cannot play faster than real time,
+/// and starts after a prebuffer), so the wait never empties it. Waiting 1 s after the
+/// moment whatever the player had (a listener that had just tuned in was sent little) gave
+/// four stalls of 3-6 s in the benchmark's player model (N=30, 2x uplinks).
+const LATE_GRACE: TimeDelta = TimeDelta::milliseconds(1_000);
+/// See `LATE_GRACE`.
+const BUFFER_FLOOR: TimeDelta = TimeDelta::milliseconds(500);
 /// Within this of a slot's start, the stream starts the entry at its first frame.
 const SNAP: TimeDelta = TimeDelta::milliseconds(80);
 /// Joining an Ogg entry, pages are walked from about this long before the moment.
@@ -138,8 +149,21 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
     let mut out: Vec<u8> = Vec::with_capacity(CHUNK * 2);
     let connected = tokio::time::Instant::now();
     let mut sounded = false;
+    // Audio sent since the first sound (MP3 frames and silence; Ogg pages are not counted,
+    // so an Ogg stream never waits past `STALL_MARGIN`), and when that was.
+    let mut sent = TimeDelta::zero();
+    let mut first_sound: Option<tokio::time::Instant> = None;
     loop {
         let now = station.state.now();
+        // How long after now the frame at the clock may still be waited for.
+        let left = first_sound.map(|t| {
+            sent - TimeDelta::from_std(t.elapsed()).unwrap_or(TimeDelta::MAX)
+        });
+        let margin = if left.is_some_and(|left| left > BUFFER_FLOOR) {
+            -LATE_GRACE
+        } else {
+            STALL_MARGIN
+        };
         if clock - LEAD > now || out.len() >= CHUNK {
             if !out.is_empty() {
                 let behind = (clock - LEAD - now).min(TimeDelta::zero());
@@ -212,7 +236,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
                         continue;
                     }
                     // Not held yet: wait while there is time, else it is a stall.
-                    None if clock - now > STALL_MARGIN => {
+                    None if clock - now > margin => {
                         if !pause(&tx, &mut out).await {
                             break;
                         }
@@ -226,7 +250,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             }
             // No entry playable yet (not resolved, head not held, dead air): wait while the
             // moment is still ahead, else play silence.
-            None if clock - now > STALL_MARGIN => {
+            None if clock - now > margin => {
                 if !pause(&tx, &mut out).await {
                     break;
                 }
@@ -252,11 +276,16 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
                 if let Some(p) = playing.as_mut() {
                     output.audio(p, &unit, &mut icy, &title, &mut out);
                     sounded = true;
+                    first_sound.get_or_insert_with(tokio::time::Instant::now);
+                    if let Advance::By(samples) = unit.advance {
+                        sent += samples_to(samples, unit.rate);
+                    }
                 }
             }
             None => match output.silence(&mut icy, &title, &mut out) {
                 Some(d) => {
                     clock += d;
+                    sent += d;
                     metrics
                         .stall_seconds
                         .inc_by(d.num_microseconds().unwrap_or(0) as f64 / 1e6);
