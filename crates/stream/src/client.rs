@@ -156,9 +156,8 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
     loop {
         let now = station.state.now();
         // How long after now the frame at the clock may still be waited for.
-        let left = first_sound.map(|t| {
-            sent - TimeDelta::from_std(t.elapsed()).unwrap_or(TimeDelta::MAX)
-        });
+        let left =
+            first_sound.map(|t| sent - TimeDelta::from_std(t.elapsed()).unwrap_or(TimeDelta::MAX));
         let margin = if left.is_some_and(|left| left > BUFFER_FLOOR) {
             -LATE_GRACE
         } else {
