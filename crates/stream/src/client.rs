@@ -155,14 +155,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
     let mut first_sound: Option<tokio::time::Instant> = None;
     loop {
         let now = station.state.now();
-        // How long after now the frame at the clock may still be waited for.
-        let left =
-            first_sound.map(|t| sent - TimeDelta::from_std(t.elapsed()).unwrap_or(TimeDelta::MAX));
-        let margin = if left.is_some_and(|left| left > BUFFER_FLOOR) {
-            -LATE_GRACE
-        } else {
-            STALL_MARGIN
-        };
+        let margin = wait_margin(sent, first_sound.map(|t| t.elapsed()));
         if clock - LEAD > now || out.len() >= CHUNK {
             if !out.is_empty() {
                 let behind = (clock - LEAD - now).min(TimeDelta::zero());
@@ -556,6 +549,18 @@ fn next_entry(
     Some(p)
 }
 
+/// The frame at the stream clock is waited for while it is due later than now plus this:
+/// `-LATE_GRACE` while the player surely has more than `BUFFER_FLOOR` of audio left (`sent`
+/// since its first sound, `since` then), else `STALL_MARGIN`.
+fn wait_margin(sent: TimeDelta, since: Option<Duration>) -> TimeDelta {
+    let left = since.map(|t| sent - TimeDelta::from_std(t).unwrap_or(TimeDelta::MAX));
+    if left.is_some_and(|left| left > BUFFER_FLOOR) {
+        -LATE_GRACE
+    } else {
+        STALL_MARGIN
+    }
+}
+
 /// Positions `p` at the first held unit within `JOIN_AHEAD` after `now` (in the entry on air),
 /// if there is one; otherwise leaves it as it was.
 fn start_ahead(p: &mut Playing, now: DateTime<Utc>) -> bool {
@@ -664,6 +669,21 @@ mod tests {
     }
 
     #[test]
+    fn a_late_frame_is_waited_for_only_while_the_player_surely_has_audio_left() {
+        let s = TimeDelta::seconds;
+        // No sound yet: given up 0.5 s before its moment, as a joiner's always was.
+        assert_eq!(wait_margin(TimeDelta::zero(), None), STALL_MARGIN);
+        // 6 s sent in the 2 s since the first sound: at least 4 s left, wait past the moment.
+        assert_eq!(wait_margin(s(6), Some(Duration::from_secs(2))), -LATE_GRACE);
+        // Sent at real-time pace (a listener just tuned in, parts coming as they play):
+        // nothing sure to be left, so no waiting past the old limit.
+        assert_eq!(
+            wait_margin(s(10), Some(Duration::from_millis(9_700))),
+            STALL_MARGIN
+        );
+    }
+
+    #[test]
     fn a_joining_player_starts_at_the_next_held_moment_within_a_second() {
         let bytes = mp3(6);
         let now = Utc::now();
@@ -674,7 +694,7 @@ mod tests {
         assert!(p.rejoin, "the moment's part is not held");
         assert!(start_ahead(&mut p, now), "part 2 is within a second");
         assert!(!p.rejoin);
-        let part = p.cursor / u64::from(PART_SIZE);
+        let part = p.cursor / PART_SIZE;
         assert_eq!(part, 2, "starts in part 2, at {}", p.cursor);
         let early = p.anchor - now;
         assert!(
