@@ -440,10 +440,10 @@ fn score(member: u64, block: u32) -> u64 {
 /// block's owner, `u16::MAX` when it is not one of them. The owner is the first by
 /// rendezvous score among those given fewest of the blocks before (`loads`, updated here;
 /// the caller clears it when the owners change), so each has its share within one; the
-/// others follow by score. Plain rendezvous gave one of six owners 5 of an entry's 15 blocks in one run, and
-/// the same ones in every entry (the score does not depend on the entry): its uplink was
-/// the only source of them, turned most asks away, and two of their parts reached 2 and 5
-/// of 30 listeners in time (docs/benchmarks.md, fourteenth round).
+/// others follow by score. Plain rendezvous gave one of six owners 5 of an entry's 15
+/// blocks in one run, and the same ones in every entry (the score does not depend on the
+/// entry): its uplink was the only source of them, turned most asks away, and two of their
+/// parts reached 2 and 5 of 30 listeners in time (docs/benchmarks.md, fourteenth round).
 fn balanced_rank(owners: &[(u64, u64)], block: u32, me: u64, loads: &mut HashMap<u64, u32>) -> u16 {
     let load = |m: &u64| loads.get(m).copied().unwrap_or(0);
     let Some(fewest) = owners.iter().map(|m| load(&m.1)).min() else {
