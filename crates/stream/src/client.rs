@@ -148,9 +148,9 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
     let mut title = String::new();
     let mut out: Vec<u8> = Vec::with_capacity(CHUNK * 2);
     let connected = tokio::time::Instant::now();
-    let mut sounded = false;
     // Audio sent since the first sound (MP3 frames and silence; Ogg pages are not counted,
-    // so an Ogg stream never waits past `STALL_MARGIN`), and when that was.
+    // so an Ogg stream never waits past `STALL_MARGIN`), and when that was (`None`: the
+    // player has had no sound yet).
     let mut sent = TimeDelta::zero();
     let mut first_sound: Option<tokio::time::Instant> = None;
     loop {
@@ -250,7 +250,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             }
             None => None,
         };
-        if unit.is_none() && !sounded && connected.elapsed() < JOIN_WAIT {
+        if unit.is_none() && first_sound.is_none() && connected.elapsed() < JOIN_WAIT {
             if playing.as_mut().is_some_and(|p| start_ahead(p, now)) {
                 continue;
             }
@@ -267,7 +267,6 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             Some(unit) => {
                 if let Some(p) = playing.as_mut() {
                     output.audio(p, &unit, &mut icy, &title, &mut out);
-                    sounded = true;
                     first_sound.get_or_insert_with(tokio::time::Instant::now);
                     if let Advance::By(samples) = unit.advance {
                         sent += samples_to(samples, unit.rate);
