@@ -61,8 +61,8 @@ const EAGER_FIRST: Duration = Duration::from_millis(500);
 /// Announce at least this often, whatever the tracker's interval: its answers say who has
 /// left (see [`Node::tracker_members`]).
 const MAX_ANNOUNCE: Duration = Duration::from_secs(10);
-/// Fewer known peers than this makes the announcer eager; for a fetch, so does a tracker
-/// answer that named more members than the one before (the swarm is still gathering).
+/// Fewer known peers than this makes the announcer eager; so does a tracker answer that
+/// named more members than the one before (the swarm is still gathering).
 const FEW_PEERS: usize = 8;
 /// Peers a live download follows (see [`DownloadConfig::neighbours`]).
 pub const LIVE_NEIGHBOURS: usize = 8;
@@ -114,15 +114,19 @@ pub async fn resolve(
     Ok((info, tree))
 }
 
-/// How eagerly an announcer comes back while the swarm gathers.
+/// How eagerly an announcer comes back while the swarm gathers (while fewer than 8 peers are
+/// known, and while the tracker's list grows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Announcing {
-    /// A plain fetch: also while the tracker's list grows, the first time 0.5 s after the
-    /// first announce (`EAGER_FIRST`).
+    /// A plain fetch: the first time 0.5 s after the first announce (`EAGER_FIRST`), then
+    /// 1 s, then every 2 s.
     Fetch,
-    /// A live entry: every 2 s while fewer than 8 peers are known. Announcing as eagerly as
-    /// a fetch, the origin sent 1.33x the bytes aired at N=30 in two runs, against 1.28-1.29x
-    /// (benchmark, 2026-12-02; not yet known why).
+    /// A live entry: every 2 s. So does a listener hear of each arrival within 2 s, not 10:
+    /// an entry joined cold is seeded a part per arrival (`PickerConfig::cold_seed_parts`),
+    /// and a listener that did not know an arrival yet took that arrival's part from the
+    /// origin too. Beginning 0.5 s after the first announce, as a fetch does, sent 1.33x
+    /// the bytes aired at N=30 in two runs against 1.28-1.29x (benchmark, 2026-12-02, before
+    /// the seeding by part; not known why).
     Live,
 }
 
@@ -184,8 +188,7 @@ pub fn spawn_announcer(
                         // While members keep coming, each one's view of who is there lags
                         // by up to an interval, and blocks it wrongly thinks its own are
                         // fetched twice.
-                        let gathering =
-                            announcing == Announcing::Fetch && listed.len() > listed_before;
+                        let gathering = listed.len() > listed_before;
                         listed_before = listed.len();
                         // Often enough that members who left stop owning blocks in time.
                         let interval =

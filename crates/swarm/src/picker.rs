@@ -169,14 +169,17 @@ pub struct PickerConfig {
     /// With deadlines, an entry joined cold (a block that would be taken ahead before any
     /// member had settled) is seeded by the listeners as they arrive: the first member
     /// takes its first this many blocks (from the one playing at its start), and each next
-    /// block is the next member's by start time (the second member's, the third's, ...),
-    /// if that member started `cold_owner_lead_ms` before the block is due; it takes the
-    /// block `cold_ahead_ms` before it is due (at once if that has passed), and no backups
-    /// rescue it. A block whose member did not come by then falls back to the rules above,
-    /// taken no sooner than `cold_fallback_lag_ms` after that. 0: no block is seeded so.
+    /// `cold_seed_parts` parts are the next member's by start time (the second member's,
+    /// the third's, ...), if that member started `cold_owner_lead_ms` before they are due;
+    /// it takes them `cold_ahead_ms` before they are due (at once if that has passed), and
+    /// no backups rescue them. Parts whose member did not come by then fall back to the
+    /// rules above, taken no sooner than `cold_fallback_lag_ms` after that. 0: nothing is
+    /// seeded so.
     pub cold_first_blocks: u32,
     /// See `cold_first_blocks`.
     pub cold_owner_lead_ms: i64,
+    /// Parts each arrival seeds (see `cold_first_blocks`): a block (`max_run`) or fewer.
+    pub cold_seed_parts: u32,
     /// See `cold_first_blocks`.
     pub cold_fallback_lag_ms: i64,
     /// With deadlines, for this long after a download of an entry already on air starts (a
@@ -191,6 +194,11 @@ pub struct PickerConfig {
     pub join_min_left_ms: i64,
     /// See `join_ms`.
     pub join_min_holders: u16,
+    /// With deadlines, for this long after this node started (a listener tuning in), peers
+    /// are asked only for parts due within `peer_in_order_ms`, in deadline order: no rare
+    /// part is copied on and no later entry is fetched ahead, so every ask goes to the
+    /// player's first seconds (its prebuffer) while it waits for them. 0: never so.
+    pub focus_ms: u64,
     /// Claims of parts not served before a peer is dropped.
     pub max_false_claims: u32,
     /// Without news from any peer for this long, blocks owned by others are fair game.
@@ -217,7 +225,7 @@ impl Default for PickerConfig {
             urgent_ms: 3_000,
             urgent_late_ms: 1_000,
             late_ms: 5_000,
-            origin_ahead_ms: 20_000,
+            origin_ahead_ms: 25_000,
             rescue_backups: 2,
             owners: usize::MAX,
             min_owners: 1,
@@ -225,10 +233,12 @@ impl Default for PickerConfig {
             cold_ahead_ms: 0,
             cold_first_blocks: 0,
             cold_owner_lead_ms: 6_000,
+            cold_seed_parts: 4,
             cold_fallback_lag_ms: 2_000,
             join_ms: 0,
             join_min_left_ms: 500,
             join_min_holders: 2,
+            focus_ms: 0,
             max_false_claims: 3,
             orphan_ms: 2_000,
             origin_grace_ms: 500,
@@ -300,6 +310,15 @@ impl PickerConfig {
             // not 12 s ahead, crowded the origin while the first listener's own next block
             // was on its way (321 s); two first blocks, not three: 255 s.
             cold_first_blocks: 3,
+            // One part each, not a block: a block of four at one new listener reached few
+            // in time past its first part (its uplink turned the askers of the other three
+            // away), and the last arrivals seeded nothing. N=30, with the listeners' eager
+            // announces while the swarm grows (`download::Announcing`), one run each:
+            // silence summed over the listeners 180 and 169 s against 228-298 s (five runs
+            // of the block rule), origin 1.27x both (docs/benchmarks.md, thirteenth round).
+            // Without the eager announces, a listener that did not know an arrival yet took
+            // its part itself as well (237 and 292 s).
+            cold_seed_parts: 1,
             // A listener tuning in asks for the part playing now for its first 3 s (the
             // stream's wait for sound), from peers when four of those it follows hold it.
             // N=30, one run each, uplinks 4x the bitrate: median startup 1.66 s against
@@ -311,6 +330,13 @@ impl PickerConfig {
             // those two busy uplinks, heard more silence (docs/benchmarks.md, tenth round).
             join_ms: 3_000,
             join_min_holders: 4,
+            // A listener's first 4 s: its prebuffer first. Before, a joiner spent one of its
+            // four asks copying a rare part on, and its next-entry download four more on
+            // parts due in 20 s, while the parts of its first seconds waited. N=30, three
+            // runs: median startup 3.88, 4.56 and 4.15 s against 5.09 s (main) and 5.81 s
+            // (seeding alone) the same hour; silence summed over the listeners 179, 242 and
+            // 258 s against 290 and 195 s (docs/benchmarks.md, fifteenth round).
+            focus_ms: 4_000,
             ..Self::default()
         }
     }
@@ -372,6 +398,9 @@ struct Ownership {
     /// Not taken ahead of time before this (ms since the Unix epoch): the member it is
     /// designated for could still come.
     not_before_ms: i64,
+    /// Where the parts owned with it end (exclusive): the block's end, or a seeded unit's
+    /// (`PickerConfig::cold_seed_parts`). An owner's origin asks stay within it.
+    end: u32,
 }
 
 /// What a failure did to the peer.
@@ -529,82 +558,102 @@ impl Picker {
             });
             let cold_first = self.config.cold_first_blocks;
             let lead = self.config.cold_owner_lead_ms;
+            let seed_parts = self.config.cold_seed_parts.clamp(1, per_block);
+            // Block `b`'s owners among the members settled when it is taken ahead of time.
             // Blocks each owner was given so far, in block order (see `balanced_rank`).
             let mut loads: HashMap<u64, u32> = HashMap::new();
             let mut loads_among = 0;
-            let ranks = (0..blocks)
-                .map(|b| {
-                    let due = due_of(b * per_block);
-                    // When the block is taken ahead of time, and the members settled then.
-                    let ahead = due.map(|due| due - self.config.origin_ahead_ms - settle);
-                    // A cold entry's block (nobody settled when it is taken ahead) seeded by
-                    // the member designated by arrival, if it came in time.
-                    let mut not_before_ms = i64::MIN;
-                    let seeded = due
-                        .zip(first_block)
-                        .filter(|_| ahead.is_some_and(|a| a < first))
-                        .and_then(|(due, b0)| Some((due, b.checked_sub(b0)?)))
-                        .filter(|&(_, i)| cold_first > 0 && i >= cold_first);
-                    if let Some((due, i)) = seeded {
-                        let designated = members
-                            .get((i - cold_first + 1) as usize)
-                            .filter(|m| i64::try_from(m.0).is_ok_and(|s| s <= due - lead));
-                        match designated {
-                            Some(m) => {
-                                return Ownership {
-                                    rank: if m.1 == self.me { 0 } else { u16::MAX },
-                                    late: true,
-                                    not_before_ms,
-                                }
-                            }
-                            None => not_before_ms = due - lead + self.config.cold_fallback_lag_ms,
-                        }
+            let mut block_owner = |b: u32| -> Ownership {
+                let due = due_of(b * per_block);
+                let ahead = due.map(|due| due - self.config.origin_ahead_ms - settle);
+                // A block nobody was there to take ahead is taken late, by those there by then.
+                let (taken, late) = match due.zip(ahead) {
+                    None => (None, false),
+                    Some((due, ahead)) => {
+                        let cold = due - cold_ahead - settle;
+                        let late = cold_ahead > 0 && ahead < first && cold >= first;
+                        (Some(if late { cold } else { ahead }), late)
                     }
-                    // The members settled when the block is taken ahead of time; a block
-                    // nobody was there to take then is taken late, by those there by then.
-                    let (taken, late) = match due.zip(ahead) {
-                        None => (None, false),
-                        Some((due, ahead)) => {
-                            let cold = due - cold_ahead - settle;
-                            let late = cold_ahead > 0 && ahead < first && cold >= first;
-                            (Some(if late { cold } else { ahead }), late)
-                        }
+                };
+                let settled = taken.map_or(members.len(), |t| {
+                    // Sorted by start, an unknown one (`u64::MAX`) last: never settled.
+                    members
+                        .iter()
+                        .take_while(|m| i64::try_from(m.0).is_ok_and(|s| s <= t))
+                        .count()
+                });
+                let owners = settled
+                    .max(self.config.min_owners)
+                    .min(self.config.owners)
+                    .max(1);
+                let owners = &members[..owners.min(members.len())];
+                if owners.len() != loads_among {
+                    loads.clear();
+                    loads_among = owners.len();
+                }
+                let rank = balanced_rank(owners, b, self.me, &mut loads);
+                Ownership {
+                    rank,
+                    late,
+                    not_before_ms: i64::MIN,
+                    end: ((b + 1) * per_block).min(parts),
+                }
+            };
+            let mut ranks: Vec<Ownership> = Vec::with_capacity(parts as usize);
+            for b in 0..blocks {
+                let owner = block_owner(b);
+                let block_parts = b * per_block..((b + 1) * per_block).min(parts);
+                let ahead =
+                    due_of(b * per_block).map(|due| due - self.config.origin_ahead_ms - settle);
+                // A cold entry's block (nobody settled when it would be taken ahead), after the
+                // first member's first ones: seeded `seed_parts` at a time, each by the member
+                // designated by arrival, if it came in time.
+                let seeded_from = first_block
+                    .filter(|_| cold_first > 0 && ahead.is_some_and(|a| a < first))
+                    .map(|b0| (b0 + cold_first) * per_block)
+                    .filter(|&from| b * per_block >= from);
+                let Some(from) = seeded_from else {
+                    ranks.extend(block_parts.map(|_| owner));
+                    continue;
+                };
+                for p in block_parts {
+                    let unit = (p - from) / seed_parts;
+                    let unit_first = from + unit * seed_parts;
+                    let end = (unit_first + seed_parts).min(parts);
+                    let Some(due) = due_of(unit_first) else {
+                        ranks.push(owner);
+                        continue;
                     };
-                    let settled = taken.map_or(members.len(), |t| {
-                        // Sorted by start, an unknown one (`u64::MAX`) last: never settled.
-                        members
-                            .iter()
-                            .take_while(|m| i64::try_from(m.0).is_ok_and(|s| s <= t))
-                            .count()
+                    let designated = members
+                        .get(unit as usize + 1)
+                        .filter(|m| i64::try_from(m.0).is_ok_and(|s| s <= due - lead));
+                    ranks.push(match designated {
+                        Some(m) => Ownership {
+                            rank: if m.1 == self.me { 0 } else { u16::MAX },
+                            late: true,
+                            not_before_ms: i64::MIN,
+                            end,
+                        },
+                        // Its member did not come: the block's owners take it, no sooner
+                        // than that member could still have come.
+                        None => Ownership {
+                            not_before_ms: due - lead + self.config.cold_fallback_lag_ms,
+                            end,
+                            ..owner
+                        },
                     });
-                    let owners = settled
-                        .max(self.config.min_owners)
-                        .min(self.config.owners)
-                        .max(1);
-                    let owners = &members[..owners.min(members.len())];
-                    if owners.len() != loads_among {
-                        loads.clear();
-                        loads_among = owners.len();
-                    }
-                    let rank = balanced_rank(owners, b, self.me, &mut loads);
-                    Ownership {
-                        rank,
-                        late,
-                        not_before_ms,
-                    }
-                })
-                .collect();
+                }
+            }
             self.owned = Some(ranks);
         }
         self.ownership(part).rank
     }
 
-    /// The ownership of `part`'s block, once `rank` has worked it out.
+    /// The ownership of `part`, once `rank` has worked it out.
     fn ownership(&self, part: u32) -> Ownership {
-        let block = self.block_of(part) as usize;
         self.owned
             .as_ref()
-            .and_then(|o| o.get(block).copied())
+            .and_then(|o| o.get(part as usize).copied())
             .unwrap_or_default()
     }
 
@@ -822,6 +871,13 @@ impl Picker {
     /// Whether this download is tuning in to an entry on air (see `PickerConfig::join_ms`).
     fn tuning_in(&self, now: u64) -> bool {
         now < self.config.join_ms && self.deadlines.of(0).is_some_and(|d| d < 0)
+    }
+
+    /// Whether this node started less than `focus_ms` ago (see `PickerConfig::focus_ms`).
+    fn focused(&self, now: u64) -> bool {
+        self.epoch_ms.is_some_and(|epoch| {
+            epoch.saturating_add(now) < self.my_start_ms.saturating_add(self.config.focus_ms)
+        })
     }
 
     /// While tuning in: how long `part` plays on after now, less `join_min_left_ms` (its end
@@ -1065,9 +1121,10 @@ impl Picker {
                     if self.by_part.contains_key(&p) {
                         continue; // taken by a run just started
                     }
-                    // Runs stay within the block, which the owner fetches whole.
-                    let block_end = (self.block_of(p) + 1) * self.config.max_run.max(1);
-                    let count = self.run(p, Source::Origin, now, false).min(block_end - p);
+                    // Runs stay within what is owned together (a block, which the owner
+                    // fetches whole, or a seeded unit).
+                    let end = self.ownership(p).end.max(p + 1);
+                    let count = self.run(p, Source::Origin, now, false).min(end - p);
                     let request = self.start(p, count, Source::Origin, now);
                     if let Some(r) = self.requests.get_mut(&request.id) {
                         r.ahead = true;
@@ -1139,6 +1196,9 @@ impl Picker {
             // A pinned part by its deadline too: the head of an entry on air is overdue (first),
             // the next entry's is due at its start, and copied on rarest first until then.
             .partition(|&p| self.deadline(p).is_none_or(|d| d <= in_order));
+        if self.focused(now) {
+            later.clear();
+        }
         later.shuffle(rng);
         later.sort_by_key(|&p| self.avail[p as usize]);
         // A few asks (`spread_slots`) copy rare parts on even while this listener is behind
@@ -1546,6 +1606,42 @@ mod tests {
     }
 
     #[test]
+    fn a_listener_tuning_in_asks_only_for_its_first_seconds() {
+        // The entry on air is 10 s in (part 10 plays now), the next one starts in 20 s.
+        let on_air = Deadlines::Linear {
+            start_ms: -10_000,
+            per_part_ms: 1000.0,
+        };
+        let next = Deadlines::Linear {
+            start_ms: 20_000,
+            per_part_ms: 1000.0,
+        };
+        let asks = |deadlines: Deadlines, started: u64, now: u64| {
+            let mut have = Bitfield::new(60);
+            have.set(0);
+            let mut p = Picker::new(have, deadlines, PickerConfig::live(), 1);
+            p.set_started(started, EPOCH);
+            for i in 1..=8 {
+                p.add_peer(peer(i));
+                p.set_peer_have(peer(i), full(60), 0);
+            }
+            let mut firsts: Vec<u32> = p.next(now, &mut rng()).iter().map(|r| r.first).collect();
+            firsts.sort();
+            firsts
+        };
+        // Just started: all four asks for what plays within 6 s, nothing of the next entry.
+        let firsts = asks(on_air, EPOCH, 100);
+        assert_eq!(firsts.len(), 4, "{firsts:?}");
+        assert!(firsts.iter().all(|&f| (10..=16).contains(&f)), "{firsts:?}");
+        assert!(asks(next, EPOCH, 100).is_empty());
+        // Started 10 s before: one ask copies a rare part on, and the next entry is traded.
+        let firsts = asks(on_air, EPOCH - 10_000, 100);
+        assert_eq!(firsts.len(), 4, "{firsts:?}");
+        assert!(firsts[3] > 16, "{firsts:?}");
+        assert!(!asks(next, EPOCH - 10_000, 100).is_empty());
+    }
+
+    #[test]
     fn a_slow_peer_is_asked_only_for_parts_due_later_than_its_answers_take() {
         let d = Deadlines::Linear {
             start_ms: 0,
@@ -1896,6 +1992,46 @@ mod tests {
         assert_eq!(owned(true), without);
     }
 
+    /// The owner of each of the first 50 blocks (4 parts, due one a second from `EPOCH`) as
+    /// every member of `members` (started a second apart, see `member`) sees it, knowing the
+    /// others: exactly one must own each block.
+    fn owner_map(config: PickerConfig, members: &[u64]) -> Vec<u64> {
+        owners_of((0..50).map(|b| b * 4), config, members)
+    }
+
+    /// The owner of each of `parts` (of 200, due one a second from `EPOCH`) as every member
+    /// of `members` sees it: exactly one must own each.
+    fn owners_of(
+        parts: impl Iterator<Item = u32> + Clone,
+        config: PickerConfig,
+        members: &[u64],
+    ) -> Vec<u64> {
+        let owners_seen_by = |me: u64| -> Vec<bool> {
+            let (hash, started) = member(me);
+            let mut p = Picker::new(Bitfield::new(200), ONE_A_SECOND, config, hash);
+            p.set_started(started, EPOCH);
+            for &o in members.iter().filter(|&&o| o != me) {
+                p.add_peer(peer(o as u8 + 1));
+                p.set_membership(peer(o as u8 + 1), Some(member(o)));
+            }
+            parts.clone().map(|part| p.owns(part)).collect()
+        };
+        let views: Vec<(u64, Vec<bool>)> =
+            members.iter().map(|&me| (me, owners_seen_by(me))).collect();
+        parts
+            .enumerate()
+            .map(|(i, part)| {
+                let owners: Vec<u64> = views
+                    .iter()
+                    .filter(|(_, v)| v[i])
+                    .map(|(m, _)| *m)
+                    .collect();
+                assert_eq!(owners.len(), 1, "part {part}: one owner, not {owners:?}");
+                owners[0]
+            })
+            .collect()
+    }
+
     #[test]
     fn the_first_members_own_the_blocks_and_newcomers_change_nothing() {
         // Ten members who joined a second apart; parts due one a second from the picker's
@@ -1903,38 +2039,13 @@ mod tests {
         // one of the first 6 members that had been there 5 s when it is taken (25 s before
         // it is due), or, when none had (the entry was joined cold), when it is taken late
         // (12 s before it is due), or by the first member when none had even then.
-        let config = PickerConfig::live();
-        // Owner of every block as member `me` sees it, knowing `others`.
-        let owners_seen_by = |me: u64, others: &[u64]| -> Vec<bool> {
-            let (hash, started) = member(me);
-            let mut p = Picker::new(Bitfield::new(200), ONE_A_SECOND, config, hash);
-            p.set_started(started, EPOCH);
-            for &o in others {
-                p.add_peer(peer(o as u8 + 1));
-                p.set_membership(peer(o as u8 + 1), Some(member(o)));
-            }
-            (0..50).map(|b| p.owns(b * 4)).collect()
+        // Each arrival seeds a whole block here (`cold_seed_parts` 4; one part each is
+        // `a_cold_entry_is_seeded_a_part_per_arrival`).
+        let blocks = PickerConfig {
+            cold_seed_parts: 4,
+            ..PickerConfig::live()
         };
-        let owner_map = |members: &[u64]| -> Vec<u64> {
-            let views: Vec<(u64, Vec<bool>)> = members
-                .iter()
-                .map(|&me| {
-                    let others: Vec<u64> = members.iter().copied().filter(|&o| o != me).collect();
-                    (me, owners_seen_by(me, &others))
-                })
-                .collect();
-            (0..50)
-                .map(|b| {
-                    let owners: Vec<u64> = views
-                        .iter()
-                        .filter(|(_, v)| v[b])
-                        .map(|(m, _)| *m)
-                        .collect();
-                    assert_eq!(owners.len(), 1, "block {b}: one owner, not {owners:?}");
-                    owners[0]
-                })
-                .collect()
-        };
+        let owner_map = |members: &[u64]| owner_map(blocks, members);
         let ten: Vec<u64> = (0..10).collect();
         let owners = owner_map(&ten);
         // Block b is taken at 4b - 25 s; members joined by 4b - 30 s had settled. Nobody
@@ -2015,6 +2126,49 @@ mod tests {
     }
 
     #[test]
+    fn a_cold_entry_is_seeded_a_part_per_arrival() {
+        // Live, each arrival seeds one part: after the first member's three blocks
+        // (parts 0-11), part 12 is member 1's, part 13 member 2's, and so on while members
+        // came; the rest of the cold half minute (due before 30 s) falls back to its block's
+        // owners among those settled 17 s before it is due, and later blocks are owned as
+        // before.
+        let one = PickerConfig::live();
+        let ten: Vec<u64> = (0..10).collect();
+        let owners = owners_of(0..48, one, &ten);
+        assert!(owners[..12].iter().all(|&o| o == 0), "{owners:?}");
+        assert_eq!(owners[12..21], [1, 2, 3, 4, 5, 6, 7, 8, 9], "one part each");
+        for block in [&owners[21..24], &owners[24..28], &owners[28..32]] {
+            assert!(block.iter().all(|&o| o == block[0] && o < 6), "{owners:?}");
+        }
+        let blocks = owner_map(
+            PickerConfig {
+                cold_seed_parts: 4,
+                ..one
+            },
+            &ten,
+        );
+        for part in 32..48 {
+            assert_eq!(owners[part], blocks[part / 4], "part {part}");
+        }
+        // Each owner's origin ask stays within its part.
+        let (hash, started) = member(3);
+        let mut p = Picker::new(Bitfield::new(60), ONE_A_SECOND, one, hash);
+        p.set_started(started, EPOCH);
+        for o in ten.iter().filter(|&&o| o != 3) {
+            p.add_peer(peer(*o as u8 + 1));
+            p.set_membership(peer(*o as u8 + 1), Some(member(*o)));
+        }
+        p.set_tracker_answered();
+        let asks = p.next(3_000, &mut rng());
+        let origin: Vec<(u32, u32)> = asks
+            .iter()
+            .filter(|q| q.source == Source::Origin)
+            .map(|q| (q.first, q.count))
+            .collect();
+        assert_eq!(origin, [(14, 1)], "{asks:?}");
+    }
+
+    #[test]
     fn a_cold_entry_s_later_blocks_are_taken_late() {
         // The first listener, alone, joins an entry whose parts are due one a second from its
         // start: it takes its first three blocks at once, the next only 4 s before they are
@@ -2022,7 +2176,10 @@ mod tests {
         let mut p = Picker::new(
             Bitfield::new(60),
             ONE_A_SECOND,
-            PickerConfig::live(),
+            PickerConfig {
+                cold_seed_parts: 4,
+                ..PickerConfig::live()
+            },
             member_hash("m0"),
         );
         p.set_started(EPOCH, EPOCH);
