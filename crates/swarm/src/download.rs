@@ -295,6 +295,7 @@ pub async fn download(
         })?;
     let content = node.store.open(tree);
     let root = content.root();
+    let _short = NotShort(node.clone(), root);
     // Strong validators only: a weak ETag never satisfies If-Range.
     let if_range = info
         .etag
@@ -378,6 +379,9 @@ pub async fn download(
             picker.set_tracker_answered();
         }
         picker.set_wanted(content.wanted());
+        let short = picker.short(now);
+        node.set_short(root, short);
+        picker.set_yielding(!short && node.short_elsewhere(&root));
         for request in picker.next(now, &mut rng) {
             debug!(
                 id = request.id,
@@ -445,6 +449,15 @@ pub async fn download(
     }
     info!(url = %info.url, %root, "complete");
     Ok(content)
+}
+
+/// Clears a download's short mark (`Node::set_short`) however the download ends.
+struct NotShort(Arc<Node>, Hash);
+
+impl Drop for NotShort {
+    fn drop(&mut self) {
+        self.0.set_short(self.1, false);
+    }
 }
 
 /// Applies one report to the picker; an error ends the download.

@@ -117,6 +117,8 @@ pub struct Node {
     known: Mutex<HashMap<Hash, Vec<Member>>>,
     /// Contents the tracker has answered an announce for.
     announced: Mutex<std::collections::HashSet<Hash>>,
+    /// Contents whose downloads are short of parts due soon (see [`Node::set_short`]).
+    short: Mutex<std::collections::HashSet<Hash>>,
     port: AtomicU16,
     /// The peer server's address as bound (its IP may be unspecified).
     bound: std::sync::Mutex<Option<SocketAddr>>,
@@ -154,6 +156,7 @@ impl Node {
             auto_upload: config.upload_limit == UploadLimit::Auto,
             known: Mutex::new(HashMap::new()),
             announced: Mutex::new(std::collections::HashSet::new()),
+            short: Mutex::new(std::collections::HashSet::new()),
             port: AtomicU16::new(0),
             bound: std::sync::Mutex::new(None),
             // When it started, then a random tail: other members read its age from the id
@@ -292,6 +295,27 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(root);
+    }
+
+    /// Whether `root`'s download is short of parts due soon: while one is, this node's other
+    /// downloads ask peers for less (`PickerConfig::yield_slots`), leaving the swarm's
+    /// uplinks to what plays first.
+    pub fn set_short(&self, root: Hash, short: bool) {
+        let mut set = self.short.lock().unwrap_or_else(|p| p.into_inner());
+        if short {
+            set.insert(root);
+        } else {
+            set.remove(&root);
+        }
+    }
+
+    /// Whether a download other than `root`'s is short of parts due soon.
+    pub fn short_elsewhere(&self, root: &Hash) -> bool {
+        self.short
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|r| r != root)
     }
 
     /// Whether the tracker has answered for `root`: with no peers known then, this node is

@@ -194,6 +194,12 @@ pub struct PickerConfig {
     pub join_min_left_ms: i64,
     /// See `join_ms`.
     pub join_min_holders: u16,
+    /// With deadlines, a download is short when a part due within this is not held (0:
+    /// never): while another download of the node is short, this one keeps at most
+    /// `yield_slots` peer asks in flight.
+    pub short_ms: i64,
+    /// See `short_ms`.
+    pub yield_slots: usize,
     /// With deadlines, for this long after this node started (a listener tuning in), peers
     /// are asked only for parts due within `peer_in_order_ms`, in deadline order: no rare
     /// part is copied on and no later entry is fetched ahead, so every ask goes to the
@@ -238,6 +244,8 @@ impl Default for PickerConfig {
             join_ms: 0,
             join_min_left_ms: 500,
             join_min_holders: 2,
+            short_ms: 0,
+            yield_slots: usize::MAX,
             focus_ms: 0,
             max_false_claims: 3,
             orphan_ms: 2_000,
@@ -319,6 +327,12 @@ impl PickerConfig {
             // Without the eager announces, a listener that did not know an arrival yet took
             // its part itself as well (237 and 292 s).
             cold_seed_parts: 1,
+            // A part seeded by an arrival that does not come falls back to the owners 7 s
+            // before it is due (the arrival must have started 9 s before). With 6 s, at N=10
+            // the parts after the tenth arrival's were taken 3-4 s before their moment, one
+            // at a time, and reached few others in time: 63 % of parts on time in the
+            // listeners' 20-40 s.
+            cold_owner_lead_ms: 9_000,
             // A listener tuning in asks for the part playing now for its first 3 s (the
             // stream's wait for sound), from peers when four of those it follows hold it.
             // N=30, one run each, uplinks 4x the bitrate: median startup 1.66 s against
@@ -330,6 +344,12 @@ impl PickerConfig {
             // those two busy uplinks, heard more silence (docs/benchmarks.md, tenth round).
             join_ms: 3_000,
             join_min_holders: 4,
+            // While the entry on air is short of what plays within 4 s, the next entry keeps
+            // one peer ask in flight, not four: in a cold start the swarm carried more of the
+            // next entry than of the one on air, and each of those answers held one of a
+            // peer's two answer slots while its uplink sent it last.
+            short_ms: 4_000,
+            yield_slots: 1,
             // A listener's first 4 s: its prebuffer first. Before, a joiner spent one of its
             // four asks copying a rare part on, and its next-entry download four more on
             // parts due in 20 s, while the parts of its first seconds waited. N=30, three
@@ -446,6 +466,8 @@ pub struct Picker {
     last_news: u64,
     /// Parts readers wait for out of play order (see `pinned`).
     wanted: Vec<u32>,
+    /// Another download of this node is short (see `PickerConfig::short_ms`).
+    yielding: bool,
     /// The tracker has answered: peers it named are known (none known: alone).
     tracker_answered: bool,
 }
@@ -517,6 +539,7 @@ impl Picker {
             owned: None,
             last_news: 0,
             wanted: Vec::new(),
+            yielding: false,
             tracker_answered: false,
         }
     }
@@ -873,6 +896,24 @@ impl Picker {
         now < self.config.join_ms && self.deadlines.of(0).is_some_and(|d| d < 0)
     }
 
+    /// Whether a part due within `short_ms` from `now` is not held (see
+    /// `PickerConfig::short_ms`).
+    pub fn short(&self, now: u64) -> bool {
+        let until = now as i64 + self.config.short_ms;
+        self.config.short_ms > 0
+            && (0..self.have.len()).any(|p| {
+                !self.have.get(p)
+                    && self
+                        .deadline(p)
+                        .is_some_and(|d| d >= now as i64 && d <= until)
+            })
+    }
+
+    /// Whether another download of this node is short: this one then asks peers for less.
+    pub fn set_yielding(&mut self, yielding: bool) {
+        self.yielding = yielding;
+    }
+
     /// Whether this node started less than `focus_ms` ago (see `PickerConfig::focus_ms`).
     fn focused(&self, now: u64) -> bool {
         self.epoch_ms.is_some_and(|epoch| {
@@ -1171,7 +1212,11 @@ impl Picker {
     /// holds it (the one with fewest of our requests, at random among equals), until
     /// `peer_total_slots` requests are in flight.
     fn ask_peers_by_deadline(&mut self, now: u64, rng: &mut impl Rng, out: &mut Vec<Request>) {
-        let cap = self.config.peer_total_slots;
+        let cap = if self.yielding {
+            self.config.yield_slots.min(self.config.peer_total_slots)
+        } else {
+            self.config.peer_total_slots
+        };
         let mut total = self
             .requests
             .values()
@@ -1639,6 +1684,46 @@ mod tests {
         assert_eq!(firsts.len(), 4, "{firsts:?}");
         assert!(firsts[3] > 16, "{firsts:?}");
         assert!(!asks(next, EPOCH - 10_000, 100).is_empty());
+    }
+
+    #[test]
+    fn a_download_yields_its_peer_asks_while_another_is_short() {
+        // The entry on air is 10 s in; part 11 plays in 1 s.
+        let on_air = Deadlines::Linear {
+            start_ms: -10_000,
+            per_part_ms: 1000.0,
+        };
+        let mut have = Bitfield::new(60);
+        for part in 0..=12 {
+            have.set(part);
+        }
+        let p = Picker::new(have.clone(), on_air, PickerConfig::live(), 1);
+        assert!(
+            p.short(100),
+            "parts 13 and 14 play within 4 s and are missing"
+        );
+        for part in 13..=14 {
+            have.set(part);
+        }
+        let p2 = Picker::new(have, on_air, PickerConfig::live(), 1);
+        assert!(!p2.short(100), "everything due within 4 s is held");
+
+        // The next entry, 20 s away: four asks, or one while the entry on air is short.
+        let next = Deadlines::Linear {
+            start_ms: 20_000,
+            per_part_ms: 1000.0,
+        };
+        let asks = |yielding: bool| {
+            let mut p = Picker::new(Bitfield::new(60), next, PickerConfig::live(), 1);
+            for i in 1..=8 {
+                p.add_peer(peer(i));
+                p.set_peer_have(peer(i), full(60), 0);
+            }
+            p.set_yielding(yielding);
+            p.next(100, &mut rng()).len()
+        };
+        assert_eq!(asks(false), 4);
+        assert_eq!(asks(true), 1);
     }
 
     #[test]
@@ -2171,7 +2256,7 @@ mod tests {
     #[test]
     fn a_cold_entry_s_later_blocks_are_taken_late() {
         // The first listener, alone, joins an entry whose parts are due one a second from its
-        // start: it takes its first three blocks at once, the next only 4 s before they are
+        // start: it takes its first three blocks at once, the next only 7 s before they are
         // due (the members they were for did not come), and every block in time.
         let mut p = Picker::new(
             Bitfield::new(60),
@@ -2198,12 +2283,12 @@ mod tests {
         }
         assert!((0..3).all(|b| asked_at[&b] < 1_000), "{asked_at:?}");
         // Blocks 3-7 would have been taken 25 s ahead before anyone was there, and each
-        // was for a member who had to start 6 s before it is due.
-        assert_eq!(asked_at[&3], 8_000, "due at 12 s");
-        assert_eq!(asked_at[&4], 12_000);
-        assert_eq!(asked_at[&5], 16_000);
-        assert_eq!(asked_at[&6], 20_000);
-        assert_eq!(asked_at[&7], 24_000);
+        // was for a member who had to start 9 s before it is due.
+        assert_eq!(asked_at[&3], 5_000, "due at 12 s");
+        assert_eq!(asked_at[&4], 9_000);
+        assert_eq!(asked_at[&5], 13_000);
+        assert_eq!(asked_at[&6], 17_000);
+        assert_eq!(asked_at[&7], 21_000);
         // Block 8 is taken 25 s ahead (at 7 s), when the members there by 2 s own it.
         assert_eq!(asked_at[&8], 7_000);
         assert_eq!(asked_at[&9], 11_000);
