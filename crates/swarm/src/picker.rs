@@ -586,9 +586,13 @@ impl Picker {
             // Blocks each owner was given so far, in block order (see `balanced_rank`).
             let mut loads: HashMap<u64, u32> = HashMap::new();
             let mut loads_among = 0;
+            // When block `b` would be taken ahead of time, by the members settled then.
+            let ahead_of = |b: u32| {
+                due_of(b * per_block).map(|due| due - self.config.origin_ahead_ms - settle)
+            };
             let mut block_owner = |b: u32| -> Ownership {
                 let due = due_of(b * per_block);
-                let ahead = due.map(|due| due - self.config.origin_ahead_ms - settle);
+                let ahead = ahead_of(b);
                 // A block nobody was there to take ahead is taken late, by those there by then.
                 let (taken, late) = match due.zip(ahead) {
                     None => (None, false),
@@ -626,8 +630,7 @@ impl Picker {
             for b in 0..blocks {
                 let owner = block_owner(b);
                 let block_parts = b * per_block..((b + 1) * per_block).min(parts);
-                let ahead =
-                    due_of(b * per_block).map(|due| due - self.config.origin_ahead_ms - settle);
+                let ahead = ahead_of(b);
                 // A cold entry's block (nobody settled when it would be taken ahead), after the
                 // first member's first ones: seeded `seed_parts` at a time, each by the member
                 // designated by arrival, if it came in time.
@@ -900,13 +903,12 @@ impl Picker {
     /// `PickerConfig::short_ms`).
     pub fn short(&self, now: u64) -> bool {
         let until = now as i64 + self.config.short_ms;
+        // Deadlines grow with the part: only the window is walked past its start.
         self.config.short_ms > 0
-            && (0..self.have.len()).any(|p| {
-                !self.have.get(p)
-                    && self
-                        .deadline(p)
-                        .is_some_and(|d| d >= now as i64 && d <= until)
-            })
+            && (0..self.have.len())
+                .skip_while(|&p| self.deadline(p).is_some_and(|d| d < now as i64))
+                .take_while(|&p| self.deadline(p).is_some_and(|d| d <= until))
+                .any(|p| !self.have.get(p))
     }
 
     /// Whether another download of this node is short: this one then asks peers for less.
