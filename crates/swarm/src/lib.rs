@@ -12,6 +12,7 @@
 //! - [`station`]: follows a playlist and keeps what is on air and next downloading, with each
 //!   part due at its play time ([`clock`]: the station's clock from `Date` headers).
 
+mod answers;
 pub mod bitfield;
 pub mod clock;
 pub mod download;

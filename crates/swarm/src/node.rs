@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alluvium_content::Hash;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::answers::Answers;
 use crate::metrics::Metrics;
 use crate::server::{self, LONG_POLL};
 use crate::store::{Store, DEFAULT_MEMORY_PER_CONTENT};
@@ -22,7 +22,9 @@ use crate::uplink::Uplink;
 pub const MAX_KNOWN_PEERS: usize = 200;
 /// Default connections the peer server holds at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
-/// Blob answers in progress at once; more get `503` and ask someone else.
+/// Blob answers in progress at once due no later than a new ask (see `crate::answers`: an ask
+/// due sooner than those may add up to two more); past them, `503`, and the asker asks
+/// someone else.
 pub const DEFAULT_MAX_BLOB_ANSWERS: usize = 2;
 
 /// How much a node uploads to other listeners.
@@ -64,6 +66,7 @@ pub struct NodeConfig {
     pub memory_per_content: usize,
     pub upload_limit: UploadLimit,
     pub max_connections: usize,
+    /// See [`DEFAULT_MAX_BLOB_ANSWERS`].
     pub max_blob_answers: usize,
     /// How long a `have` long-poll is held.
     pub long_poll: Duration,
@@ -105,9 +108,8 @@ pub fn started_ms_of(peer_id: &str) -> Option<u64> {
 pub struct Node {
     pub store: Store,
     pub metrics: Metrics,
-    pub(crate) blob_slots: Arc<Semaphore>,
-    /// One more answer for urgent asks only (see [`server::URGENT_DUE_MS`]).
-    pub(crate) urgent_slots: Arc<Semaphore>,
+    /// Blob answers in flight (see [`crate::answers`]).
+    pub(crate) answers: Arc<Answers>,
     pub(crate) long_poll: Duration,
     pub(crate) http: reqwest::Client,
     pub(crate) uplink: Uplink,
@@ -145,8 +147,7 @@ impl Node {
                 config.memory_per_content,
             ),
             metrics: Metrics::new(),
-            blob_slots: Arc::new(Semaphore::new(config.max_blob_answers.max(1))),
-            urgent_slots: Arc::new(Semaphore::new(1)),
+            answers: Answers::new(config.max_blob_answers),
             long_poll: config.long_poll,
             http,
             uplink: Uplink::new(match config.upload_limit {

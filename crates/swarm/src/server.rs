@@ -39,6 +39,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::answers::Slot;
 use crate::node::Node;
 use crate::store::Content;
 
@@ -54,10 +55,7 @@ pub const PEER_PORT_HEADER: &str = "alluvium-peer-port";
 pub const HAVE_VERSION_HEADER: &str = "alluvium-have-version";
 /// Header of a blob ask: in how many ms the asker plays the first part asked.
 pub const DUE_HEADER: &str = "alluvium-due-ms";
-/// An ask due within this is urgent: besides the blob slots, one more slot serves urgent
-/// asks only, so a listener that has just joined (or is about to play silence) is not
-/// turned away because the uplink is busy copying parts that play much later.
-pub const URGENT_DUE_MS: i64 = 3_000;
+pub use crate::answers::URGENT_DUE_MS;
 /// Unsent bytes a peer connection's socket takes (`TCP_NOTSENT_LOWAT`): past them it takes
 /// more only as bytes go out, so what it has taken is on the wire or nearly.
 pub const UNSENT_LOW: u32 = 4 * 1024;
@@ -367,13 +365,10 @@ async fn blob(
     let due_ms = headers
         .get(DUE_HEADER)
         .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
-    let urgent = due_ms.is_some_and(|due| due <= URGENT_DUE_MS);
-    let slot = match node.blob_slots.clone().try_acquire_owned() {
-        Ok(slot) => Ok(slot),
-        Err(_) if urgent => node.urgent_slots.clone().try_acquire_owned(),
-        Err(e) => Err(e),
-    };
-    let Ok(permit) = slot else {
+    // When the asker plays it: the uplink sends the soonest due first, and takes an ask
+    // while few answers in flight are due before it.
+    let due = due_ms.map(|ms| node.uplink.deadline(ms));
+    let Some(permit) = node.answers.try_take(due, due_ms) else {
         let mut r = status(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -399,8 +394,6 @@ async fn blob(
             format!("bytes {start}-{}/{size}", start + len - 1),
         );
     }
-    // When the asker plays it: the uplink sends the soonest due first.
-    let due = due_ms.map(|ms| node.uplink.deadline(ms));
     node.uplink.charge(ANSWER_HEAD);
     let body = paced(node.clone(), bytes, due, permit, written);
     builder
@@ -412,15 +405,9 @@ async fn blob(
 /// steps before it; the blob slot is held until the socket has taken the last byte. The HTTP
 /// server buffers whatever it is handed, so without the wait every answer would be handed
 /// over at once, its slot freed at once, and a thin uplink would queue answers for many
-/// seconds: with it, at most `max_blob_answers` answers are on their way, and askers past
+/// seconds: with it, only a few answers are on their way (`crate::answers`), and askers past
 /// them get `503` and go elsewhere. Bytes count as uploaded when the socket takes them.
-fn paced(
-    node: Arc<Node>,
-    bytes: Bytes,
-    due: Option<i64>,
-    slot: OwnedSemaphorePermit,
-    written: Written,
-) -> Body {
+fn paced(node: Arc<Node>, bytes: Bytes, due: Option<i64>, slot: Slot, written: Written) -> Body {
     // What the socket had taken before this answer (earlier answers on the connection are
     // complete: HTTP/1 answers one request at a time, and peers do not pipeline).
     let tail = Tail {
@@ -467,7 +454,7 @@ struct Tail {
     target: u64,
     /// Bytes handed over and not yet counted as uploaded.
     pending: u64,
-    slot: Option<OwnedSemaphorePermit>,
+    slot: Option<Slot>,
 }
 
 impl Tail {
@@ -583,7 +570,7 @@ mod tests {
     use tower::ServiceExt;
 
     #[tokio::test]
-    async fn an_urgent_ask_is_answered_while_the_slots_are_busy() {
+    async fn an_ask_due_sooner_is_answered_while_the_slots_are_busy() {
         let node = Node::new(NodeConfig {
             max_blob_answers: 1,
             ..NodeConfig::default()
@@ -604,8 +591,9 @@ mod tests {
             r.extensions_mut().insert(ConnectInfo(from));
             router(node.clone()).oneshot(r)
         };
-        // Every blob slot is taken by an answer on its way.
-        let _busy = node.blob_slots.clone().try_acquire_owned().unwrap();
+        // The one blob slot is taken by an answer due in 10 s.
+        let deadline = node.uplink.deadline(10_000);
+        let _busy = node.answers.try_take(Some(deadline), Some(10_000)).unwrap();
         assert_eq!(
             ask(None).await.unwrap().status(),
             StatusCode::SERVICE_UNAVAILABLE
@@ -613,15 +601,22 @@ mod tests {
         assert_eq!(
             ask(Some("20000")).await.unwrap().status(),
             StatusCode::SERVICE_UNAVAILABLE,
-            "due in 20 s: not urgent"
+            "due after the answer in flight"
         );
         assert_eq!(
             ask(Some("junk")).await.unwrap().status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
+        let sooner = ask(Some("5000")).await.unwrap();
+        assert_eq!(sooner.status(), StatusCode::PARTIAL_CONTENT, "due in 5 s");
+        assert_eq!(
+            ask(Some("8000")).await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the answer due in 5 s goes first"
+        );
         let urgent = ask(Some("800")).await.unwrap();
         assert_eq!(urgent.status(), StatusCode::PARTIAL_CONTENT, "due in 0.8 s");
-        // The urgent slot is held until that answer is on the wire: one at a time.
+        // An answer holds its place until it is on the wire: three is the most.
         assert_eq!(
             ask(Some("-300")).await.unwrap().status(),
             StatusCode::SERVICE_UNAVAILABLE

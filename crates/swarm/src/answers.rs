@@ -1,0 +1,139 @@
+//! Which blob asks a peer server takes: its answers in flight and when their askers play
+//! them.
+//!
+//! An uplink carries a few answers at once (the pacer sends the soonest due first), and an
+//! ask past them gets `503` and goes elsewhere. Counting every answer alike turned away the
+//! asks that mattered most: a listener's slots were held by answers for parts playing 20 s
+//! later (the next entry, a rare part copied on), which the pacer starves while anything due
+//! sooner waits, so they held their slots longest, and a joiner asking for its first seconds
+//! got `503` from half its neighbours. Here an ask is taken while fewer than `cap` answers
+//! in flight are due no later than it (one more for an urgent ask, due within
+//! [`URGENT_DUE_MS`]), and at most `cap + JUMP` answers are in flight in all.
+
+use std::sync::{Arc, Mutex};
+
+/// An ask due within this is urgent: it may be taken past one more answer due sooner, so a
+/// listener that has just joined (or is about to play silence) is not turned away because
+/// the uplink is busy with other urgent answers.
+pub const URGENT_DUE_MS: i64 = 3_000;
+
+/// Answers past the cap that asks due sooner than those in flight may add.
+const JUMP: usize = 2;
+
+/// The answers in flight, by deadline (on the uplink's clock; `i64::MAX`: none).
+#[derive(Debug)]
+pub(crate) struct Answers {
+    cap: usize,
+    inner: Mutex<Vec<(u64, i64)>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// An answer in flight; dropping it frees its place.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    answers: Arc<Answers>,
+    id: u64,
+}
+
+impl Answers {
+    /// At most `cap` answers due no later than any ask taken (at least one).
+    pub(crate) fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            cap: cap.max(1),
+            inner: Mutex::new(Vec::new()),
+            next_id: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// A place for an answer whose asker plays it at `deadline` (`None`: no deadline, after
+    /// everything), due in `due_in_ms`; `None` if the uplink has enough to send first.
+    pub(crate) fn try_take(
+        self: &Arc<Self>,
+        deadline: Option<i64>,
+        due_in_ms: Option<i64>,
+    ) -> Option<Slot> {
+        let deadline = deadline.unwrap_or(i64::MAX);
+        let urgent = due_in_ms.is_some_and(|d| d <= URGENT_DUE_MS);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let ahead = inner.iter().filter(|(_, d)| *d <= deadline).count();
+        if ahead >= self.cap + usize::from(urgent) || inner.len() >= self.cap + JUMP {
+            return None;
+        }
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        inner.push((id, deadline));
+        Some(Slot {
+            answers: self.clone(),
+            id,
+        })
+    }
+
+    /// Answers in flight.
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut inner = self.answers.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.retain(|(id, _)| *id != self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ask_due_sooner_than_the_answers_in_flight_is_taken() {
+        let answers = Answers::new(2);
+        // Two answers for parts playing in 20 s fill the cap for anything due later.
+        let a = answers.try_take(Some(20_000), Some(20_000));
+        let b = answers.try_take(Some(20_000), Some(20_000));
+        assert!(a.is_some() && b.is_some());
+        assert!(answers.try_take(Some(25_000), Some(25_000)).is_none());
+        assert!(answers.try_take(None, None).is_none(), "no deadline: last");
+        assert!(
+            answers.try_take(Some(20_000), Some(20_000)).is_none(),
+            "a tie"
+        );
+        // A part due in 5 s goes ahead of them; so does a second one.
+        let c = answers.try_take(Some(5_000), Some(5_000));
+        assert!(c.is_some());
+        let d = answers.try_take(Some(6_000), Some(6_000));
+        assert!(d.is_some());
+        // Four in flight: the most there is room for, even for an urgent ask.
+        assert!(answers.try_take(Some(500), Some(500)).is_none());
+        drop(a);
+        // Two are due before 7 s: a third is not taken, unless urgent.
+        assert!(answers.try_take(Some(7_000), Some(7_000)).is_none());
+        let e = answers.try_take(Some(-300), Some(-300));
+        assert!(e.is_some(), "overdue is urgent");
+        assert_eq!(answers.in_flight(), 4);
+        drop((b, c, d, e));
+        assert_eq!(answers.in_flight(), 0);
+    }
+
+    #[test]
+    fn without_deadlines_the_cap_is_plain() {
+        let answers = Answers::new(2);
+        let a = answers.try_take(None, None);
+        let b = answers.try_take(None, None);
+        assert!(a.is_some() && b.is_some());
+        assert!(answers.try_take(None, None).is_none());
+        // An urgent ask still gets the one more it always had.
+        let u = answers.try_take(Some(1_000), Some(1_000));
+        assert!(u.is_some());
+        let v = answers.try_take(Some(900), Some(900));
+        assert!(v.is_some(), "due before the urgent one: jumps too");
+        assert!(
+            answers.try_take(Some(800), Some(800)).is_none(),
+            "four in flight"
+        );
+        drop(a);
+        assert!(answers.try_take(None, None).is_none(), "two are in flight");
+    }
+}
