@@ -20,12 +20,18 @@ pub const URGENT_DUE_MS: i64 = 3_000;
 /// Answers past the cap that asks due sooner than those in flight may add.
 const JUMP: usize = 2;
 
-/// The answers in flight, by deadline (on the uplink's clock; `i64::MAX`: none).
+/// The answers in flight, by deadline.
 #[derive(Debug)]
 pub(crate) struct Answers {
     cap: usize,
-    inner: Mutex<Vec<(u64, i64)>>,
-    next_id: std::sync::atomic::AtomicU64,
+    inner: Mutex<InFlight>,
+}
+
+#[derive(Debug, Default)]
+struct InFlight {
+    /// Each answer's id and deadline (on the uplink's clock; `i64::MAX`: none).
+    dues: Vec<(u64, i64)>,
+    next_id: u64,
 }
 
 /// An answer in flight; dropping it frees its place.
@@ -40,8 +46,7 @@ impl Answers {
     pub(crate) fn new(cap: usize) -> Arc<Self> {
         Arc::new(Self {
             cap: cap.max(1),
-            inner: Mutex::new(Vec::new()),
-            next_id: std::sync::atomic::AtomicU64::new(0),
+            inner: Mutex::new(InFlight::default()),
         })
     }
 
@@ -55,14 +60,13 @@ impl Answers {
         let deadline = deadline.unwrap_or(i64::MAX);
         let urgent = due_in_ms.is_some_and(|d| d <= URGENT_DUE_MS);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let ahead = inner.iter().filter(|(_, d)| *d <= deadline).count();
-        if ahead >= self.cap + usize::from(urgent) || inner.len() >= self.cap + JUMP {
+        let ahead = inner.dues.iter().filter(|(_, d)| *d <= deadline).count();
+        if ahead >= self.cap + usize::from(urgent) || inner.dues.len() >= self.cap + JUMP {
             return None;
         }
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        inner.push((id, deadline));
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.dues.push((id, deadline));
         Some(Slot {
             answers: self.clone(),
             id,
@@ -72,14 +76,18 @@ impl Answers {
     /// Answers in flight.
     #[cfg(test)]
     fn in_flight(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dues
+            .len()
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut inner = self.answers.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.retain(|(id, _)| *id != self.id);
+        inner.dues.retain(|(id, _)| *id != self.id);
     }
 }
 
