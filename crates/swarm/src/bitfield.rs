@@ -92,11 +92,50 @@ impl Bitfield {
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.len).filter(|&p| self.get(p))
     }
+
+    /// The parts either holds (`None`: different lengths).
+    pub fn union(&self, other: &Bitfield) -> Option<Bitfield> {
+        if self.len != other.len {
+            return None;
+        }
+        let bytes: Vec<u8> = self
+            .bytes
+            .iter()
+            .zip(&other.bytes)
+            .map(|(a, b)| a | b)
+            .collect();
+        Bitfield::from_bytes(self.len, &bytes)
+    }
+
+    /// Whether this holds a part `other` does not (`true` for different lengths).
+    pub fn has_any_beyond(&self, other: &Bitfield) -> bool {
+        self.len != other.len
+            || self
+                .bytes
+                .iter()
+                .zip(&other.bytes)
+                .any(|(a, b)| a & !b != 0)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn union_and_beyond() {
+        let mut a = Bitfield::new(10);
+        let mut b = Bitfield::new(10);
+        a.set(1);
+        b.set(9);
+        let both = a.union(&b).expect("same length");
+        assert_eq!(both.iter().collect::<Vec<_>>(), [1, 9]);
+        assert_eq!(both.count(), 2);
+        assert!(both.has_any_beyond(&a));
+        assert!(!a.has_any_beyond(&both));
+        assert!(a.union(&Bitfield::new(11)).is_none());
+        assert!(a.has_any_beyond(&Bitfield::new(11)));
+    }
 
     #[test]
     fn layout_is_msb_first() {

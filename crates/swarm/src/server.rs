@@ -4,9 +4,11 @@
 //!   those verified bytes; `404` unknown content; `416` a part in the range is not held (or the
 //!   range is outside the file or not on part boundaries); `400` a malformed or multiple range.
 //!   Without `Range`, the whole content if complete, else `416`.
-//! - `GET /v1/blob/{blake3}/have[?after=N]`: the bitfield, with `Alluvium-Have-Version`. With
-//!   `after`, the answer waits until the version passes `N` (gathering news for a moment), or
-//!   `304` after [`LONG_POLL`].
+//! - `GET /v1/blob/{blake3}/have[?after=N[&known=HEX]]`: the bitfield, with
+//!   `Alluvium-Have-Version`. With `after`, the answer waits until the version passes `N`
+//!   (gathering news for a moment), or `304` after [`LONG_POLL`]. With `known` too (a
+//!   bitfield in hex: the asker's parts and those it knows are here), it waits until a part
+//!   outside `known` is held as well.
 //! - `GET /v1/blob/{blake3}/peers`: peers this node knows for the content, as JSON
 //!   `["IP:PORT", ...]`: peer exchange, so a swarm outlives its tracker.
 //! - A request carrying `Alluvium-Peer-Port: N` tells the server the requester serves on
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::bitfield::Bitfield;
 use alluvium_content::{Hash, PART_SIZE};
 use axum::body::Body;
 use axum::extract::connect_info::Connected;
@@ -493,6 +496,10 @@ impl Drop for Tail {
 #[derive(Deserialize)]
 struct HaveQuery {
     after: Option<u64>,
+    /// The asker's parts and those it knows this peer holds, as hex of the bitfield layout:
+    /// a long poll then answers only when this peer holds a part outside them (news the
+    /// asker can use), not on every new part.
+    known: Option<String>,
 }
 
 async fn have(
@@ -509,10 +516,26 @@ async fn have(
     let root = content.root();
     learn(&node, root, from, &headers);
     if let Some(after) = q.after {
+        // A `known` that does not parse is ignored: every new part is news, as without it.
+        let known = q
+            .known
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| Bitfield::from_bytes(content.parts(), &b));
+        let until = tokio::time::Instant::now() + node.long_poll;
         let mut rx = content.subscribe();
-        let changed = tokio::time::timeout(node.long_poll, rx.wait_for(|v| *v > after))
-            .await
-            .is_ok_and(|r| r.is_ok());
+        // The version is read and let go before the parts are looked at: the store takes
+        // its lock before the version's.
+        let changed = loop {
+            let version = *rx.borrow_and_update();
+            if version > after && known.as_ref().is_none_or(|k| content.holds_beyond(k)) {
+                break true;
+            }
+            match tokio::time::timeout_at(until, rx.changed()).await {
+                Ok(Ok(())) => {}
+                _ => break false,
+            }
+        };
         if !changed {
             return status(StatusCode::NOT_MODIFIED, "");
         }
@@ -627,6 +650,45 @@ mod tests {
             StatusCode::PARTIAL_CONTENT,
             "overdue is urgent too"
         );
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_answers_only_news_the_asker_can_use() {
+        let node = Node::new(NodeConfig {
+            long_poll: Duration::from_millis(1_500),
+            ..NodeConfig::default()
+        });
+        let data = Bytes::from(vec![5u8; 3 * PART_SIZE as usize]);
+        let tree = Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
+        let content = node.store.open(tree);
+        let part = |p: usize| data.slice(p * PART_SIZE as usize..(p + 1) * PART_SIZE as usize);
+        content.insert(0, &part(0)).unwrap();
+        let root = content.root();
+        let poll = |query: String| {
+            let mut r = axum::http::Request::get(format!("/v1/blob/{root}/have?{query}"))
+                .body(Body::empty())
+                .unwrap();
+            let from = PeerAddr("127.0.0.9:7001".parse().unwrap(), Written::default());
+            r.extensions_mut().insert(ConnectInfo(from));
+            router(node.clone()).oneshot(r)
+        };
+        // The asker holds part 1 and knows part 0 is here: "c0" is parts 0 and 1.
+        let waiting = tokio::spawn(poll("after=1&known=c0".into()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        content.insert(1, &part(1)).unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(!waiting.is_finished(), "part 1 is no news to it");
+        content.insert(2, &part(2)).unwrap();
+        let answer = waiting.await.unwrap().unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "part 2 is");
+        let body = axum::body::to_bytes(answer.into_body(), 16).await.unwrap();
+        assert_eq!(&body[..], &[0b1110_0000]);
+        // Knowing everything here: nothing until the poll ends.
+        let r = poll("after=2&known=e0".into()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        // A `known` that does not parse is left out: any new part is news, as before.
+        let r = poll("after=2&known=zz".into()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
     }
 
     #[test]

@@ -102,6 +102,11 @@ impl Content {
         self.lock().have.is_complete()
     }
 
+    /// Whether a part outside `known` is held.
+    pub fn holds_beyond(&self, known: &Bitfield) -> bool {
+        self.lock().have.has_any_beyond(known)
+    }
+
     /// A reader needs `part` now, whatever its play time (a file's head, which says where the
     /// audio lies): downloads ask it first, as they do the first part. Forgotten once held.
     pub fn want(&self, part: u32) {
