@@ -368,7 +368,7 @@ pub async fn download(
             for addr in candidates.into_iter().take(neighbours - followed.len()) {
                 let poller = scope.child_token();
                 followed.insert(addr, poller.clone());
-                spawn_poller(&node, root, addr, content.parts(), tx.clone(), poller);
+                spawn_poller(&node, &content, addr, tx.clone(), poller);
             }
         }
         if last_exchange.elapsed() >= PEER_EXCHANGE_EVERY {
@@ -702,19 +702,18 @@ async fn from_origin(
 
 fn spawn_poller(
     node: &Arc<Node>,
-    root: Hash,
+    content: &Arc<Content>,
     peer: SocketAddr,
-    parts: u32,
     tx: mpsc::Sender<Event>,
     cancel: CancellationToken,
 ) {
-    let node = node.clone();
+    let (node, content) = (node.clone(), content.clone());
     let span = tracing::debug_span!("have-poll", %peer);
     tokio::spawn(
         async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = poll_have(node, root, peer, parts, tx) => {}
+                _ = poll_have(node, content, peer, tx) => {}
             }
         }
         .instrument(span),
@@ -723,11 +722,11 @@ fn spawn_poller(
 
 async fn poll_have(
     node: Arc<Node>,
-    root: Hash,
+    content: Arc<Content>,
     peer: SocketAddr,
-    parts: u32,
     tx: mpsc::Sender<Event>,
 ) {
+    let (root, parts) = (content.root(), content.parts());
     let mut version: Option<u64> = None;
     let mut failures = 0u32;
     let base = format!("http://{peer}/v1/blob/{root}/have");
@@ -744,8 +743,7 @@ async fn poll_have(
                 let known = told
                     .as_ref()
                     .filter(|_| parts <= MAX_KNOWN_PARTS)
-                    .zip(node.store.get(&root))
-                    .and_then(|(t, c)| c.have().0.union(t));
+                    .and_then(|t| content.have().0.union(t));
                 match known {
                     Some(k) => format!("{base}?after={v}&known={}", hex::encode(k.as_bytes())),
                     None => format!("{base}?after={v}"),

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::bitfield::Bitfield;
 use alluvium_content::{Hash, PART_SIZE};
 use axum::body::Body;
 use axum::extract::connect_info::Connected;
@@ -43,6 +42,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::answers::Slot;
+use crate::bitfield::Bitfield;
 use crate::node::Node;
 use crate::store::Content;
 
