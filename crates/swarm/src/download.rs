@@ -31,7 +31,7 @@ use crate::node::{started_ms_of, unix_ms, Node};
 use crate::picker::{
     member_hash, Deadlines, Failure, PeerVerdict, Picker, PickerConfig, Request, Source,
 };
-use crate::server::{DUE_HEADER, HAVE_VERSION_HEADER, PEER_PORT_HEADER};
+use crate::server::{DUE_HEADER, HAVE_STREAM_TYPE, HAVE_VERSION_HEADER, PEER_PORT_HEADER};
 use crate::store::{Content, StoreError};
 
 /// How often the loop looks for new peers and new requests without other news.
@@ -726,30 +726,97 @@ async fn poll_have(
     peer: SocketAddr,
     tx: mpsc::Sender<Event>,
 ) {
-    let (root, parts) = (content.root(), content.parts());
-    let mut version: Option<u64> = None;
+    let mut follow = Follow {
+        base: format!("http://{peer}/v1/blob/{}/have", content.root()),
+        content,
+        peer,
+        version: None,
+        told: None,
+    };
+    // A have stream (one answer that stays open, a record per piece of news) until the peer
+    // shows it does not know them (it answers as to a plain poll): then long polls.
+    let mut streaming = true;
     let mut failures = 0u32;
-    let base = format!("http://{peer}/v1/blob/{root}/have");
-    // What the peer said it holds last.
-    let mut told: Option<Bitfield> = None;
     loop {
-        let url = match version {
-            Some(v) => {
-                // News only of parts this node neither holds nor knows the peer holds: a
-                // peer followed by eight answered each new part to all eight, also to those
-                // that already had it (a bitfield poll and answer were 8-16 % of a 2x
-                // uplink in the benchmark). Not for long entries: the list would outgrow
-                // the answers it saves.
-                let known = told
-                    .as_ref()
-                    .filter(|_| parts <= MAX_KNOWN_PARTS)
-                    .and_then(|t| content.have().0.union(t));
-                match known {
-                    Some(k) => format!("{base}?after={v}&known={}", hex::encode(k.as_bytes())),
-                    None => format!("{base}?after={v}"),
-                }
+        let outcome = if streaming {
+            follow.stream(&node, &tx).await
+        } else {
+            follow.poll(&node, &tx).await
+        };
+        match outcome {
+            Followed::News => failures = 0,
+            Followed::Polled => {
+                streaming = false;
+                failures = 0;
             }
-            None => base.clone(),
+            Followed::Gone => {
+                let _ = tx.send(Event::PeerGone(peer)).await;
+                return;
+            }
+            Followed::Closed => return,
+            Followed::Failed => {
+                failures += 1;
+                if failures >= 3 {
+                    let _ = tx.send(Event::PeerGone(peer)).await;
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(failures))).await;
+            }
+        }
+    }
+}
+
+/// A peer's bitfield as this node follows it.
+struct Follow {
+    base: String,
+    content: Arc<Content>,
+    peer: SocketAddr,
+    /// The version of what the peer said last.
+    version: Option<u64>,
+    /// What the peer said it holds last.
+    told: Option<Bitfield>,
+}
+
+/// How one ask of a [`Follow`] ended.
+enum Followed {
+    /// It answered (news, or none for a long poll's time): ask again at once.
+    News,
+    /// It answered a stream ask as a plain poll (a peer that does not stream): poll from now.
+    Polled,
+    /// It sent what is not a bitfield of this content: not a peer to use.
+    Gone,
+    /// This download no longer listens.
+    Closed,
+    /// No answer, or a bad status.
+    Failed,
+}
+
+impl Follow {
+    /// The query telling the peer what this node knows: its own parts and those the peer said
+    /// it held, so that the peer sends only news this node can use (a peer followed by eight
+    /// answered each new part to all eight, also to those that already had it). Not for long
+    /// entries: the list would outgrow the news it saves.
+    fn known(&self) -> Option<String> {
+        self.told
+            .as_ref()
+            .filter(|_| self.content.parts() <= MAX_KNOWN_PARTS)
+            .and_then(|t| self.content.have().0.union(t))
+            .map(|k| hex::encode(k.as_bytes()))
+    }
+
+    /// Takes a bitfield the peer sent; false when this download no longer listens.
+    async fn told(&mut self, tx: &mpsc::Sender<Event>, version: u64, bits: Bitfield) -> bool {
+        self.version = Some(version);
+        self.told = Some(bits.clone());
+        tx.send(Event::Have(self.peer, bits)).await.is_ok()
+    }
+
+    /// One long poll (DESIGN section 4): `?after=N`, answered with news or `304`.
+    async fn poll(&mut self, node: &Node, tx: &mpsc::Sender<Event>) -> Followed {
+        let url = match (self.version, self.known()) {
+            (Some(v), Some(k)) => format!("{}?after={v}&known={k}", self.base),
+            (Some(v), None) => format!("{}?after={v}", self.base),
+            (None, _) => self.base.clone(),
         };
         let sent = node
             .http
@@ -758,47 +825,97 @@ async fn poll_have(
             .timeout(node.long_poll + Duration::from_secs(10))
             .send()
             .await;
-        let ok = match sent {
-            Ok(r) if r.status() == StatusCode::OK => {
-                let v = r
-                    .headers()
-                    .get(HAVE_VERSION_HEADER)
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-                match (
-                    r.bytes()
-                        .await
-                        .ok()
-                        .and_then(|b| Bitfield::from_bytes(parts, &b)),
-                    v,
-                ) {
-                    (Some(bits), Some(v)) => {
-                        version = Some(v);
-                        told = Some(bits.clone());
-                        if tx.send(Event::Have(peer, bits)).await.is_err() {
-                            return;
-                        }
-                        true
-                    }
-                    // A bitfield of the wrong size or without a version: not a peer we can use.
-                    _ => {
-                        let _ = tx.send(Event::PeerGone(peer)).await;
-                        return;
+        match sent {
+            Ok(r) if r.status() == StatusCode::OK => self.answer(r, tx).await,
+            Ok(r) if r.status() == StatusCode::NOT_MODIFIED => Followed::News,
+            _ => Followed::Failed,
+        }
+    }
+
+    /// A plain answer: the bitfield, its version in a header.
+    async fn answer(&mut self, r: reqwest::Response, tx: &mpsc::Sender<Event>) -> Followed {
+        let version = r
+            .headers()
+            .get(HAVE_VERSION_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let parts = self.content.parts();
+        let bits = r
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| Bitfield::from_bytes(parts, &b));
+        match (bits, version) {
+            (Some(bits), Some(v)) => {
+                if self.told(tx, v, bits).await {
+                    Followed::News
+                } else {
+                    Followed::Closed
+                }
+            }
+            // A bitfield of the wrong size or without a version: not a peer we can use.
+            _ => Followed::Gone,
+        }
+    }
+
+    /// A have stream (`?stream=1`): records until the peer ends it or goes quiet past a
+    /// long poll's time (it repeats its last record when it has no news).
+    async fn stream(&mut self, node: &Node, tx: &mpsc::Sender<Event>) -> Followed {
+        let mut url = format!("{}?stream=1", self.base);
+        if let Some(v) = self.version {
+            url.push_str(&format!("&after={v}"));
+            if let Some(k) = self.known() {
+                url.push_str(&format!("&known={k}"));
+            }
+        }
+        let quiet = node.long_poll + Duration::from_secs(10);
+        let ask = node
+            .http
+            .get(&url)
+            .header(PEER_PORT_HEADER, node.port())
+            .send();
+        let mut r = match tokio::time::timeout(quiet, ask).await {
+            Ok(Ok(r)) if r.status() == StatusCode::OK => r,
+            _ => return Followed::Failed,
+        };
+        let is_stream = r
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes() == HAVE_STREAM_TYPE.as_bytes());
+        if !is_stream {
+            return match self.answer(r, tx).await {
+                Followed::News => Followed::Polled,
+                other => other,
+            };
+        }
+        let parts = self.content.parts();
+        let record = 8 + parts.div_ceil(8) as usize;
+        let mut buf: Vec<u8> = Vec::with_capacity(record * 2);
+        let mut any = false;
+        loop {
+            match tokio::time::timeout(quiet, r.chunk()).await {
+                Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk),
+                // Ended or quiet: ask again (at once if it said something).
+                _ => {
+                    return if any {
+                        Followed::News
+                    } else {
+                        Followed::Failed
                     }
                 }
             }
-            Ok(r) if r.status() == StatusCode::NOT_MODIFIED => true,
-            _ => false,
-        };
-        if ok {
-            failures = 0;
-            continue;
+            while buf.len() >= record {
+                let mut version = [0u8; 8];
+                version.copy_from_slice(&buf[..8]);
+                let Some(bits) = Bitfield::from_bytes(parts, &buf[8..record]) else {
+                    return Followed::Gone;
+                };
+                buf.drain(..record);
+                any = true;
+                if !self.told(tx, u64::from_be_bytes(version), bits).await {
+                    return Followed::Closed;
+                }
+            }
         }
-        failures += 1;
-        if failures >= 3 {
-            let _ = tx.send(Event::PeerGone(peer)).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500 * u64::from(failures))).await;
     }
 }
 

@@ -124,6 +124,8 @@ pub struct Node {
     port: AtomicU16,
     /// The peer server's address as bound (its IP may be unspecified).
     bound: std::sync::Mutex<Option<SocketAddr>>,
+    /// Fires when the peer server stops: answers that stay open (have streams) end.
+    pub(crate) stopping: CancellationToken,
     peer_id: String,
     max_connections: usize,
 }
@@ -160,6 +162,7 @@ impl Node {
             short: Mutex::new(std::collections::HashSet::new()),
             port: AtomicU16::new(0),
             bound: std::sync::Mutex::new(None),
+            stopping: CancellationToken::new(),
             // When it started, then a random tail: other members read its age from the id
             // (the members there first own the blocks, see `PickerConfig::owners`).
             peer_id: format!(
@@ -185,6 +188,13 @@ impl Node {
         *self.bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(local);
         let node = self.clone();
         let max = self.max_connections;
+        let stopping = self.stopping.clone();
+        let stop = cancel.clone();
+        // Graceful shutdown waits for open answers: have streams end when it begins.
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            stopping.cancel();
+        });
         tokio::spawn(
             async move {
                 if let Err(e) = server::serve(node, listener, max, cancel).await {

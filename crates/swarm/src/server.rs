@@ -9,6 +9,14 @@
 //!   (gathering news for a moment), or `304` after [`LONG_POLL`]. With `known` too (a
 //!   bitfield in hex: the asker's parts and those it knows are here), it waits until a part
 //!   outside `known` is held as well.
+//! - `GET /v1/blob/{blake3}/have?stream=1[&after=N][&known=HEX]`: the same news on one
+//!   answer that stays open (`Content-Type: application/x-alluvium-have-stream`): a record
+//!   per piece of news, each the version (8 bytes, big-endian) then the bitfield. The first
+//!   comes at once (without `after`) or with the first news past `N`; with no news for
+//!   [`LONG_POLL`] the last is sent again, so the asker knows the peer is there. An extension
+//!   of DESIGN section 4's long poll (which is kept): a record and its acknowledgement take
+//!   about 160 bytes of the uplinks, an answered poll and the next ask about 550. A peer
+//!   that does not know `stream` answers as to a plain poll, and the asker polls it.
 //! - `GET /v1/blob/{blake3}/peers`: peers this node knows for the content, as JSON
 //!   `["IP:PORT", ...]`: peer exchange, so a swarm outlives its tracker.
 //! - A request carrying `Alluvium-Peer-Port: N` tells the server the requester serves on
@@ -56,6 +64,12 @@ pub const NEWS_GATHER: Duration = Duration::from_millis(400);
 pub const PEER_PORT_HEADER: &str = "alluvium-peer-port";
 /// Header with the bitfield's version.
 pub const HAVE_VERSION_HEADER: &str = "alluvium-have-version";
+/// Content type of a have stream (`/have?stream=1`): records of the version (8 bytes,
+/// big-endian) and the bitfield (`ceil(parts/8)` bytes).
+pub const HAVE_STREAM_TYPE: &str = "application/x-alluvium-have-stream";
+/// What a have stream's record takes on the wire besides itself (chunk framing, TCP and IP
+/// headers), counted against the uplink.
+const RECORD_HEAD: usize = 80;
 /// Header of a blob ask: in how many ms the asker plays the first part asked.
 pub const DUE_HEADER: &str = "alluvium-due-ms";
 pub use crate::answers::URGENT_DUE_MS;
@@ -500,6 +514,8 @@ struct HaveQuery {
     /// a long poll then answers only when this peer holds a part outside them (news the
     /// asker can use), not on every new part.
     known: Option<String>,
+    /// `1`: news as records on one answer that stays open (see the module's docs).
+    stream: Option<u8>,
 }
 
 async fn have(
@@ -515,28 +531,32 @@ async fn have(
     };
     let root = content.root();
     learn(&node, root, from, &headers);
+    // A `known` that does not parse is ignored: every new part is news, as without it.
+    let known = q
+        .known
+        .as_deref()
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| Bitfield::from_bytes(content.parts(), &b));
+    if q.stream.is_some_and(|s| s != 0) {
+        let version = content.have().1;
+        let records = have_records(node, content, q.after, known);
+        return (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(HAVE_STREAM_TYPE),
+                ),
+                (
+                    header::HeaderName::from_static(HAVE_VERSION_HEADER),
+                    HeaderValue::from(version),
+                ),
+            ],
+            Body::from_stream(records),
+        )
+            .into_response();
+    }
     if let Some(after) = q.after {
-        // A `known` that does not parse is ignored: every new part is news, as without it.
-        let known = q
-            .known
-            .as_deref()
-            .and_then(|h| hex::decode(h).ok())
-            .and_then(|b| Bitfield::from_bytes(content.parts(), &b));
-        let until = tokio::time::Instant::now() + node.long_poll;
-        let mut rx = content.subscribe();
-        // The version is read and let go before the parts are looked at: the store takes
-        // its lock before the version's.
-        let changed = loop {
-            let version = *rx.borrow_and_update();
-            if version > after && known.as_ref().is_none_or(|k| content.holds_beyond(k)) {
-                break true;
-            }
-            match tokio::time::timeout_at(until, rx.changed()).await {
-                Ok(Ok(())) => {}
-                _ => break false,
-            }
-        };
-        if !changed {
+        if news(&node, &content, after, known.as_ref()).await != News::Some {
             return status(StatusCode::NOT_MODIFIED, "");
         }
         tokio::time::sleep(NEWS_GATHER).await;
@@ -558,6 +578,83 @@ async fn have(
         bits.as_bytes().to_vec(),
     )
         .into_response()
+}
+
+/// What a long wait for news ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum News {
+    /// The version passed `after`, with a part outside `known` if one was given.
+    Some,
+    /// [`LONG_POLL`] passed without.
+    None,
+    /// The node is stopping: the answer ends.
+    Stopping,
+}
+
+/// Waits until the version passes `after` and, with `known`, a part outside it is held, for
+/// at most [`LONG_POLL`].
+async fn news(node: &Node, content: &Content, after: u64, known: Option<&Bitfield>) -> News {
+    let until = tokio::time::Instant::now() + node.long_poll;
+    let mut rx = content.subscribe();
+    // The version is read and let go before the parts are looked at: the store takes its
+    // lock before the version's.
+    loop {
+        let version = *rx.borrow_and_update();
+        if version > after && known.is_none_or(|k| content.holds_beyond(k)) {
+            return News::Some;
+        }
+        tokio::select! {
+            _ = node.stopping.cancelled() => return News::Stopping,
+            changed = tokio::time::timeout_at(until, rx.changed()) => match changed {
+                Ok(Ok(())) => {}
+                Err(_) => return News::None,
+                // The version's sender is gone with the content (it cannot be while the
+                // content is held here): nothing more will come.
+                Ok(Err(_)) => return News::Stopping,
+            },
+        }
+    }
+}
+
+/// A have stream's records: the first at once (without `after`) or at the first news past
+/// it, then one per piece of news (gathered for [`NEWS_GATHER`]) the asker can use: a part
+/// outside what it said it knew and what the stream has told it. With no news for
+/// [`LONG_POLL`], the last record again. Ends when the node stops.
+fn have_records(
+    node: Arc<Node>,
+    content: Arc<Content>,
+    after: Option<u64>,
+    known: Option<Bitfield>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+    futures_util::stream::unfold(
+        (node, content, after, known),
+        |(node, content, after, known)| async move {
+            if let Some(after) = after {
+                match news(&node, &content, after, known.as_ref()).await {
+                    News::Stopping => return None,
+                    News::None => {}
+                    News::Some => tokio::select! {
+                        _ = node.stopping.cancelled() => return None,
+                        _ = tokio::time::sleep(NEWS_GATHER) => {}
+                    },
+                }
+            }
+            let (bits, version) = content.have();
+            node.metrics.have_answers.inc();
+            node.uplink.charge(RECORD_HEAD + 8 + bits.as_bytes().len());
+            let mut record = Vec::with_capacity(8 + bits.as_bytes().len());
+            record.extend_from_slice(&version.to_be_bytes());
+            record.extend_from_slice(bits.as_bytes());
+            let known = match known {
+                Some(k) => k.union(&bits).or(Some(bits)),
+                None => Some(bits),
+            };
+            Some((
+                Ok(Bytes::from(record)),
+                (node, content, Some(version), known),
+            ))
+        },
+    )
 }
 
 async fn peers(State(node): State<Arc<Node>>, Path(root): Path<String>) -> Response {
@@ -689,6 +786,79 @@ mod tests {
         // A `known` that does not parse is left out: any new part is news, as before.
         let r = poll("after=2&known=zz".into()).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_have_stream_sends_a_record_per_piece_of_news_the_asker_can_use() {
+        use futures_util::StreamExt;
+        let node = Node::new(NodeConfig {
+            long_poll: Duration::from_millis(1_500),
+            ..NodeConfig::default()
+        });
+        let data = Bytes::from(vec![5u8; 4 * PART_SIZE as usize]);
+        let tree = Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
+        let content = node.store.open(tree);
+        let part = |p: usize| data.slice(p * PART_SIZE as usize..(p + 1) * PART_SIZE as usize);
+        content.insert(0, &part(0)).unwrap();
+        let root = content.root();
+        let open = |query: &str| {
+            let mut r = axum::http::Request::get(format!("/v1/blob/{root}/have?{query}"))
+                .body(Body::empty())
+                .unwrap();
+            let from = PeerAddr("127.0.0.9:7001".parse().unwrap(), Written::default());
+            r.extensions_mut().insert(ConnectInfo(from));
+            router(node.clone()).oneshot(r)
+        };
+        let record = |version: u64, bits: u8| {
+            let mut r = version.to_be_bytes().to_vec();
+            r.push(bits);
+            r
+        };
+        // Records may come split or together: read exactly one.
+        async fn next(body: &mut axum::body::BodyDataStream, buf: &mut Vec<u8>) -> Vec<u8> {
+            while buf.len() < 9 {
+                buf.extend_from_slice(&body.next().await.unwrap().unwrap());
+            }
+            buf.drain(..9).collect()
+        }
+        let answer = open("stream=1").await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(answer.headers()[header::CONTENT_TYPE], HAVE_STREAM_TYPE);
+        let mut body = answer.into_body().into_data_stream();
+        let mut buf = Vec::new();
+        // What is held now comes at once.
+        let version = || content.have().1;
+        assert_eq!(
+            next(&mut body, &mut buf).await,
+            record(version(), 0b1000_0000)
+        );
+        content.insert(1, &part(1)).unwrap();
+        let v = version();
+        assert_eq!(next(&mut body, &mut buf).await, record(v, 0b1100_0000));
+
+        // Reopened after that, the asker holding part 2 itself ("e0": parts 0-2).
+        let answer = open(&format!("stream=1&after={v}&known=e0")).await.unwrap();
+        let mut body = answer.into_body().into_data_stream();
+        let mut buf = Vec::new();
+        let first = tokio::spawn(async move {
+            let r = next(&mut body, &mut buf).await;
+            (r, body, buf)
+        });
+        content.insert(2, &part(2)).unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(!first.is_finished(), "part 2 is no news to it");
+        content.insert(3, &part(3)).unwrap();
+        let (r, mut body, mut buf) = first.await.unwrap();
+        let v = version();
+        assert_eq!(r, record(v, 0b1111_0000), "part 3 is");
+        // No news for a long poll's time: the last record again, so the asker knows the
+        // peer is there.
+        let started = tokio::time::Instant::now();
+        assert_eq!(next(&mut body, &mut buf).await, record(v, 0b1111_0000));
+        assert!(started.elapsed() >= Duration::from_millis(1_400));
+        // A stopping node ends its streams.
+        node.stopping.cancel();
+        assert!(body.next().await.is_none());
     }
 
     #[test]

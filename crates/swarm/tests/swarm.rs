@@ -246,7 +246,8 @@ async fn hostile(gw: &str, info: &ContentInfo, data: Vec<u8>) -> Hostile {
         let (bits, data, asked) = (bits.clone(), data.clone(), asked2.clone());
         async move {
             if req.uri().path().ends_with("/have") {
-                if req.uri().query().is_some() {
+                // A long poll (an older peer: it answers `stream` as a plain ask).
+                if req.uri().query().is_some_and(|q| q.contains("after=")) {
                     tokio::time::sleep(Duration::from_secs(30)).await;
                 }
                 return ([("alluvium-have-version", "1")], bits).into_response();
