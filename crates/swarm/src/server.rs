@@ -106,9 +106,19 @@ struct WrittenInner {
     /// The connection has closed: nothing more will be taken.
     closed: AtomicBool,
     more: Notify,
+    /// The connection's segment size (TCP's MSS; 0: unknown).
+    segment: u32,
 }
 
 impl Written {
+    /// For a connection whose segments carry `segment` bytes (0: unknown).
+    fn with_segment(segment: u32) -> Self {
+        Self(Arc::new(WrittenInner {
+            segment,
+            ..WrittenInner::default()
+        }))
+    }
+
     pub fn total(&self) -> u64 {
         self.0.total.load(Ordering::Acquire)
     }
@@ -240,11 +250,12 @@ impl axum::serve::Listener for CappedListener {
                     // slow uplink. (Linux and Android; elsewhere the kernel's buffer counts.)
                     #[cfg(any(target_os = "linux", target_os = "android"))]
                     let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LOW);
+                    let segment = socket2::SockRef::from(&stream).tcp_mss().unwrap_or(0);
                     return (
                         CappedStream {
                             inner: stream,
                             _slot: slot,
-                            written: Written::default(),
+                            written: Written::with_segment(segment),
                         },
                         addr,
                     );
@@ -443,12 +454,14 @@ fn paced(node: Arc<Node>, bytes: Bytes, due: Option<i64>, slot: Slot, written: W
         if rest.is_empty() {
             return None;
         }
-        let step = if tail.node.uplink.rate().is_some() {
-            PACED_STEP
+        // What the socket took in all (the answer's head too, once it went with the first
+        // step): where the next step starts on the wire.
+        let n = if tail.node.uplink.rate().is_some() {
+            paced_step(tail.written.total(), tail.written.0.segment)
         } else {
             BODY_STEP
         };
-        let n = rest.len().min(step);
+        let n = rest.len().min(n);
         tail.node.uplink.send(n, due).await;
         tail.target += n as u64;
         tail.pending = n as u64;
@@ -458,6 +471,22 @@ fn paced(node: Arc<Node>, bytes: Bytes, due: Option<i64>, slot: Slot, written: W
         ))
     });
     Body::from_stream(stream)
+}
+
+/// The next paced step of a connection whose socket has taken `taken` bytes: at least
+/// [`PACED_STEP`], ending on a segment's boundary (`segment`, the MSS), so that steps go out
+/// as full segments, two or so at a time. A 2 KiB step on a 1,448-byte MSS went out as a
+/// full segment and one of 600 bytes: 16 segments a part instead of 12, each with 66 bytes
+/// of headers (about 2 % of a saturated uplink). Steps of one segment would cost the asker
+/// an acknowledgement per segment (its delayed ACK fires between paced steps) instead of one
+/// per two. An unknown or large segment (loopback) leaves the step as it is.
+fn paced_step(taken: u64, segment: u32) -> usize {
+    let segment = u64::from(segment);
+    if segment == 0 || segment > PACED_STEP as u64 {
+        return PACED_STEP;
+    }
+    let want = taken + PACED_STEP as u64;
+    (want.div_ceil(segment) * segment - taken) as usize
 }
 
 /// An answer's last step, handed to the HTTP server but not yet taken by the socket, and its
@@ -859,6 +888,25 @@ mod tests {
         // A stopping node ends its streams.
         node.stopping.cancel();
         assert!(body.next().await.is_none());
+    }
+
+    #[test]
+    fn paced_steps_end_on_segment_boundaries() {
+        // 1,448-byte segments (Ethernet with TCP timestamps): from a 300-byte head on, each
+        // step ends on a boundary, at least 2 KiB and less than a segment more; once on a
+        // boundary, two segments at a time.
+        let mut taken = 300u64;
+        for k in 0..20 {
+            let n = paced_step(taken, 1_448);
+            assert!((PACED_STEP..PACED_STEP + 1_448).contains(&n), "{n}");
+            if k > 0 {
+                assert_eq!(n, 2 * 1_448);
+            }
+            taken += n as u64;
+            assert_eq!(taken % 1_448, 0);
+        }
+        assert_eq!(paced_step(0, 0), PACED_STEP);
+        assert_eq!(paced_step(777, 65_483), PACED_STEP);
     }
 
     #[test]
