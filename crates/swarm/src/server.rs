@@ -778,66 +778,63 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_long_poll_answers_only_news_the_asker_can_use() {
+    /// A node whose long polls last 1.5 s, holding part 0 of content of `parts` parts, and
+    /// a way to take part `p` of it.
+    fn news_fixture(parts: usize) -> (Arc<Node>, Arc<Content>, impl Fn(usize) -> Bytes) {
         let node = Node::new(NodeConfig {
             long_poll: Duration::from_millis(1_500),
             ..NodeConfig::default()
         });
-        let data = Bytes::from(vec![5u8; 3 * PART_SIZE as usize]);
+        let data = Bytes::from(vec![5u8; parts * PART_SIZE as usize]);
         let tree = Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
         let content = node.store.open(tree);
-        let part = |p: usize| data.slice(p * PART_SIZE as usize..(p + 1) * PART_SIZE as usize);
+        let part = move |p: usize| data.slice(p * PART_SIZE as usize..(p + 1) * PART_SIZE as usize);
         content.insert(0, &part(0)).unwrap();
+        (node, content, part)
+    }
+
+    /// `GET /v1/blob/{root}/have?{query}` of `node`, from a peer at 127.0.0.9.
+    async fn ask_have(node: &Arc<Node>, root: Hash, query: &str) -> Response {
+        let mut r = axum::http::Request::get(format!("/v1/blob/{root}/have?{query}"))
+            .body(Body::empty())
+            .unwrap();
+        let from = PeerAddr("127.0.0.9:7001".parse().unwrap(), Written::default());
+        r.extensions_mut().insert(ConnectInfo(from));
+        router(node.clone()).oneshot(r).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_answers_only_news_the_asker_can_use() {
+        let (node, content, part) = news_fixture(3);
         let root = content.root();
-        let poll = |query: String| {
-            let mut r = axum::http::Request::get(format!("/v1/blob/{root}/have?{query}"))
-                .body(Body::empty())
-                .unwrap();
-            let from = PeerAddr("127.0.0.9:7001".parse().unwrap(), Written::default());
-            r.extensions_mut().insert(ConnectInfo(from));
-            router(node.clone()).oneshot(r)
+        let poll = |query: &str| {
+            let (node, query) = (node.clone(), query.to_string());
+            async move { ask_have(&node, root, &query).await }
         };
         // The asker holds part 1 and knows part 0 is here: "c0" is parts 0 and 1.
-        let waiting = tokio::spawn(poll("after=1&known=c0".into()));
+        let waiting = tokio::spawn(poll("after=1&known=c0"));
         tokio::time::sleep(Duration::from_millis(200)).await;
         content.insert(1, &part(1)).unwrap();
         tokio::time::sleep(Duration::from_millis(700)).await;
         assert!(!waiting.is_finished(), "part 1 is no news to it");
         content.insert(2, &part(2)).unwrap();
-        let answer = waiting.await.unwrap().unwrap();
+        let answer = waiting.await.unwrap();
         assert_eq!(answer.status(), StatusCode::OK, "part 2 is");
         let body = axum::body::to_bytes(answer.into_body(), 16).await.unwrap();
         assert_eq!(&body[..], &[0b1110_0000]);
         // Knowing everything here: nothing until the poll ends.
-        let r = poll("after=2&known=e0".into()).await.unwrap();
+        let r = poll("after=2&known=e0").await;
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         // A `known` that does not parse is left out: any new part is news, as before.
-        let r = poll("after=2&known=zz".into()).await.unwrap();
+        let r = poll("after=2&known=zz").await;
         assert_eq!(r.status(), StatusCode::OK);
     }
 
     #[tokio::test]
     async fn a_have_stream_sends_a_record_per_piece_of_news_the_asker_can_use() {
         use futures_util::StreamExt;
-        let node = Node::new(NodeConfig {
-            long_poll: Duration::from_millis(1_500),
-            ..NodeConfig::default()
-        });
-        let data = Bytes::from(vec![5u8; 4 * PART_SIZE as usize]);
-        let tree = Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
-        let content = node.store.open(tree);
-        let part = |p: usize| data.slice(p * PART_SIZE as usize..(p + 1) * PART_SIZE as usize);
-        content.insert(0, &part(0)).unwrap();
+        let (node, content, part) = news_fixture(4);
         let root = content.root();
-        let open = |query: &str| {
-            let mut r = axum::http::Request::get(format!("/v1/blob/{root}/have?{query}"))
-                .body(Body::empty())
-                .unwrap();
-            let from = PeerAddr("127.0.0.9:7001".parse().unwrap(), Written::default());
-            r.extensions_mut().insert(ConnectInfo(from));
-            router(node.clone()).oneshot(r)
-        };
         let record = |version: u64, bits: u8| {
             let mut r = version.to_be_bytes().to_vec();
             r.push(bits);
@@ -850,7 +847,7 @@ mod tests {
             }
             buf.drain(..9).collect()
         }
-        let answer = open("stream=1").await.unwrap();
+        let answer = ask_have(&node, root, "stream=1").await;
         assert_eq!(answer.status(), StatusCode::OK);
         assert_eq!(answer.headers()[header::CONTENT_TYPE], HAVE_STREAM_TYPE);
         let mut body = answer.into_body().into_data_stream();
@@ -866,7 +863,7 @@ mod tests {
         assert_eq!(next(&mut body, &mut buf).await, record(v, 0b1100_0000));
 
         // Reopened after that, the asker holding part 2 itself ("e0": parts 0-2).
-        let answer = open(&format!("stream=1&after={v}&known=e0")).await.unwrap();
+        let answer = ask_have(&node, root, &format!("stream=1&after={v}&known=e0")).await;
         let mut body = answer.into_body().into_data_stream();
         let mut buf = Vec::new();
         let first = tokio::spawn(async move {
