@@ -604,8 +604,7 @@ async fn body_parts(response: reqwest::Response, len: u64) -> Option<Bytes> {
 /// Reads a refusal's short body so that its connection goes back to the pool: a response
 /// dropped unread closes its connection, and the next ask of that peer opens a new one (a
 /// handshake and a close, about half a kilobyte across two thin uplinks, and a fresh slow
-/// start). In the benchmark a listener opened about 200 connections in 150 s, most after
-/// a `503`.
+/// start).
 async fn drain(response: reqwest::Response) {
     if response.content_length().is_some_and(|n| n <= 1_024) {
         let _ = tokio::time::timeout(Duration::from_millis(500), response.bytes()).await;
