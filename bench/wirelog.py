@@ -13,7 +13,8 @@ Usage:  bench/wirelog.py CAPTURE.pcap LISTENER_IP [kinds|rate|connections]
                closed them and their last status (a new connection costs half a kilobyte of
                handshakes and a slow start on thin links).
 
-Taking the capture (root, during a run of the shared harness; listener `i` is
+Taking the capture (root, tcpdump installed by hand: `apt-get install tcpdump`; nothing in
+the tests needs it. During a run of the shared harness; listener `i` is
 `127.77.1.i` in namespace `bn_c{i}`; stop tcpdump by its PID after the run):
 
     ip netns exec bn_c3 tcpdump -i eth0 -s 200 -w /tmp/cap3.pcap -U &

@@ -188,13 +188,6 @@ impl Node {
         *self.bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(local);
         let node = self.clone();
         let max = self.max_connections;
-        let stopping = self.stopping.clone();
-        let stop = cancel.clone();
-        // Graceful shutdown waits for open answers: have streams end when it begins.
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            stopping.cancel();
-        });
         tokio::spawn(
             async move {
                 if let Err(e) = server::serve(node, listener, max, cancel).await {

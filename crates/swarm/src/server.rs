@@ -295,11 +295,16 @@ pub async fn serve(
     max_connections: usize,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
+    let stopping = node.stopping.clone();
     axum::serve(
         CappedListener::new(listener, max_connections),
         router(node).into_make_service_with_connect_info::<PeerAddr>(),
     )
-    .with_graceful_shutdown(async move { cancel.cancelled().await })
+    .with_graceful_shutdown(async move {
+        cancel.cancelled().await;
+        // Graceful shutdown waits for open answers: have streams end now.
+        stopping.cancel();
+    })
     .await
 }
 
@@ -569,20 +574,7 @@ async fn have(
     if q.stream.is_some_and(|s| s != 0) {
         let version = content.have().1;
         let records = have_records(node, content, q.after, known);
-        return (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(HAVE_STREAM_TYPE),
-                ),
-                (
-                    header::HeaderName::from_static(HAVE_VERSION_HEADER),
-                    HeaderValue::from(version),
-                ),
-            ],
-            Body::from_stream(records),
-        )
-            .into_response();
+        return have_answer(HAVE_STREAM_TYPE, version, Body::from_stream(records));
     }
     if let Some(after) = q.after {
         if news(&node, &content, after, known.as_ref()).await != News::Some {
@@ -593,18 +585,24 @@ async fn have(
     let (bits, version) = content.have();
     node.metrics.have_answers.inc();
     node.uplink.charge(ANSWER_HEAD + bits.as_bytes().len());
+    have_answer(
+        "application/octet-stream",
+        version,
+        Body::from(bits.as_bytes().to_vec()),
+    )
+}
+
+/// A `have` answer: its type, the bitfield's version, and the bitfield or the records.
+fn have_answer(content_type: &'static str, version: u64, body: Body) -> Response {
     (
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (
                 header::HeaderName::from_static(HAVE_VERSION_HEADER),
                 HeaderValue::from(version),
             ),
         ],
-        bits.as_bytes().to_vec(),
+        body,
     )
         .into_response()
 }
