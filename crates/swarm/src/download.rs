@@ -7,7 +7,7 @@
 //! ([`spawn_announcer`]) runs beside it for as long as the node holds the content, putting
 //! tracker answers into the node's known peers, where the loop picks them up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::bitfield::Bitfield;
-use crate::node::{started_ms_of, unix_ms, Node};
+use crate::node::{started_ms_of, unix_ms, Member, Node};
 use crate::picker::{
     member_hash, Deadlines, Failure, PeerVerdict, Picker, PickerConfig, Request, Source,
 };
@@ -72,6 +72,9 @@ pub const LIVE_NEIGHBOURS: usize = 8;
 /// Every so often one neighbour makes way for another peer, at random: the listeners who
 /// joined first, whom everyone knew at the start, do not stay everyone's neighbours.
 const ROTATE_EVERY: Duration = Duration::from_secs(5);
+/// A member that started less than this ago is an arrival: a live download follows it at
+/// once with a chance of its neighbours over the members (see `adopt_arrivals`).
+const ARRIVAL_MS: u64 = 5_000;
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
@@ -320,6 +323,7 @@ pub async fn download(
     let mut running: HashMap<u64, AbortHandle> = HashMap::new();
     let mut followed: HashMap<SocketAddr, CancellationToken> = HashMap::new();
     let mut last_rotation = Instant::now();
+    let mut considered: HashSet<SocketAddr> = HashSet::new();
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut last_news = Instant::now();
     // Ask for other peers at once: a listener that knows only one peer learns the rest.
@@ -333,14 +337,34 @@ pub async fn download(
         let now = now_ms(clock);
         // Read before the members: the announcer learns them before it marks the answer.
         let answered = node.announced(&root);
-        for (addr, id) in node.known_members(&root) {
-            picker.add_peer(addr);
+        let known = node.known_members(&root);
+        for (addr, id) in &known {
+            picker.add_peer(*addr);
             let member = id
                 .as_deref()
                 .map(|id| (member_hash(id), started_ms_of(id).unwrap_or(u64::MAX)));
-            picker.set_membership(addr, member);
+            picker.set_membership(*addr, member);
         }
         let neighbours = config.neighbours.max(1);
+        let adopted = adopt_arrivals(
+            &known,
+            node.started_ms(),
+            neighbours,
+            &followed,
+            &mut considered,
+            &mut rng,
+        );
+        for addr in adopted {
+            if picker.is_banned(addr) {
+                continue;
+            }
+            if followed.len() >= neighbours {
+                let_go_of_one(&mut followed, &mut picker, &mut rng);
+            }
+            let poller = scope.child_token();
+            followed.insert(addr, poller.clone());
+            spawn_poller(&node, &content, addr, tx.clone(), poller);
+        }
         let rotate = followed.len() >= neighbours && last_rotation.elapsed() >= ROTATE_EVERY;
         // Peers to follow, looked for only when one is wanted.
         let mut candidates: Vec<SocketAddr> = if rotate || followed.len() < neighbours {
@@ -353,14 +377,7 @@ pub async fn download(
         };
         if rotate && !candidates.is_empty() {
             last_rotation = Instant::now();
-            let mut current: Vec<SocketAddr> = followed.keys().copied().collect();
-            current.sort();
-            if let Some(gone) = current.choose(&mut rng).copied() {
-                if let Some(poller) = followed.remove(&gone) {
-                    poller.cancel();
-                }
-                picker.unfollow(gone);
-            }
+            let_go_of_one(&mut followed, &mut picker, &mut rng);
         }
         if followed.len() < neighbours {
             candidates.sort();
@@ -963,4 +980,104 @@ fn spawn_exchange(node: &Arc<Node>, root: Hash, peer: SocketAddr, cancel: Cancel
             _ = ask => {}
         }
     });
+}
+
+/// Stops following one of the `followed` peers, at random: it makes way for another.
+fn let_go_of_one(
+    followed: &mut HashMap<SocketAddr, CancellationToken>,
+    picker: &mut Picker,
+    rng: &mut impl rand::Rng,
+) {
+    let mut current: Vec<SocketAddr> = followed.keys().copied().collect();
+    current.sort();
+    if let Some(gone) = current.choose(rng).copied() {
+        if let Some(poller) = followed.remove(&gone) {
+            poller.cancel();
+        }
+        picker.unfollow(gone);
+    }
+}
+
+/// Arrivals (members that started less than `ARRIVAL_MS` ago) among `known` that this
+/// download has not decided on yet, each to be followed with a chance of `neighbours` over
+/// the members: a new listener takes a part from the origin as it arrives (a cold entry's
+/// seed), and the swarm learns it holds it only from those who follow it. With neighbours
+/// rotating at random every 5 s, an arrival had one or two followers in its first seconds,
+/// and its seed was asked of it by three or four listeners in all before it was due.
+/// Nothing while this node is an arrival itself (`my_start_ms`): its neighbours are the
+/// holders of its first seconds, and an arrival holds little of them.
+fn adopt_arrivals(
+    known: &[Member],
+    my_start_ms: u64,
+    neighbours: usize,
+    followed: &HashMap<SocketAddr, CancellationToken>,
+    considered: &mut HashSet<SocketAddr>,
+    rng: &mut impl rand::Rng,
+) -> Vec<SocketAddr> {
+    let now = unix_ms();
+    if neighbours == usize::MAX || now.saturating_sub(my_start_ms) < ARRIVAL_MS {
+        return Vec::new();
+    }
+    let chance = neighbours as f64 / known.len().max(neighbours) as f64;
+    let mut adopted = Vec::new();
+    for (addr, id) in known {
+        let Some(started) = id.as_deref().and_then(started_ms_of) else {
+            continue;
+        };
+        if followed.contains_key(addr) || now.saturating_sub(started) > ARRIVAL_MS {
+            continue;
+        }
+        if considered.insert(*addr) && rng.random_bool(chance) {
+            adopted.push(*addr);
+        }
+    }
+    adopted
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rand::SeedableRng;
+
+    fn member(port: u16, started_ms: u64) -> Member {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        (addr, Some(format!("al-{started_ms:x}-00ff")))
+    }
+
+    #[test]
+    fn arrivals_are_followed_once_with_a_chance_of_neighbours_over_members() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let now = unix_ms();
+        // A small swarm: every arrival is followed, a member there for a minute is not, nor
+        // one already followed, nor one without an id.
+        let mut known = vec![
+            member(1, now - 1_000),
+            member(2, now - 60_000),
+            member(3, now),
+        ];
+        known.push(("127.0.0.1:4".parse().unwrap(), None));
+        let mut followed = HashMap::new();
+        followed.insert(known[2].0, CancellationToken::new());
+        let mut considered = HashSet::new();
+        let mine = now - 60_000;
+        // An arrival itself keeps the neighbours it found (and decides nothing yet).
+        let adopted = adopt_arrivals(&known, now, 8, &followed, &mut considered, &mut rng);
+        assert!(adopted.is_empty() && considered.is_empty());
+        let adopted = adopt_arrivals(&known, mine, 8, &followed, &mut considered, &mut rng);
+        assert_eq!(adopted, vec![known[0].0]);
+        // Decided once: asked again, nothing new.
+        assert!(adopt_arrivals(&known, mine, 8, &followed, &mut considered, &mut rng).is_empty());
+        // A plain fetch follows everyone anyway.
+        let mut fresh = HashSet::new();
+        let none = HashMap::new();
+        assert!(adopt_arrivals(&known, mine, usize::MAX, &none, &mut fresh, &mut rng).is_empty());
+
+        // 400 members arriving at once, 8 neighbours: about 8 of them followed.
+        let known: Vec<Member> = (0..400).map(|i| member(1_000 + i, now)).collect();
+        let mut considered = HashSet::new();
+        let adopted = adopt_arrivals(&known, mine, 8, &none, &mut considered, &mut rng);
+        assert!((2..=20).contains(&adopted.len()), "{}", adopted.len());
+        assert_eq!(considered.len(), 400);
+    }
 }
