@@ -219,7 +219,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             gateway: format!("http://{gateway_addr}"),
             cache: None,
             cache_size: 64 * 1024 * 1024,
-            // All on loopback: no thin uplink to keep short, and pacing at 1.75x the bitrate
+            // All on loopback: no thin uplink to keep short, and pacing at 1.6x the bitrate
             // would only slow a joiner's first burst from the one or two peers it has.
             upload_limit: alluvium_swarm::UploadLimit::Unlimited,
         };
