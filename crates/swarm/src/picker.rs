@@ -1250,8 +1250,9 @@ impl Picker {
         };
         // A listener tuning in asks for the entry's head besides its first seconds' parts:
         // the head is read before any audio, and an ask for it is not one of the prebuffer's.
-        // N=30, four runs each: median startup 3.20-3.51 s against 3.62-3.76 s, silence
-        // summed over the listeners 62-155 s against 65-234 s (docs/benchmarks.md,
+        // N=30: median startup 3.20-3.54 s in five runs against 3.62-3.76 s in four,
+        // silence summed over the listeners 62-155 s against 65-234 s; at N=10, where every
+        // joiner waits on the first listener's uplink, no gain (docs/benchmarks.md,
         // twentieth round).
         let cap = cap.saturating_add(usize::from(self.focused(now) && !self.have.get(0)));
         let mut total = self
