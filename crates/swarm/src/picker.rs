@@ -582,6 +582,10 @@ impl Picker {
             let cold_first = self.config.cold_first_blocks;
             let lead = self.config.cold_owner_lead_ms;
             let seed_parts = self.config.cold_seed_parts.clamp(1, per_block);
+            // Where a cold entry's seeding starts: after the first member's first blocks.
+            let seed_from = first_block
+                .filter(|_| cold_first > 0)
+                .map(|b0| (b0 + cold_first) * per_block);
             // Block `b`'s owners among the members settled when it is taken ahead of time.
             // Blocks each owner was given so far, in block order (see `balanced_rank`).
             let mut loads: HashMap<u64, u32> = HashMap::new();
@@ -634,9 +638,8 @@ impl Picker {
             // one too, and when the second listener came 0.6 s too late for the first unit
             // every seed fell back to the first listener, whose uplink was then the
             // entry's only source (benchmark, N=30: 331 s of silence, startup 6.6 s).
-            let seeders: Vec<Option<usize>> = match first_block {
-                Some(b0) if cold_first > 0 => {
-                    let from = (b0 + cold_first) * per_block;
+            let seeders: Vec<Option<usize>> = match seed_from {
+                Some(from) => {
                     let units = parts.saturating_sub(from).div_ceil(seed_parts);
                     let mut next = 1;
                     (0..units)
@@ -651,7 +654,7 @@ impl Picker {
                         })
                         .collect()
                 }
-                _ => Vec::new(),
+                None => Vec::new(),
             };
             let mut ranks: Vec<Ownership> = Vec::with_capacity(parts as usize);
             for b in 0..blocks {
@@ -661,9 +664,8 @@ impl Picker {
                 // A cold entry's block (nobody settled when it would be taken ahead), after the
                 // first member's first ones: seeded `seed_parts` at a time, each by the member
                 // designated by arrival, if it came in time.
-                let seeded_from = first_block
-                    .filter(|_| cold_first > 0 && ahead.is_some_and(|a| a < first))
-                    .map(|b0| (b0 + cold_first) * per_block)
+                let seeded_from = seed_from
+                    .filter(|_| ahead.is_some_and(|a| a < first))
                     .filter(|&from| b * per_block >= from);
                 let Some(from) = seeded_from else {
                     ranks.extend(block_parts.map(|_| owner));
