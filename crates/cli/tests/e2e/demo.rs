@@ -6,20 +6,28 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alluvium_testkit::{free_port, require, Process};
 
 use super::BIN;
 
-/// A first port with `n` free ports from it.
+/// A first port with `n` free ports from it, below the kernel's ephemeral range (32768 up) so
+/// no other test's client socket takes one between this check and the demo's bind.
 fn free_ports(n: u16) -> u16 {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id();
     loop {
-        let first = free_port();
+        // A xorshift step: enough to spread the tries, no crate needed for it.
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let first = 20_000 + (seed % 12_000) as u16;
         let held: Vec<_> = (0..n)
-            .map_while(|i| first.checked_add(i))
-            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .map_while(|i| TcpListener::bind(("127.0.0.1", first + i)).ok())
             .collect();
         if held.len() == usize::from(n) {
             return first;
@@ -40,15 +48,17 @@ fn metric(port: u16, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The demo's stdout, line by line.
+/// The demo's stdout, line by line, and its stderr so far.
 struct Lines {
     rx: mpsc::Receiver<String>,
     seen: Vec<String>,
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Lines {
-    /// The first line from now that satisfies `what`, within `limit`.
-    fn wait_for(&mut self, what: &dyn Fn(&str) -> bool, limit: Duration) -> String {
+    /// The first line from now that satisfies `what`, within `limit`; `None` when the demo
+    /// closed its stdout (it exited) first.
+    fn try_wait_for(&mut self, what: &dyn Fn(&str) -> bool, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -56,49 +66,105 @@ impl Lines {
                 Ok(line) => {
                     self.seen.push(line.clone());
                     if what(&line) {
-                        return line;
+                        return Some(line);
                     }
                 }
-                Err(_) => panic!("demo output so far: {:#?}", self.seen),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => self.fail("timed out"),
             }
         }
     }
+
+    fn wait_for(&mut self, what: &dyn Fn(&str) -> bool, limit: Duration) -> String {
+        match self.try_wait_for(what, limit) {
+            Some(line) => line,
+            None => self.fail("the demo exited"),
+        }
+    }
+
+    fn fail(&self, why: &str) -> ! {
+        // Give the stderr reader a moment to take the demo's last words.
+        std::thread::sleep(Duration::from_millis(200));
+        let stderr = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        panic!(
+            "{why}; demo output so far: {:#?}\nstderr:\n{stderr}",
+            self.seen
+        )
+    }
+}
+
+/// A line-reading thread for `from`, sending each line.
+fn read_lines(from: impl Read + Send + 'static, to: impl Fn(String) -> bool + Send + 'static) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if !to(line) {
+                break;
+            }
+        }
+    });
+}
+
+/// The demo with `listeners` listeners, on air; its stream ports start at the returned port.
+/// Ports are checked free before the demo binds them, and another test may take one in
+/// between: then the demo names it "in use", and it is started again on other ports.
+fn start_demo(listeners: u16) -> (Process, Lines, u16) {
+    for _ in 0..5 {
+        let first = free_ports(2 * listeners + 2);
+        let (stream_port, peer_port) = (first, first + listeners);
+        let mut demo = Process {
+            child: Command::new(BIN)
+                .args(["demo", "--listeners", &listeners.to_string()])
+                .args(["--stagger", "1s"])
+                .args(["--stream-port", &stream_port.to_string()])
+                .args(["--peer-port", &peer_port.to_string()])
+                .args(["--origin-port", &(first + 2 * listeners).to_string()])
+                .args(["--gateway-port", &(first + 2 * listeners + 1).to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        };
+        let (tx, rx) = mpsc::channel::<String>();
+        read_lines(demo.child.stdout.take().unwrap(), move |l| {
+            tx.send(l).is_ok()
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let keep = Arc::clone(&stderr);
+        read_lines(demo.child.stderr.take().unwrap(), move |l| {
+            keep.lock().map(|mut s| s.push_str(&(l + "\n"))).is_ok()
+        });
+        let mut out = Lines {
+            rx,
+            seen: Vec::new(),
+            stderr,
+        };
+        if out
+            .try_wait_for(&|l| l.starts_with("on air: "), Duration::from_secs(60))
+            .is_some()
+        {
+            return (demo, out, stream_port);
+        }
+        let _ = demo.child.wait();
+        let in_use = out.stderr.lock().is_ok_and(|s| s.contains("in use"));
+        if !in_use {
+            out.fail("the demo exited before it was on air");
+        }
+    }
+    panic!("five blocks of ports were taken before the demo could bind them");
 }
 
 #[test]
 fn the_demo_runs_a_station_with_peers_and_stops_cleanly() {
     require("ffmpeg");
-    let stream_port = free_ports(3);
-    let peer_port = free_ports(3);
-    let mut demo = Process {
-        child: Command::new(BIN)
-            .args(["demo", "--listeners", "3", "--stagger", "1s"])
-            .args(["--stream-port", &stream_port.to_string()])
-            .args(["--peer-port", &peer_port.to_string()])
-            .args(["--origin-port", &free_port().to_string()])
-            .args(["--gateway-port", &free_port().to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    };
-    let (tx, lines) = mpsc::channel::<String>();
-    let out = BufReader::new(demo.child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut out = Lines {
-        rx: lines,
-        seen: Vec::new(),
-    };
-    let folder = out.wait_for(&|l| l.starts_with("folder "), Duration::from_secs(30));
-    let folder = folder.split_whitespace().nth(1).unwrap().to_string();
+    let (mut demo, mut out, stream_port) = start_demo(3);
+    let folder = out
+        .seen
+        .iter()
+        .find(|l| l.starts_with("folder "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| out.fail("no folder line"))
+        .to_string();
     assert!(std::path::Path::new(&folder).is_dir());
-    out.wait_for(&|l| l.starts_with("on air: "), Duration::from_secs(60));
     let urls: Vec<String> = out
         .seen
         .iter()
@@ -171,11 +237,12 @@ fn the_demo_runs_a_station_with_peers_and_stops_cleanly() {
 fn a_port_in_use_is_named() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
+    let first = free_ports(6);
     let out = Command::new(BIN)
         .args(["demo", "--origin-port", &port.to_string()])
         .args(["--gateway-port", &free_port().to_string()])
-        .args(["--stream-port", &free_ports(3).to_string()])
-        .args(["--peer-port", &free_ports(3).to_string()])
+        .args(["--stream-port", &first.to_string()])
+        .args(["--peer-port", &(first + 3).to_string()])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
