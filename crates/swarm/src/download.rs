@@ -585,35 +585,81 @@ fn range_of(content: &Content, request: &Request) -> (u64, u64) {
     (start, end)
 }
 
-/// The report of a request whose verified bytes (its first `count` parts) were kept.
-fn done(request: &Request, count: u32, bytes: &Bytes) -> Event {
+/// The report of a request whose first `count` parts (`bytes` bytes) were verified and kept.
+fn done(request: &Request, count: u32, bytes: u64) -> Event {
     Event::Done {
         id: request.id,
         first: request.first,
         count,
-        bytes: bytes.len() as u64,
+        bytes,
         source: request.source,
     }
 }
 
-/// Reads a body of `len` bytes. `None` if it was longer than that, or not one whole part
-/// came; otherwise the bytes that came, cut to whole parts if the body broke off or nothing
-/// came for [`IDLE_LIMIT`] (the last part of a file may be short, and is whole when the body
-/// is).
-async fn body_parts(response: reqwest::Response, len: u64) -> Option<Bytes> {
-    let mut out = Vec::with_capacity(len as usize);
+/// What came of a body of parts.
+enum Received {
+    /// The first `count` parts, `bytes` bytes, verified and kept.
+    Kept { count: u32, bytes: u64 },
+    /// Longer than asked, or not one whole part came.
+    Broken,
+    /// `part` failed verification (the parts before it were kept).
+    Invalid { part: u32 },
+    /// The store could not keep a part.
+    Failed,
+}
+
+/// Reads a body of `len` bytes holding the parts from `first`, and keeps each part
+/// (verified) as soon as it is whole: the first part of a run plays, and is offered to
+/// peers, while the rest is on its way. Before, a run was kept when all of it had come: a
+/// first listener's opening three parts from the origin were held back until the third,
+/// 2.7 s after the ask. If the body breaks off or nothing comes for [`IDLE_LIMIT`], the
+/// whole parts that came are what is kept (the last part of a file may be short, and is
+/// whole when the body is).
+async fn receive(response: reqwest::Response, len: u64, content: &Content, first: u32) -> Received {
+    let part = PART_SIZE as usize;
+    let mut pending: Vec<u8> = Vec::with_capacity(part * 2);
+    let (mut came, mut kept, mut kept_bytes) = (0u64, 0u32, 0u64);
     let mut stream = response.bytes_stream();
+    let keep = |bytes: Vec<u8>, kept: &mut u32, kept_bytes: &mut u64| {
+        let bytes = Bytes::from(bytes);
+        match content.insert(first + *kept, &bytes) {
+            Ok(_) => {
+                *kept += parts_in(&bytes);
+                *kept_bytes += bytes.len() as u64;
+                None
+            }
+            Err(StoreError::Invalid { part, .. }) => Some(Received::Invalid { part }),
+            Err(_) => Some(Received::Failed),
+        }
+    };
     while let Ok(Some(chunk)) = tokio::time::timeout(IDLE_LIMIT, stream.next()).await {
         let Ok(chunk) = chunk else { break };
-        if out.len() as u64 + chunk.len() as u64 > len {
-            return None;
+        came += chunk.len() as u64;
+        if came > len {
+            return Received::Broken;
         }
-        out.extend_from_slice(&chunk);
+        pending.extend_from_slice(&chunk);
+        let whole = pending.len() - pending.len() % part;
+        if whole > 0 {
+            let rest = pending.split_off(whole);
+            let parts = std::mem::replace(&mut pending, rest);
+            if let Some(bad) = keep(parts, &mut kept, &mut kept_bytes) {
+                return bad;
+            }
+        }
     }
-    if out.len() as u64 != len {
-        out.truncate(out.len() - out.len() % PART_SIZE as usize);
+    if came == len && !pending.is_empty() {
+        if let Some(bad) = keep(pending, &mut kept, &mut kept_bytes) {
+            return bad;
+        }
     }
-    (!out.is_empty()).then(|| Bytes::from(out))
+    if kept == 0 {
+        return Received::Broken;
+    }
+    Received::Kept {
+        count: kept,
+        bytes: kept_bytes,
+    }
 }
 
 /// Reads a refusal's short body so that its connection goes back to the pool: a response
@@ -664,17 +710,14 @@ async fn from_peer(node: &Node, content: &Content, peer: SocketAddr, request: Re
         }
         _ => return failed(Failure::Error),
     }
-    let Some(bytes) = body_parts(response, end - start).await else {
-        return failed(Failure::Error);
-    };
-    match content.insert(request.first, &bytes) {
-        Ok(_) => done(&request, parts_in(&bytes), &bytes),
-        Err(StoreError::Invalid { part, .. }) => {
+    match receive(response, end - start, content, request.first).await {
+        Received::Kept { count, bytes } => done(&request, count, bytes),
+        Received::Invalid { part } => {
             node.metrics.parts_failed_verification.inc();
             report_ban(peer, &format!("part {part} failing verification"));
             failed(Failure::BadData)
         }
-        Err(_) => failed(Failure::Error),
+        Received::Broken | Received::Failed => failed(Failure::Error),
     }
 }
 
@@ -716,18 +759,15 @@ async fn from_origin(
             return failed(Failure::Error);
         }
     }
-    let Some(bytes) = body_parts(response, end - start).await else {
-        return failed(Failure::Error);
-    };
-    match content.insert(request.first, &bytes) {
-        Ok(_) => done(&request, parts_in(&bytes), &bytes),
+    match receive(response, end - start, content, request.first).await {
+        Received::Kept { count, bytes } => done(&request, count, bytes),
         // The origin's bytes no longer match the tree: its file changed under the same
         // validators (a weak or missing ETag). Never mixed in; peers finish the job.
-        Err(StoreError::Invalid { .. }) => {
+        Received::Invalid { .. } => {
             node.metrics.parts_failed_verification.inc();
             Event::OriginChanged { id: request.id }
         }
-        Err(_) => failed(Failure::Error),
+        Received::Broken | Received::Failed => failed(Failure::Error),
     }
 }
 
@@ -1092,5 +1132,75 @@ mod tests {
         let adopted = adopt_arrivals(&known, mine, 8, &none, &mut considered, &mut rng);
         assert!((2..=20).contains(&adopted.len()), "{}", adopted.len());
         assert_eq!(considered.len(), 400);
+    }
+
+    /// A response whose body is what `chunks` sends, as it sends it.
+    fn streamed(chunks: mpsc::Receiver<Vec<u8>>) -> reqwest::Response {
+        let body = futures_util::stream::unfold(chunks, |mut rx| async move {
+            let chunk = rx.recv().await?;
+            Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), rx))
+        });
+        axum::http::Response::new(reqwest::Body::wrap_stream(body)).into()
+    }
+
+    #[tokio::test]
+    async fn a_run_s_parts_are_kept_as_each_comes_and_a_bad_one_stops_it() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let tree = Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
+        let store = crate::store::Store::new(None, 1 << 30, 1 << 20);
+        let part = PART_SIZE as usize;
+
+        // Parts 1-3 asked; parts 1 and 2 come in odd pieces, then the body waits.
+        let content = store.open(tree.clone());
+        let (tx, rx) = mpsc::channel(8);
+        let reading = tokio::spawn({
+            let content = content.clone();
+            async move { receive(streamed(rx), 3 * PART_SIZE, &content, 1).await }
+        });
+        tx.send(data[part..part + 10_000].to_vec()).await.unwrap();
+        tx.send(data[part + 10_000..3 * part].to_vec())
+            .await
+            .unwrap();
+        let mut have = content.subscribe();
+        let kept = async {
+            while !content.have().0.get(2) {
+                have.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), kept)
+            .await
+            .expect("parts 1 and 2 kept while part 3 is still to come");
+        assert!(content.have().0.get(1) && !reading.is_finished());
+        // Part 3 is corrupt: it is not kept, and the request says which part failed.
+        let mut bad = data[3 * part..4 * part].to_vec();
+        bad[100] ^= 1;
+        tx.send(bad).await.unwrap();
+        drop(tx);
+        assert!(matches!(
+            reading.await.unwrap(),
+            Received::Invalid { part: 3 }
+        ));
+        assert!(!content.have().0.get(3));
+
+        // The file's short last part is kept when the body is whole, and a body longer
+        // than asked is refused.
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(data[5 * part..].to_vec()).await.unwrap();
+        drop(tx);
+        let len = (data.len() - 5 * part) as u64;
+        let got = receive(streamed(rx), len, &content, 5).await;
+        assert!(matches!(got, Received::Kept { count: 2, bytes } if bytes == len));
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(data[..part + 1].to_vec()).await.unwrap();
+        drop(tx);
+        let got = receive(streamed(rx), PART_SIZE, &content, 0).await;
+        assert!(matches!(got, Received::Broken));
+
+        // A body that breaks off keeps its whole parts.
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(data[..part + 5].to_vec()).await.unwrap();
+        drop(tx);
+        let got = receive(streamed(rx), 2 * PART_SIZE, &content, 0).await;
+        assert!(matches!(got, Received::Kept { count: 1, bytes } if bytes == PART_SIZE));
     }
 }
