@@ -602,7 +602,8 @@ enum Received {
     Kept { count: u32, bytes: u64 },
     /// Longer than asked, or not one whole part came.
     Broken,
-    /// `part` failed verification (the parts before it were kept).
+    /// `part` failed verification. The parts before it were kept; the picker, told only of
+    /// the failure, asks for them again, and the store takes a part it holds as a no-op.
     Invalid { part: u32 },
     /// The store could not keep a part.
     Failed,
