@@ -619,20 +619,17 @@ enum Received {
 async fn receive(response: reqwest::Response, len: u64, content: &Content, first: u32) -> Received {
     let part = PART_SIZE as usize;
     let mut pending: Vec<u8> = Vec::with_capacity(part * 2);
-    let (mut came, mut kept, mut kept_bytes) = (0u64, 0u32, 0u64);
-    let mut stream = response.bytes_stream();
-    let keep = |bytes: Vec<u8>, kept: &mut u32, kept_bytes: &mut u64| {
-        let bytes = Bytes::from(bytes);
-        match content.insert(first + *kept, &bytes) {
-            Ok(_) => {
-                *kept += parts_in(&bytes);
-                *kept_bytes += bytes.len() as u64;
-                None
-            }
-            Err(StoreError::Invalid { part, .. }) => Some(Received::Invalid { part }),
-            Err(_) => Some(Received::Failed),
-        }
+    // Bytes came, and bytes kept: whole parts (the file's short last part only at the end),
+    // so the next part to keep is `first + kept / PART_SIZE`.
+    let (mut came, mut kept) = (0u64, 0u64);
+    let keep = |bytes: Vec<u8>, kept: u64| match content
+        .insert(first + (kept / PART_SIZE) as u32, &Bytes::from(bytes))
+    {
+        Ok(_) => None,
+        Err(StoreError::Invalid { part, .. }) => Some(Received::Invalid { part }),
+        Err(_) => Some(Received::Failed),
     };
+    let mut stream = response.bytes_stream();
     while let Ok(Some(chunk)) = tokio::time::timeout(IDLE_LIMIT, stream.next()).await {
         let Ok(chunk) = chunk else { break };
         came += chunk.len() as u64;
@@ -644,22 +641,25 @@ async fn receive(response: reqwest::Response, len: u64, content: &Content, first
         if whole > 0 {
             let rest = pending.split_off(whole);
             let parts = std::mem::replace(&mut pending, rest);
-            if let Some(bad) = keep(parts, &mut kept, &mut kept_bytes) {
+            if let Some(bad) = keep(parts, kept) {
                 return bad;
             }
+            kept += whole as u64;
         }
     }
     if came == len && !pending.is_empty() {
-        if let Some(bad) = keep(pending, &mut kept, &mut kept_bytes) {
+        let last = pending.len() as u64;
+        if let Some(bad) = keep(pending, kept) {
             return bad;
         }
+        kept += last;
     }
     if kept == 0 {
         return Received::Broken;
     }
     Received::Kept {
-        count: kept,
-        bytes: kept_bytes,
+        count: kept.div_ceil(PART_SIZE) as u32,
+        bytes: kept,
     }
 }
 
@@ -671,11 +671,6 @@ async fn drain(response: reqwest::Response) {
     if response.content_length().is_some_and(|n| n <= 1_024) {
         let _ = tokio::time::timeout(Duration::from_millis(500), response.bytes()).await;
     }
-}
-
-/// Parts in `bytes` (whole, but for a file's short last part).
-fn parts_in(bytes: &Bytes) -> u32 {
-    (bytes.len() as u64).div_ceil(PART_SIZE) as u32
 }
 
 async fn from_peer(node: &Node, content: &Content, peer: SocketAddr, request: Request) -> Event {

@@ -638,18 +638,18 @@ impl Picker {
             // one too, and when the second listener came 0.6 s too late for the first unit
             // every seed fell back to the first listener, whose uplink was then the
             // entry's only source (benchmark, N=30: 331 s of silence, startup 6.6 s).
-            let seeders: Vec<Option<usize>> = match seed_from {
+            let seeders: Vec<Option<u64>> = match seed_from {
                 Some(from) => {
                     let units = parts.saturating_sub(from).div_ceil(seed_parts);
                     let mut next = 1;
                     (0..units)
                         .map(|u| {
                             let due = due_of(from + u * seed_parts)?;
-                            let m = members.get(next)?;
-                            let in_time = i64::try_from(m.0).is_ok_and(|s| s <= due - lead);
+                            let &(started, member) = members.get(next)?;
+                            let in_time = i64::try_from(started).is_ok_and(|s| s <= due - lead);
                             in_time.then(|| {
                                 next += 1;
-                                next - 1
+                                member
                             })
                         })
                         .collect()
@@ -679,14 +679,10 @@ impl Picker {
                         ranks.push(owner);
                         continue;
                     };
-                    let designated = seeders
-                        .get(unit as usize)
-                        .copied()
-                        .flatten()
-                        .and_then(|i| members.get(i));
+                    let designated = seeders.get(unit as usize).copied().flatten();
                     ranks.push(match designated {
-                        Some(m) => Ownership {
-                            rank: if m.1 == self.me { 0 } else { u16::MAX },
+                        Some(member) => Ownership {
+                            rank: if member == self.me { 0 } else { u16::MAX },
                             late: true,
                             not_before_ms: i64::MIN,
                             end,
