@@ -14,7 +14,9 @@
 //!    `peer_total_slots` in all. Without (a plain fetch), each usable peer gets up to
 //!    `peer_slots` requests for the rarest parts it has and we lack, from a random start.
 //!    A listener tuning in to an entry on air also asks for the part playing now
-//!    (`join_ms`), when enough peers hold it to spare a copy.
+//!    (`join_ms`), when enough peers hold it to spare a copy, and, while it has just
+//!    started, the parts of its first seconds that many peers hold past the cap
+//!    (`focus_wide_slots`).
 //! 2. **The origin only for what no peer can give in time**: a part whose deadline is within
 //!    `urgent_ms` and that no peer is already sending in time, and, ahead of time, parts that no
 //!    known peer holds and that this listener *owns*: each block of `max_run` parts belongs to
@@ -205,6 +207,17 @@ pub struct PickerConfig {
     /// part is copied on and no later entry is fetched ahead, so every ask goes to the
     /// player's first seconds (its prebuffer) while it waits for them. 0: never so.
     pub focus_ms: u64,
+    /// With deadlines, while focused (`focus_ms`), parts due within `focus_wide_ms` that at
+    /// least `focus_wide_holders` followed peers hold are asked beyond `peer_total_slots`, up
+    /// to this many asks in flight (the entry's head on top): where the swarm holds a
+    /// joiner's first seconds widely, all of them are asked at once, not four first and the
+    /// rest as answers come. Parts few hold stay within the four: their holders are busy.
+    /// 0: never more than `peer_total_slots`.
+    pub focus_wide_slots: usize,
+    /// See `focus_wide_slots`.
+    pub focus_wide_ms: i64,
+    /// See `focus_wide_slots`.
+    pub focus_wide_holders: u16,
     /// Claims of parts not served before a peer is dropped.
     pub max_false_claims: u32,
     /// Without news from any peer for this long, blocks owned by others are fair game.
@@ -247,6 +260,9 @@ impl Default for PickerConfig {
             short_ms: 0,
             yield_slots: usize::MAX,
             focus_ms: 0,
+            focus_wide_slots: 0,
+            focus_wide_ms: 5_000,
+            focus_wide_holders: 4,
             max_false_claims: 3,
             orphan_ms: 2_000,
             origin_grace_ms: 500,
@@ -357,6 +373,10 @@ impl PickerConfig {
             // (seeding alone) the same hour; silence summed over the listeners 179, 242 and
             // 258 s against 290 and 195 s (docs/benchmarks.md, fifteenth round).
             focus_ms: 4_000,
+            // A joiner's 64 KiB is four parts and a sliver of a fifth after its moment, each
+            // half a second or more through a paced 2x uplink: with four asks the fifth part
+            // waited for an answer, and the fourth or fifth answer decided the start.
+            focus_wide_slots: 6,
             ..Self::default()
         }
     }
@@ -1252,13 +1272,25 @@ impl Picker {
         // silence summed over the listeners 62-155 s against 65-234 s; at N=10, where every
         // joiner waits on the first listener's uplink, no gain (docs/benchmarks.md,
         // twentieth round).
-        let cap = cap.saturating_add(usize::from(self.focused(now) && !self.have.get(0)));
+        let head = usize::from(self.focused(now) && !self.have.get(0));
+        let cap = cap.saturating_add(head);
+        // Beyond the cap while focused: a joiner's first seconds, where many hold them.
+        let wide_cap = if self.focused(now) && !self.yielding {
+            self.config.focus_wide_slots.saturating_add(head).max(cap)
+        } else {
+            cap
+        };
+        let wide_until = now as i64 + self.config.focus_wide_ms;
+        let widely_held = |picker: &Self, p: u32| {
+            picker.avail[p as usize] >= picker.config.focus_wide_holders
+                && picker.deadline(p).is_some_and(|d| d <= wide_until)
+        };
         let mut total = self
             .requests
             .values()
             .filter(|r| matches!(r.source, Source::Peer(_)))
             .count();
-        if total >= cap {
+        if total >= wide_cap {
             return;
         }
         // Not past the trading window, nor due sooner than an ask takes: such parts would
@@ -1302,8 +1334,11 @@ impl Picker {
             .map(|p| (p, false))
             .chain(later.into_iter().map(|p| (p, true)));
         for (p, spread) in parts {
-            if total >= cap {
+            if total >= wide_cap {
                 break;
+            }
+            if total >= cap && (spread || !widely_held(self, p)) {
+                continue;
             }
             if let Some(request) = self.ask_free_peer(p, spread, now, rng) {
                 out.push(request);
@@ -1713,19 +1748,17 @@ mod tests {
             firsts
         };
         let asks = |deadlines, started, now| asks_with(deadlines, started, now, true);
-        // Just started: all four asks for what plays within 6 s, nothing of the next entry.
+        // Just started, every peer holding everything: all that plays within 5 s is asked
+        // at once (six asks: the part playing now and the five after it), nothing of the
+        // next entry.
         let firsts = asks(on_air, EPOCH, 100);
-        assert_eq!(firsts.len(), 4, "{firsts:?}");
-        assert!(firsts.iter().all(|&f| (10..=16).contains(&f)), "{firsts:?}");
-        // The entry's head missing as well: it has an ask of its own, the four stay.
+        assert_eq!(firsts, (10..=15).collect::<Vec<_>>());
+        // The entry's head missing as well: it has an ask of its own, the six stay.
         let firsts = asks_with(on_air, EPOCH, 100, false);
-        assert_eq!(firsts.len(), 5, "{firsts:?}");
+        assert_eq!(firsts.len(), 7, "{firsts:?}");
         assert_eq!(firsts[0], 0, "{firsts:?}");
-        assert!(
-            firsts[1..].iter().all(|&f| (10..=16).contains(&f)),
-            "{firsts:?}"
-        );
-        // Not once the first seconds are over.
+        assert_eq!(firsts[1..], (10..=15).collect::<Vec<_>>());
+        // Not once the first seconds are over: four, the head's among them.
         assert_eq!(asks_with(on_air, EPOCH - 10_000, 100, false).len(), 4);
         assert!(asks(next, EPOCH, 100).is_empty());
         // Started 10 s before: one ask copies a rare part on, and the next entry is traded.
@@ -1733,6 +1766,53 @@ mod tests {
         assert_eq!(firsts.len(), 4, "{firsts:?}");
         assert!(firsts[3] > 16, "{firsts:?}");
         assert!(!asks(next, EPOCH - 10_000, 100).is_empty());
+    }
+
+    #[test]
+    fn a_tuning_in_listener_asks_past_four_only_for_parts_many_hold() {
+        // The entry on air is 10 s in (part 10 plays now); the listener has just started.
+        let on_air = Deadlines::Linear {
+            start_ms: -10_000,
+            per_part_ms: 1000.0,
+        };
+        let mut have = Bitfield::new(60);
+        have.set(0);
+        let mut p = Picker::new(have, on_air, PickerConfig::live(), 1);
+        p.set_started(EPOCH, EPOCH);
+        // Eight peers hold the entry up to part 13; three of them parts 14 and 15 as well.
+        let mut to_13 = Bitfield::new(60);
+        for part in 0..=13 {
+            to_13.set(part);
+        }
+        let mut to_15 = to_13.clone();
+        to_15.set(14);
+        to_15.set(15);
+        for i in 1..=8 {
+            p.add_peer(peer(i));
+            p.set_peer_have(
+                peer(i),
+                if i <= 3 { to_15.clone() } else { to_13.clone() },
+                0,
+            );
+        }
+        // The four asks go to the first four parts; parts 14 and 15, held by three, wait
+        // for one of them to be answered (their holders' uplinks are the busy ones).
+        let reqs = p.next(100, &mut rng());
+        let mut firsts: Vec<u32> = reqs.iter().map(|r| r.first).collect();
+        firsts.sort();
+        assert_eq!(firsts, [10, 11, 12, 13], "{reqs:?}");
+        assert!(p.next(200, &mut rng()).is_empty());
+        // A fourth holder of part 14 comes: now it is asked at once, beside the four.
+        let mut to_14 = to_13.clone();
+        to_14.set(14);
+        p.add_peer(peer(9));
+        p.set_peer_have(peer(9), to_14, 0);
+        let more = p.next(300, &mut rng());
+        assert_eq!(
+            more.iter().map(|r| r.first).collect::<Vec<_>>(),
+            [14],
+            "{more:?}"
+        );
     }
 
     #[test]
