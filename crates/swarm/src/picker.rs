@@ -375,7 +375,10 @@ impl PickerConfig {
             focus_ms: 4_000,
             // A joiner's 64 KiB is four parts and a sliver of a fifth after its moment, each
             // half a second or more through a paced 2x uplink: with four asks the fifth part
-            // waited for an answer, and the fourth or fifth answer decided the start.
+            // waited for an answer, and the fourth or fifth answer decided the start. N=30,
+            // alternating: median startup 2.55-3.59 s in three runs against 3.12-3.64 s in
+            // four, silence summed over the listeners 60-73 s against 72-150 s: a small gain,
+            // mostly within the noise (docs/benchmarks.md, twenty-second round).
             focus_wide_slots: 6,
             ..Self::default()
         }
