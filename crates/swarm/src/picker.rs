@@ -980,6 +980,15 @@ impl Picker {
         Some(end - now as i64 - self.config.join_min_left_ms)
     }
 
+    /// A part of a joiner's first seconds that enough followed peers hold to be asked past
+    /// the cap (see `PickerConfig::focus_wide_slots`).
+    fn widely_held(&self, part: u32, now: u64) -> bool {
+        self.avail[part as usize] >= self.config.focus_wide_holders
+            && self
+                .deadline(part)
+                .is_some_and(|d| d <= now as i64 + self.config.focus_wide_ms)
+    }
+
     /// A part due sooner than `peer_min_lead_ms` that a listener tuning in asks for anyway.
     fn asked_tuning_in(&self, part: u32, now: u64) -> bool {
         self.tuning_in(now)
@@ -1283,11 +1292,6 @@ impl Picker {
         } else {
             cap
         };
-        let wide_until = now as i64 + self.config.focus_wide_ms;
-        let widely_held = |picker: &Self, p: u32| {
-            picker.avail[p as usize] >= picker.config.focus_wide_holders
-                && picker.deadline(p).is_some_and(|d| d <= wide_until)
-        };
         let mut total = self
             .requests
             .values()
@@ -1340,7 +1344,7 @@ impl Picker {
             if total >= wide_cap {
                 break;
             }
-            if total >= cap && (spread || !widely_held(self, p)) {
+            if total >= cap && (spread || !self.widely_held(p, now)) {
                 continue;
             }
             if let Some(request) = self.ask_free_peer(p, spread, now, rng) {
