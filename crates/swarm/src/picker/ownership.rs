@@ -1,0 +1,308 @@
+//! Which member takes each block from the origin ahead of time, and who may rescue it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::Picker;
+
+/// One block's ownership as this node sees it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Ownership {
+    /// This node's rank among the block's owners: 0 when it owns it, `u16::MAX` when it is
+    /// not one of them.
+    pub(super) rank: u16,
+    /// Taken `cold_ahead_ms` ahead, not `origin_ahead_ms`, and no backups rescue it: a cold
+    /// entry's block (see `PickerConfig::cold_ahead_ms` and `cold_first_blocks`).
+    pub(super) late: bool,
+    /// Not taken ahead of time before this (ms since the Unix epoch): the member it is
+    /// designated for could still come.
+    pub(super) not_before_ms: i64,
+    /// Where the parts owned with it end (exclusive): the block's end, or a seeded unit's
+    /// (`PickerConfig::cold_seed_parts`). An owner's origin asks stay within it.
+    pub(super) end: u32,
+}
+
+/// A 64-bit hash of a peer id (FNV-1a): the same on every node.
+pub fn member_hash(peer_id: &str) -> u64 {
+    peer_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The rendezvous score of `member` for `block` (splitmix64 of the pair).
+pub(super) fn score(member: u64, block: u32) -> u64 {
+    let mut z = member ^ u64::from(block).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `me`'s rank among `owners` (start time, member hash) for `block`: 0 when it is the
+/// block's owner, `u16::MAX` when it is not one of them. The owner is the first by
+/// rendezvous score among those given fewest of the blocks before (`loads`, updated here;
+/// the caller clears it when the owners change), so each has its share within one; the
+/// others follow by score. Plain rendezvous gave one of six owners 5 of an entry's 15
+/// blocks in one run, and the same ones in every entry (the score does not depend on the
+/// entry): its uplink was the only source of them, turned most asks away, and two of their
+/// parts reached 2 and 5 of 30 listeners in time (docs/benchmarks.md, fourteenth round).
+pub(super) fn balanced_rank(
+    owners: &[(u64, u64)],
+    block: u32,
+    me: u64,
+    loads: &mut HashMap<u64, u32>,
+) -> u16 {
+    let load = |m: &u64| loads.get(m).copied().unwrap_or(0);
+    let Some(fewest) = owners.iter().map(|m| load(&m.1)).min() else {
+        return u16::MAX;
+    };
+    let mut by_score: Vec<u64> = owners.iter().map(|m| m.1).collect();
+    by_score.sort_unstable_by_key(|&m| std::cmp::Reverse(score(m, block)));
+    let Some(owner) = by_score.iter().copied().find(|m| load(m) == fewest) else {
+        return u16::MAX;
+    };
+    *loads.entry(owner).or_insert(0) += 1;
+    if owner == me {
+        return 0;
+    }
+    by_score
+        .iter()
+        .filter(|&&m| m != owner)
+        .position(|&m| m == me)
+        .map_or(u16::MAX, |i| u16::try_from(i + 1).unwrap_or(u16::MAX))
+}
+
+impl Picker {
+    pub(super) fn block_of(&self, part: u32) -> u32 {
+        part / self.config.max_run.max(1)
+    }
+
+    /// This node's rank for `part`'s block among the owning members it knows (the
+    /// `owners` that started first): 0 when it owns it, 1 when one owner comes before it, and
+    /// so on; `u16::MAX` when this node is not one of the owners.
+    pub(super) fn rank(&mut self, part: u32) -> u16 {
+        if self.owned.is_none() {
+            let mut members: Vec<(u64, u64)> = self
+                .peers
+                .values()
+                .filter(|p| !p.banned)
+                .filter_map(|p| Some((p.started_ms, p.member?)))
+                .collect();
+            members.push((self.my_start_ms, self.me));
+            members.sort_unstable();
+            let blocks = self.block_of(self.have.len().saturating_sub(1)) + 1;
+            let per_block = self.config.max_run.max(1);
+            let first = members
+                .first()
+                .map_or(i64::MAX, |m| i64::try_from(m.0).unwrap_or(i64::MAX));
+            let settle = self.config.owner_settle_ms;
+            let cold_ahead = self.config.cold_ahead_ms;
+            let due_of = |part: u32| {
+                self.epoch_ms
+                    .zip(self.deadlines.of(part))
+                    .map(|(epoch, d)| epoch as i64 + d)
+            };
+            let parts = self.have.len();
+            // The block playing when the first member started: the cold entry's first.
+            let first_block = (0..blocks).find(|&b| {
+                due_of(((b + 1) * per_block).min(parts).saturating_sub(1))
+                    .is_some_and(|d| d >= first)
+            });
+            let cold_first = self.config.cold_first_blocks;
+            let lead = self.config.cold_owner_lead_ms;
+            let seed_parts = self.config.cold_seed_parts.clamp(1, per_block);
+            // Where a cold entry's seeding starts: after the first member's first blocks.
+            let seed_from = first_block
+                .filter(|_| cold_first > 0)
+                .map(|b0| (b0 + cold_first) * per_block);
+            // Block `b`'s owners among the members settled when it is taken ahead of time.
+            // Blocks each owner was given so far, in block order (see `balanced_rank`).
+            let mut loads: HashMap<u64, u32> = HashMap::new();
+            let mut loads_among = 0;
+            // When block `b` would be taken ahead of time, by the members settled then.
+            let ahead_of = |b: u32| {
+                due_of(b * per_block).map(|due| due - self.config.origin_ahead_ms - settle)
+            };
+            let mut block_owner = |b: u32| -> Ownership {
+                let due = due_of(b * per_block);
+                let ahead = ahead_of(b);
+                // A block nobody was there to take ahead is taken late, by those there by then.
+                let (taken, late) = match due.zip(ahead) {
+                    None => (None, false),
+                    Some((due, ahead)) => {
+                        let cold = due - cold_ahead - settle;
+                        let late = cold_ahead > 0 && ahead < first && cold >= first;
+                        (Some(if late { cold } else { ahead }), late)
+                    }
+                };
+                let settled = taken.map_or(members.len(), |t| {
+                    // Sorted by start, an unknown one (`u64::MAX`) last: never settled.
+                    members
+                        .iter()
+                        .take_while(|m| i64::try_from(m.0).is_ok_and(|s| s <= t))
+                        .count()
+                });
+                let owners = settled
+                    .max(self.config.min_owners)
+                    .min(self.config.owners)
+                    .max(1);
+                let owners = &members[..owners.min(members.len())];
+                if owners.len() != loads_among {
+                    loads.clear();
+                    loads_among = owners.len();
+                }
+                let rank = balanced_rank(owners, b, self.me, &mut loads);
+                Ownership {
+                    rank,
+                    late,
+                    not_before_ms: i64::MIN,
+                    end: ((b + 1) * per_block).min(parts),
+                }
+            };
+            // A cold entry's seed units, from the part after the first member's first blocks,
+            // each to the next arrival (by start) that came `lead` before the unit is due;
+            // a unit no arrival came in time for is the owners'. Matched in order, not unit
+            // `u` to the `u + 1`-th member: with one arrival a second and parts of 1.02 s,
+            // an arrival that missed its unit by a fraction of a second missed every later
+            // one too, and when the second listener came 0.6 s too late for the first unit
+            // every seed fell back to the first listener, whose uplink was then the
+            // entry's only source (benchmark, N=30: 331 s of silence, startup 6.6 s).
+            let seeders: Vec<Option<u64>> = match seed_from {
+                Some(from) => {
+                    let units = parts.saturating_sub(from).div_ceil(seed_parts);
+                    let mut next = 1;
+                    (0..units)
+                        .map(|u| {
+                            let due = due_of(from + u * seed_parts)?;
+                            let &(started, member) = members.get(next)?;
+                            let in_time = i64::try_from(started).is_ok_and(|s| s <= due - lead);
+                            in_time.then(|| {
+                                next += 1;
+                                member
+                            })
+                        })
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            let mut ranks: Vec<Ownership> = Vec::with_capacity(parts as usize);
+            for b in 0..blocks {
+                let owner = block_owner(b);
+                let block_parts = b * per_block..((b + 1) * per_block).min(parts);
+                let ahead = ahead_of(b);
+                // A cold entry's block (nobody settled when it would be taken ahead), after the
+                // first member's first ones: seeded `seed_parts` at a time, each by the member
+                // designated by arrival, if it came in time.
+                let seeded_from = seed_from
+                    .filter(|_| ahead.is_some_and(|a| a < first))
+                    .filter(|&from| b * per_block >= from);
+                let Some(from) = seeded_from else {
+                    ranks.extend(block_parts.map(|_| owner));
+                    continue;
+                };
+                for p in block_parts {
+                    let unit = (p - from) / seed_parts;
+                    let unit_first = from + unit * seed_parts;
+                    let end = (unit_first + seed_parts).min(parts);
+                    let Some(due) = due_of(unit_first) else {
+                        ranks.push(owner);
+                        continue;
+                    };
+                    let designated = seeders.get(unit as usize).copied().flatten();
+                    ranks.push(match designated {
+                        Some(member) => Ownership {
+                            rank: if member == self.me { 0 } else { u16::MAX },
+                            late: true,
+                            not_before_ms: i64::MIN,
+                            end,
+                        },
+                        // Its member did not come: the block's owners take it, no sooner
+                        // than that member could still have come.
+                        None => Ownership {
+                            not_before_ms: due - lead + self.config.cold_fallback_lag_ms,
+                            end,
+                            ..owner
+                        },
+                    });
+                }
+            }
+            self.owned = Some(ranks);
+        }
+        self.ownership(part).rank
+    }
+
+    /// The ownership of `part`, once `rank` has worked it out.
+    pub(super) fn ownership(&self, part: u32) -> Ownership {
+        self.owned
+            .as_ref()
+            .and_then(|o| o.get(part as usize).copied())
+            .unwrap_or_default()
+    }
+
+    /// Whether this node owns `part`'s block among the owners it knows.
+    pub(super) fn owns(&mut self, part: u32) -> bool {
+        self.rank(part) == 0
+    }
+
+    /// Tells the picker when this node started and what its time 0 is, both in ms since
+    /// the Unix epoch (see `PickerConfig::owners`).
+    pub fn set_started(&mut self, started_ms: u64, epoch_ms: u64) {
+        self.my_start_ms = started_ms;
+        self.epoch_ms = Some(epoch_ms);
+        self.owned = None;
+    }
+
+    /// A known peer's membership: its [`member_hash`] and when it started (ms since the
+    /// Unix epoch, `u64::MAX` unknown), or `None` when it is no longer a member (the
+    /// tracker no longer lists it). Unknown peers are ignored.
+    pub fn set_membership(&mut self, peer: SocketAddr, member: Option<(u64, u64)>) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            let (hash, started) = member.map_or((None, u64::MAX), |(h, s)| (Some(h), s));
+            if state.member != hash || state.started_ms != started {
+                state.member = hash;
+                state.started_ms = started;
+                self.owned = None;
+            }
+        }
+    }
+
+    /// Whether an urgent part no peer sends in time may be taken from the origin now. Alone,
+    /// always. With peers, not in the first moments (their bitfields are on the way), and
+    /// then in turn: the block's owner at once, the next members as the moment nears, the
+    /// rest only in the last second. So a part that nobody has yet reaches the swarm from
+    /// the origin about once, not once per listener, and a congested origin does not turn
+    /// every part urgent for everyone.
+    pub(super) fn may_rescue(&mut self, part: u32, now: u64) -> bool {
+        let alone = self.alone();
+        // The tracker's answer and the peers' bitfields come in the first moments; a node
+        // the tracker answered with no one else starts at once.
+        if alone && self.tracker_answered {
+            return true;
+        }
+        if now < self.config.origin_grace_ms {
+            return false;
+        }
+        if alone {
+            return true;
+        }
+        let Some(left) = self.deadline(part).map(|d| d - now as i64) else {
+            return true;
+        };
+        let urgent = self.config.urgent_ms;
+        let rank = self.rank(part);
+        if rank == 0 {
+            return true;
+        }
+        // The rest wait for the owner and its backups: from the origin it would be one more
+        // copy per listener, on the link that made the part late.
+        // A block taken late (a cold entry's) has no backups: with them, its parts were
+        // rescued a second time as they neared their moment, and the origin sent 1.34x the
+        // bytes aired in three of five runs (benchmark, eighth round).
+        if rank > self.config.rescue_backups || self.ownership(part).late {
+            return false;
+        }
+        let limit = urgent - i64::from(rank - 1) * urgent / 3;
+        // A part already due (a listener joining mid-entry, the head of the entry on air)
+        // is for peers to send: from the origin it would come late anyway, once per joiner.
+        (0..=limit).contains(&left)
+    }
+}

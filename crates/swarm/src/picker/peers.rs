@@ -1,0 +1,150 @@
+//! The peers a download knows: what they hold, how they answer, and which are banned.
+
+use std::net::SocketAddr;
+
+use crate::bitfield::Bitfield;
+
+use super::Picker;
+
+#[derive(Debug)]
+pub(super) struct PeerState {
+    /// Hash of the peer's id, when known (from the tracker): a member for block ownership.
+    pub(super) member: Option<u64>,
+    /// When the member started (ms since the Unix epoch, from its id; `u64::MAX` unknown).
+    pub(super) started_ms: u64,
+    pub(super) have: Option<Bitfield>,
+    pub(super) inflight: usize,
+    /// Bytes per millisecond, averaged.
+    pub(super) score: f64,
+    /// How long its answers took (ms), averaged; 0 until one came (or failed).
+    pub(super) latency_ms: f64,
+    pub(super) failures: u32,
+    pub(super) false_claims: u32,
+    pub(super) banned: bool,
+    pub(super) backoff_until: u64,
+}
+
+impl PeerState {
+    pub(super) fn usable(&self, now: u64) -> bool {
+        !self.banned && self.have.is_some() && self.backoff_until <= now
+    }
+
+    pub(super) fn note_latency(&mut self, ms: f64) {
+        self.latency_ms = if self.latency_ms == 0.0 {
+            ms
+        } else {
+            0.7 * self.latency_ms + 0.3 * ms
+        };
+    }
+}
+
+impl Picker {
+    /// No peer known but banned ones.
+    pub(super) fn alone(&self) -> bool {
+        self.peers.values().all(|p| p.banned)
+    }
+
+    /// Peers known and not banned.
+    pub fn peer_count(&self) -> usize {
+        self.peers.values().filter(|p| !p.banned).count()
+    }
+
+    pub fn is_banned(&self, peer: SocketAddr) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.banned)
+    }
+
+    /// Learns of a peer (from the tracker, peer exchange or an incoming request); whether it
+    /// is a member is [`Picker::set_membership`]'s.
+    pub fn add_peer(&mut self, peer: SocketAddr) -> bool {
+        if self.peers.contains_key(&peer) {
+            return false;
+        }
+        self.peers.insert(
+            peer,
+            PeerState {
+                member: None,
+                started_ms: u64::MAX,
+                have: None,
+                inflight: 0,
+                score: 1.0,
+                latency_ms: 0.0,
+                failures: 0,
+                false_claims: 0,
+                banned: false,
+                backoff_until: 0,
+            },
+        );
+        true
+    }
+
+    /// Peers worth polling for news (known, not banned).
+    pub fn peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.banned)
+            .map(|(a, _)| *a)
+    }
+
+    /// A peer's whole bitfield, as its `have` endpoint sent it.
+    pub fn set_peer_have(&mut self, peer: SocketAddr, have: Bitfield, now: u64) {
+        if have.len() != self.have.len() {
+            return;
+        }
+        let Some(state) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if state.banned {
+            return;
+        }
+        if state
+            .have
+            .as_ref()
+            .is_none_or(|old| have.count() > old.count())
+        {
+            self.last_news = now;
+        }
+        if let Some(old) = &state.have {
+            for p in old.iter() {
+                self.avail[p as usize] = self.avail[p as usize].saturating_sub(1);
+            }
+        }
+        for p in have.iter() {
+            self.avail[p as usize] = self.avail[p as usize].saturating_add(1);
+        }
+        state.have = Some(have);
+    }
+
+    /// The peer's news is no longer followed: it stays a member (block ownership) but is not
+    /// asked until its bitfield comes again.
+    pub fn unfollow(&mut self, peer: SocketAddr) {
+        self.forget_claims(peer);
+    }
+
+    pub(super) fn forget_claims(&mut self, peer: SocketAddr) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            if let Some(old) = state.have.take() {
+                for p in old.iter() {
+                    self.avail[p as usize] = self.avail[p as usize].saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    pub(super) fn peer_has(&self, peer: SocketAddr, part: u32) -> bool {
+        self.peers
+            .get(&peer)
+            .and_then(|p| p.have.as_ref())
+            .is_some_and(|h| h.get(part))
+    }
+
+    /// The shell gave up on a peer (it went away): its claims no longer count.
+    pub fn remove_peer(&mut self, peer: SocketAddr) {
+        self.forget_claims(peer);
+        self.owned = None;
+        if let Some(s) = self.peers.get(&peer) {
+            if !s.banned && s.inflight == 0 {
+                self.peers.remove(&peer);
+            }
+        }
+    }
+}
