@@ -1,0 +1,402 @@
+//! Following peers' news: their bitfields by long poll, peer exchange, and which
+//! neighbours a live download follows.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alluvium_content::Hash;
+use rand::seq::IndexedRandom;
+use reqwest::header;
+use reqwest::StatusCode;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Event;
+use crate::bitfield::Bitfield;
+use crate::node::{unix_ms, Node};
+use crate::picker::Picker;
+use crate::server::{HAVE_STREAM_TYPE, HAVE_VERSION_HEADER, PEER_PORT_HEADER};
+use crate::store::Content;
+
+/// How often one known peer is asked for the peers it knows.
+pub(super) const PEER_EXCHANGE_EVERY: Duration = Duration::from_secs(10);
+/// Entries with more parts than this poll for news without saying what they know (see
+/// `poll_have`): 512 bytes of bitfield, 1 KiB in the query.
+pub(super) const MAX_KNOWN_PARTS: u32 = 4_096;
+/// Peers a live download follows (see [`DownloadConfig::neighbours`]).
+pub const LIVE_NEIGHBOURS: usize = 8;
+/// A member that started less than this ago is an arrival: a live download follows it at
+/// once with a chance of its neighbours over the members (see `adopt_arrivals`).
+pub(super) const ARRIVAL_MS: u64 = 5_000;
+
+pub(super) fn spawn_poller(
+    node: &Arc<Node>,
+    content: &Arc<Content>,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) {
+    let (node, content) = (node.clone(), content.clone());
+    let span = tracing::debug_span!("have-poll", %peer);
+    tokio::spawn(
+        async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = poll_have(node, content, peer, tx) => {}
+            }
+        }
+        .instrument(span),
+    );
+}
+
+pub(super) async fn poll_have(
+    node: Arc<Node>,
+    content: Arc<Content>,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Event>,
+) {
+    let mut follow = Follow {
+        base: format!("http://{peer}/v1/blob/{}/have", content.root()),
+        content,
+        peer,
+        version: None,
+        told: None,
+    };
+    // A have stream (one answer that stays open, a record per piece of news) until the peer
+    // shows it does not know them (it answers as to a plain poll): then long polls.
+    let mut streaming = true;
+    let mut failures = 0u32;
+    loop {
+        let outcome = if streaming {
+            follow.stream(&node, &tx).await
+        } else {
+            follow.poll(&node, &tx).await
+        };
+        match outcome {
+            Followed::News => failures = 0,
+            Followed::Polled => {
+                streaming = false;
+                failures = 0;
+            }
+            Followed::Gone => {
+                let _ = tx.send(Event::PeerGone(peer)).await;
+                return;
+            }
+            Followed::Closed => return,
+            Followed::Failed => {
+                failures += 1;
+                if failures >= 3 {
+                    let _ = tx.send(Event::PeerGone(peer)).await;
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(failures))).await;
+            }
+        }
+    }
+}
+
+/// A peer's bitfield as this node follows it.
+pub(super) struct Follow {
+    base: String,
+    content: Arc<Content>,
+    peer: SocketAddr,
+    /// The version of what the peer said last.
+    version: Option<u64>,
+    /// What the peer said it holds last.
+    told: Option<Bitfield>,
+}
+
+/// How one ask of a [`Follow`] ended.
+pub(super) enum Followed {
+    /// It answered (news, or none for a long poll's time): ask again at once.
+    News,
+    /// It answered a stream ask as a plain poll (a peer that does not stream): poll from now.
+    Polled,
+    /// It sent what is not a bitfield of this content: not a peer to use.
+    Gone,
+    /// This download no longer listens.
+    Closed,
+    /// No answer, or a bad status.
+    Failed,
+}
+
+impl Follow {
+    /// The query telling the peer what this node knows: its own parts and those the peer said
+    /// it held, so that the peer sends only news this node can use (a peer followed by eight
+    /// answered each new part to all eight, also to those that already had it). Not for long
+    /// entries: the list would outgrow the news it saves.
+    fn known(&self) -> Option<String> {
+        self.told
+            .as_ref()
+            .filter(|_| self.content.parts() <= MAX_KNOWN_PARTS)
+            .and_then(|t| self.content.have().0.union(t))
+            .map(|k| hex::encode(k.as_bytes()))
+    }
+
+    /// Takes a bitfield the peer sent; false when this download no longer listens.
+    async fn told(&mut self, tx: &mpsc::Sender<Event>, version: u64, bits: Bitfield) -> bool {
+        self.version = Some(version);
+        self.told = Some(bits.clone());
+        tx.send(Event::Have(self.peer, bits)).await.is_ok()
+    }
+
+    /// One long poll (DESIGN section 4): `?after=N`, answered with news or `304`.
+    async fn poll(&mut self, node: &Node, tx: &mpsc::Sender<Event>) -> Followed {
+        let url = match (self.version, self.known()) {
+            (Some(v), Some(k)) => format!("{}?after={v}&known={k}", self.base),
+            (Some(v), None) => format!("{}?after={v}", self.base),
+            (None, _) => self.base.clone(),
+        };
+        let sent = node
+            .http
+            .get(&url)
+            .header(PEER_PORT_HEADER, node.port())
+            .timeout(node.long_poll + Duration::from_secs(10))
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status() == StatusCode::OK => self.answer(r, tx).await,
+            Ok(r) if r.status() == StatusCode::NOT_MODIFIED => Followed::News,
+            _ => Followed::Failed,
+        }
+    }
+
+    /// A plain answer: the bitfield, its version in a header.
+    async fn answer(&mut self, r: reqwest::Response, tx: &mpsc::Sender<Event>) -> Followed {
+        let version = r
+            .headers()
+            .get(HAVE_VERSION_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let parts = self.content.parts();
+        let bits = r
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| Bitfield::from_bytes(parts, &b));
+        match (bits, version) {
+            (Some(bits), Some(v)) => {
+                if self.told(tx, v, bits).await {
+                    Followed::News
+                } else {
+                    Followed::Closed
+                }
+            }
+            // A bitfield of the wrong size or without a version: not a peer we can use.
+            _ => Followed::Gone,
+        }
+    }
+
+    /// A have stream (`?stream=1`): records until the peer ends it or goes quiet past a
+    /// long poll's time (it repeats its last record when it has no news).
+    async fn stream(&mut self, node: &Node, tx: &mpsc::Sender<Event>) -> Followed {
+        let mut url = format!("{}?stream=1", self.base);
+        if let Some(v) = self.version {
+            url.push_str(&format!("&after={v}"));
+            if let Some(k) = self.known() {
+                url.push_str(&format!("&known={k}"));
+            }
+        }
+        let quiet = node.long_poll + Duration::from_secs(10);
+        let ask = node
+            .http
+            .get(&url)
+            .header(PEER_PORT_HEADER, node.port())
+            .send();
+        let mut r = match tokio::time::timeout(quiet, ask).await {
+            Ok(Ok(r)) if r.status() == StatusCode::OK => r,
+            _ => return Followed::Failed,
+        };
+        let is_stream = r
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes() == HAVE_STREAM_TYPE.as_bytes());
+        if !is_stream {
+            return match self.answer(r, tx).await {
+                Followed::News => Followed::Polled,
+                other => other,
+            };
+        }
+        let parts = self.content.parts();
+        let record = 8 + parts.div_ceil(8) as usize;
+        let mut buf: Vec<u8> = Vec::with_capacity(record * 2);
+        let mut any = false;
+        loop {
+            match tokio::time::timeout(quiet, r.chunk()).await {
+                Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk),
+                // Ended or quiet: ask again (at once if it said something).
+                _ => {
+                    return if any {
+                        Followed::News
+                    } else {
+                        Followed::Failed
+                    }
+                }
+            }
+            while buf.len() >= record {
+                let mut version = [0u8; 8];
+                version.copy_from_slice(&buf[..8]);
+                let Some(bits) = Bitfield::from_bytes(parts, &buf[8..record]) else {
+                    return Followed::Gone;
+                };
+                buf.drain(..record);
+                any = true;
+                if !self.told(tx, u64::from_be_bytes(version), bits).await {
+                    return Followed::Closed;
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn spawn_exchange(
+    node: &Arc<Node>,
+    root: Hash,
+    peer: SocketAddr,
+    cancel: CancellationToken,
+) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        let ask = async {
+            let r = node
+                .http
+                .get(format!("http://{peer}/v1/blob/{root}/peers"))
+                .header(PEER_PORT_HEADER, node.port())
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .ok()?;
+            if r.status() != StatusCode::OK {
+                return None;
+            }
+            let list: Vec<String> = r.json().await.ok()?;
+            for a in list.iter().take(50) {
+                if let Ok(addr) = a.parse::<SocketAddr>() {
+                    node.learn(root, addr);
+                }
+            }
+            Some(())
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = ask => {}
+        }
+    });
+}
+
+/// Follows `addr`: its bitfield news comes to the download loop until its token is cancelled.
+pub(super) fn follow(
+    node: &Arc<Node>,
+    content: &Arc<Content>,
+    addr: SocketAddr,
+    followed: &mut HashMap<SocketAddr, CancellationToken>,
+    tx: &mpsc::Sender<Event>,
+    scope: &CancellationToken,
+) {
+    let poller = scope.child_token();
+    followed.insert(addr, poller.clone());
+    spawn_poller(node, content, addr, tx.clone(), poller);
+}
+
+/// Stops following one of the `followed` peers, at random: it makes way for another.
+pub(super) fn let_go_of_one(
+    followed: &mut HashMap<SocketAddr, CancellationToken>,
+    picker: &mut Picker,
+    rng: &mut impl rand::Rng,
+) {
+    let mut current: Vec<SocketAddr> = followed.keys().copied().collect();
+    current.sort();
+    if let Some(gone) = current.choose(rng).copied() {
+        if let Some(poller) = followed.remove(&gone) {
+            poller.cancel();
+        }
+        picker.unfollow(gone);
+    }
+}
+
+/// Arrivals (members that started less than `ARRIVAL_MS` ago, by the start in their ids)
+/// among `known` that this
+/// download has not decided on yet, each to be followed with a chance of `neighbours` over
+/// the members: a new listener takes a part from the origin as it arrives (a cold entry's
+/// seed), and the swarm learns it holds it only from those who follow it. With neighbours
+/// rotating at random every 5 s, an arrival had one or two followers in its first seconds,
+/// and its seed was asked of it by three or four listeners in all before it was due.
+/// Nothing while this node is an arrival itself (`my_start_ms`): its neighbours are the
+/// holders of its first seconds, and an arrival holds little of them.
+pub(super) fn adopt_arrivals(
+    known: &[(SocketAddr, Option<u64>)],
+    my_start_ms: u64,
+    neighbours: usize,
+    followed: &HashMap<SocketAddr, CancellationToken>,
+    considered: &mut HashSet<SocketAddr>,
+    rng: &mut impl rand::Rng,
+) -> Vec<SocketAddr> {
+    let now = unix_ms();
+    if neighbours == usize::MAX || now.saturating_sub(my_start_ms) < ARRIVAL_MS {
+        return Vec::new();
+    }
+    let chance = neighbours as f64 / known.len().max(neighbours) as f64;
+    let mut adopted = Vec::new();
+    for &(addr, started) in known {
+        let Some(started) = started else {
+            continue;
+        };
+        if followed.contains_key(&addr) || now.saturating_sub(started) > ARRIVAL_MS {
+            continue;
+        }
+        if considered.insert(addr) && rng.random_bool(chance) {
+            adopted.push(addr);
+        }
+    }
+    adopted
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rand::SeedableRng;
+
+    fn member(port: u16, started_ms: u64) -> (SocketAddr, Option<u64>) {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        (addr, Some(started_ms))
+    }
+
+    #[test]
+    fn arrivals_are_followed_once_with_a_chance_of_neighbours_over_members() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let now = unix_ms();
+        // A small swarm: every arrival is followed, a member there for a minute is not, nor
+        // one already followed, nor one without an id.
+        let mut known = vec![
+            member(1, now - 1_000),
+            member(2, now - 60_000),
+            member(3, now),
+        ];
+        known.push(("127.0.0.1:4".parse().unwrap(), None));
+        let mut followed = HashMap::new();
+        followed.insert(known[2].0, CancellationToken::new());
+        let mut considered = HashSet::new();
+        let mine = now - 60_000;
+        // An arrival itself keeps the neighbours it found (and decides nothing yet).
+        let adopted = adopt_arrivals(&known, now, 8, &followed, &mut considered, &mut rng);
+        assert!(adopted.is_empty() && considered.is_empty());
+        let adopted = adopt_arrivals(&known, mine, 8, &followed, &mut considered, &mut rng);
+        assert_eq!(adopted, vec![known[0].0]);
+        // Decided once: asked again, nothing new.
+        assert!(adopt_arrivals(&known, mine, 8, &followed, &mut considered, &mut rng).is_empty());
+        // A plain fetch follows everyone anyway.
+        let mut fresh = HashSet::new();
+        let none = HashMap::new();
+        assert!(adopt_arrivals(&known, mine, usize::MAX, &none, &mut fresh, &mut rng).is_empty());
+
+        // 400 members arriving at once, 8 neighbours: about 8 of them followed.
+        let known: Vec<_> = (0..400).map(|i| member(1_000 + i, now)).collect();
+        let mut considered = HashSet::new();
+        let adopted = adopt_arrivals(&known, mine, 8, &none, &mut considered, &mut rng);
+        assert!((2..=20).contains(&adopted.len()), "{}", adopted.len());
+        assert_eq!(considered.len(), 400);
+    }
+}

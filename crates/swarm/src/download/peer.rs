@@ -1,0 +1,66 @@
+//! Asking a peer for a run of parts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::header;
+use reqwest::StatusCode;
+
+use super::request::{done, drain, range_of, receive, Received};
+use super::{report_ban, Event};
+use crate::node::Node;
+use crate::picker::{Failure, Request};
+use crate::server::{DUE_HEADER, PEER_PORT_HEADER};
+use crate::store::Content;
+
+/// A request to a peer taking longer than this is abandoned (and the peer backs off).
+const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn from_peer(
+    node: &Node,
+    content: &Content,
+    peer: SocketAddr,
+    request: Request,
+) -> Event {
+    let (start, end) = range_of(content, &request);
+    let failed = |failure| Event::Failed {
+        id: request.id,
+        failure,
+    };
+    let url = format!("http://{peer}/v1/blob/{}", content.root());
+    let mut get = node
+        .http
+        .get(url)
+        .header(header::RANGE, format!("bytes={start}-{}", end - 1))
+        .header(PEER_PORT_HEADER, node.port())
+        .timeout(PEER_REQUEST_TIMEOUT);
+    if let Some(due) = request.due_in_ms {
+        get = get.header(DUE_HEADER, due);
+    }
+    let sent = get.send().await;
+    let response = match sent {
+        Ok(r) => r,
+        Err(_) => return failed(Failure::Error),
+    };
+    match response.status() {
+        StatusCode::PARTIAL_CONTENT => {}
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            drain(response).await;
+            return failed(Failure::NotHeld);
+        }
+        StatusCode::SERVICE_UNAVAILABLE => {
+            drain(response).await;
+            return failed(Failure::Busy);
+        }
+        _ => return failed(Failure::Error),
+    }
+    match receive(response, end - start, content, request.first).await {
+        Received::Kept { count, bytes } => done(&request, count, bytes),
+        Received::Invalid { part } => {
+            node.metrics.parts_failed_verification.inc();
+            report_ban(peer, &format!("part {part} failing verification"));
+            failed(Failure::BadData)
+        }
+        Received::Broken | Received::Failed => failed(Failure::Error),
+    }
+}

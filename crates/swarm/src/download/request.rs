@@ -1,0 +1,232 @@
+//! One request for a run of parts, to a peer or to the origin, and how its body is kept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alluvium_content::PART_SIZE;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tracing::Instrument;
+
+use super::origin::from_origin;
+use super::peer::from_peer;
+use super::Event;
+use crate::node::Node;
+use crate::picker::{Request, Source};
+use crate::store::{Content, StoreError};
+
+/// A transfer from which nothing arrives for this long is given up, keeping the whole parts
+/// that did arrive. A thin uplink shared by many TCP flows drops packets, and a flow that
+/// loses its retransmissions too waits seconds, doubling, before it tries again: asking
+/// anew beats waiting for it (the block's parts are then still spread in time).
+const IDLE_LIMIT: Duration = Duration::from_secs(4);
+
+pub(super) fn spawn_request(
+    node: &Arc<Node>,
+    content: &Arc<Content>,
+    origin: &url::Url,
+    if_range: Option<String>,
+    request: Request,
+    tx: mpsc::Sender<Event>,
+) -> AbortHandle {
+    let node = node.clone();
+    let content = content.clone();
+    let origin = origin.clone();
+    let span = tracing::debug_span!(
+        "request",
+        id = request.id,
+        first = request.first,
+        count = request.count
+    );
+    tokio::spawn(
+        async move {
+            let event = match request.source {
+                Source::Origin => {
+                    from_origin(&node, &content, &origin, if_range.as_deref(), request).await
+                }
+                Source::Peer(peer) => from_peer(&node, &content, peer, request).await,
+            };
+            let _ = tx.send(event).await;
+        }
+        .instrument(span),
+    )
+    .abort_handle()
+}
+
+pub(super) fn range_of(content: &Content, request: &Request) -> (u64, u64) {
+    let start = u64::from(request.first) * PART_SIZE;
+    let end = (u64::from(request.first + request.count) * PART_SIZE).min(content.size());
+    (start, end)
+}
+
+/// The report of a request whose first `count` parts (`bytes` bytes) were verified and kept.
+pub(super) fn done(request: &Request, count: u32, bytes: u64) -> Event {
+    Event::Done {
+        id: request.id,
+        first: request.first,
+        count,
+        bytes,
+        source: request.source,
+    }
+}
+
+/// What came of a body of parts.
+pub(super) enum Received {
+    /// The first `count` parts, `bytes` bytes, verified and kept.
+    Kept { count: u32, bytes: u64 },
+    /// Longer than asked, or not one whole part came.
+    Broken,
+    /// `part` failed verification. The parts before it were kept; the picker, told only of
+    /// the failure, asks for them again, and the store takes a part it holds as a no-op.
+    Invalid { part: u32 },
+    /// The store could not keep a part.
+    Failed,
+}
+
+/// Reads a body of `len` bytes holding the parts from `first`, and keeps each part
+/// (verified) as soon as it is whole: the first part of a run plays, and is offered to
+/// peers, while the rest is on its way. Before, a run was kept when all of it had come: a
+/// first listener's opening three parts from the origin were held back until the third,
+/// 2.7 s after the ask. If the body breaks off or nothing comes for [`IDLE_LIMIT`], the
+/// whole parts that came are what is kept (the last part of a file may be short, and is
+/// whole when the body is).
+pub(super) async fn receive(
+    response: reqwest::Response,
+    len: u64,
+    content: &Content,
+    first: u32,
+) -> Received {
+    let part = PART_SIZE as usize;
+    let mut pending: Vec<u8> = Vec::with_capacity(part * 2);
+    // Bytes came, and bytes kept: whole parts (the file's short last part only at the end),
+    // so the next part to keep is `first + kept / PART_SIZE`.
+    let (mut came, mut kept) = (0u64, 0u64);
+    let keep = |bytes: Vec<u8>, kept: u64| match content
+        .insert(first + (kept / PART_SIZE) as u32, &Bytes::from(bytes))
+    {
+        Ok(_) => None,
+        Err(StoreError::Invalid { part, .. }) => Some(Received::Invalid { part }),
+        Err(_) => Some(Received::Failed),
+    };
+    let mut stream = response.bytes_stream();
+    while let Ok(Some(chunk)) = tokio::time::timeout(IDLE_LIMIT, stream.next()).await {
+        let Ok(chunk) = chunk else { break };
+        came += chunk.len() as u64;
+        if came > len {
+            return Received::Broken;
+        }
+        pending.extend_from_slice(&chunk);
+        let whole = pending.len() - pending.len() % part;
+        if whole > 0 {
+            let rest = pending.split_off(whole);
+            let parts = std::mem::replace(&mut pending, rest);
+            if let Some(bad) = keep(parts, kept) {
+                return bad;
+            }
+            kept += whole as u64;
+        }
+    }
+    if came == len && !pending.is_empty() {
+        let last = pending.len() as u64;
+        if let Some(bad) = keep(pending, kept) {
+            return bad;
+        }
+        kept += last;
+    }
+    if kept == 0 {
+        return Received::Broken;
+    }
+    Received::Kept {
+        count: kept.div_ceil(PART_SIZE) as u32,
+        bytes: kept,
+    }
+}
+
+/// Reads a refusal's short body so that its connection goes back to the pool: a response
+/// dropped unread closes its connection, and the next ask of that peer opens a new one (a
+/// handshake and a close, about half a kilobyte across two thin uplinks, and a fresh slow
+/// start).
+pub(super) async fn drain(response: reqwest::Response) {
+    if response.content_length().is_some_and(|n| n <= 1_024) {
+        let _ = tokio::time::timeout(Duration::from_millis(500), response.bytes()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A response whose body is what `chunks` sends, as it sends it.
+    fn streamed(chunks: mpsc::Receiver<Vec<u8>>) -> reqwest::Response {
+        let body = futures_util::stream::unfold(chunks, |mut rx| async move {
+            let chunk = rx.recv().await?;
+            Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), rx))
+        });
+        axum::http::Response::new(reqwest::Body::wrap_stream(body)).into()
+    }
+
+    #[tokio::test]
+    async fn a_run_s_parts_are_kept_as_each_comes_and_a_bad_one_stops_it() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let tree =
+            alluvium_content::Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
+        let store = crate::store::Store::new(None, 1 << 30, 1 << 20);
+        let part = PART_SIZE as usize;
+
+        // Parts 1-3 asked; parts 1 and 2 come in odd pieces, then the body waits.
+        let content = store.open(tree.clone());
+        let (tx, rx) = mpsc::channel(8);
+        let reading = tokio::spawn({
+            let content = content.clone();
+            async move { receive(streamed(rx), 3 * PART_SIZE, &content, 1).await }
+        });
+        tx.send(data[part..part + 10_000].to_vec()).await.unwrap();
+        tx.send(data[part + 10_000..3 * part].to_vec())
+            .await
+            .unwrap();
+        let mut have = content.subscribe();
+        let kept = async {
+            while !content.have().0.get(2) {
+                have.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), kept)
+            .await
+            .expect("parts 1 and 2 kept while part 3 is still to come");
+        assert!(content.have().0.get(1) && !reading.is_finished());
+        // Part 3 is corrupt: it is not kept, and the request says which part failed.
+        let mut bad = data[3 * part..4 * part].to_vec();
+        bad[100] ^= 1;
+        tx.send(bad).await.unwrap();
+        drop(tx);
+        assert!(matches!(
+            reading.await.unwrap(),
+            Received::Invalid { part: 3 }
+        ));
+        assert!(!content.have().0.get(3));
+
+        // The file's short last part is kept when the body is whole, and a body longer
+        // than asked is refused.
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(data[5 * part..].to_vec()).await.unwrap();
+        drop(tx);
+        let len = (data.len() - 5 * part) as u64;
+        let got = receive(streamed(rx), len, &content, 5).await;
+        assert!(matches!(got, Received::Kept { count: 2, bytes } if bytes == len));
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(data[..part + 1].to_vec()).await.unwrap();
+        drop(tx);
+        let got = receive(streamed(rx), PART_SIZE, &content, 0).await;
+        assert!(matches!(got, Received::Broken));
+
+        // A body that breaks off keeps its whole parts.
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(data[..part + 5].to_vec()).await.unwrap();
+        drop(tx);
+        let got = receive(streamed(rx), 2 * PART_SIZE, &content, 0).await;
+        assert!(matches!(got, Received::Kept { count: 1, bytes } if bytes == PART_SIZE));
+    }
+}
