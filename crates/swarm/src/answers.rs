@@ -12,10 +12,7 @@
 
 use std::sync::{Arc, Mutex};
 
-/// An ask due within this is urgent: it may be taken past one more answer due sooner, so a
-/// listener that has just joined (or is about to play silence) is not turned away because
-/// the uplink is busy with other urgent answers.
-pub const URGENT_DUE_MS: i64 = 3_000;
+use crate::proto::URGENT_DUE_MS;
 
 /// Answers past the cap that asks due sooner than those in flight may add.
 const JUMP: usize = 2;

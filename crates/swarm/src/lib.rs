@@ -19,6 +19,7 @@ pub mod download;
 mod metrics;
 pub mod node;
 pub mod picker;
+pub mod proto;
 pub mod server;
 pub mod station;
 pub mod store;

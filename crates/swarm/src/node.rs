@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use alluvium_content::Hash;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::answers::Answers;
 use crate::metrics::Metrics;
-use crate::server::{self, LONG_POLL};
+use crate::proto::LONG_POLL;
 use crate::store::{Store, DEFAULT_MEMORY_PER_CONTENT};
 use crate::uplink::Uplink;
 
@@ -129,13 +128,13 @@ pub struct Node {
     announced: Mutex<std::collections::HashSet<Hash>>,
     /// Contents whose downloads are short of parts due soon (see [`Node::set_short`]).
     short: Mutex<std::collections::HashSet<Hash>>,
-    port: AtomicU16,
+    pub(crate) port: AtomicU16,
     /// The peer server's address as bound (its IP may be unspecified).
-    bound: std::sync::Mutex<Option<SocketAddr>>,
+    pub(crate) bound: std::sync::Mutex<Option<SocketAddr>>,
     /// Fires when the peer server stops: answers that stay open (have streams) end.
     pub(crate) stopping: CancellationToken,
     peer_id: String,
-    max_connections: usize,
+    pub(crate) max_connections: usize,
 }
 
 impl Node {
@@ -182,29 +181,6 @@ impl Node {
         });
         node.show_upload_rate();
         node
-    }
-
-    /// Binds the peer server at `addr` (port 0 picks one) and serves until `cancel`.
-    pub async fn start_server(
-        self: &Arc<Self>,
-        addr: SocketAddr,
-        cancel: CancellationToken,
-    ) -> std::io::Result<SocketAddr> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        self.port.store(local.port(), Ordering::Relaxed);
-        *self.bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(local);
-        let node = self.clone();
-        let max = self.max_connections;
-        tokio::spawn(
-            async move {
-                if let Err(e) = server::serve(node, listener, max, cancel).await {
-                    tracing::error!("peer server stopped: {e}");
-                }
-            }
-            .instrument(tracing::info_span!("peer-server", %local)),
-        );
-        Ok(local)
     }
 
     /// The peer server's port (0 before it is started).

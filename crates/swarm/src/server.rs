@@ -1,31 +1,7 @@
-//! The peer server (DESIGN section 4): what this listener holds, served to other listeners.
-//!
-//! - `GET /v1/blob/{blake3}` with `Range: bytes=S-E` on part boundaries: `206` with exactly
-//!   those verified bytes; `404` unknown content; `416` a part in the range is not held (or the
-//!   range is outside the file or not on part boundaries); `400` a malformed or multiple range.
-//!   Without `Range`, the whole content if complete, else `416`.
-//! - `GET /v1/blob/{blake3}/have[?after=N[&known=HEX]]`: the bitfield, with
-//!   `Alluvium-Have-Version`. With `after`, the answer waits until the version passes `N`
-//!   (gathering news for a moment), or `304` after [`LONG_POLL`]. With `known` too (a
-//!   bitfield in hex: the asker's parts and those it knows are here), it waits until a part
-//!   outside `known` is held as well.
-//! - `GET /v1/blob/{blake3}/have?stream=1[&after=N][&known=HEX]`: the same news on one
-//!   answer that stays open (`Content-Type: application/x-alluvium-have-stream`): a record
-//!   per piece of news, each the version (8 bytes, big-endian) then the bitfield. The first
-//!   comes at once (without `after`) or with the first news past `N`; with no news for
-//!   [`LONG_POLL`] the last is sent again, so the asker knows the peer is there. An extension
-//!   of DESIGN section 4's long poll (which is kept): a record and its acknowledgement take
-//!   about 160 bytes of the uplinks, an answered poll and the next ask about 550. A peer
-//!   that does not know `stream` answers as to a plain poll, and the asker polls it.
-//! - `GET /v1/blob/{blake3}/peers`: peers this node knows for the content, as JSON
-//!   `["IP:PORT", ...]`: peer exchange, so a swarm outlives its tracker.
-//! - A request carrying `Alluvium-Peer-Port: N` tells the server the requester serves on
-//!   `N` at the address it connects from: the server learns it as a peer.
-//! - `GET /metrics`, `GET /healthz`.
-//!
-//! Limits: connections ([`CappedListener`]), concurrent blob answers (`503` past it), upload
-//! bytes per second (`--upload-limit`, paced in small steps by the [`crate::uplink`], the
-//! soonest-due ask first).
+//! The peer server: what this listener holds, served to other listeners by the rules of
+//! [`crate::proto`], within its limits: connections ([`CappedListener`]), concurrent blob
+//! answers (`503` past them), upload bytes per second
+//! (`--upload-limit`, paced in small steps by the [`crate::uplink`], the soonest-due ask first).
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -48,31 +24,24 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::answers::Slot;
 use crate::bitfield::Bitfield;
 use crate::node::Node;
+use crate::proto::{
+    encode_record, RangeError, DUE_HEADER, HAVE_STREAM_TYPE, HAVE_VERSION_HEADER, MAX_RANGE_PARTS,
+    PEER_PORT_HEADER,
+};
 use crate::store::Content;
 
-/// Longest a `have?after=N` request is held open.
-pub const LONG_POLL: Duration = Duration::from_secs(30);
 /// After news, wait this long for more before answering a long poll, so a peer gaining many
 /// parts in a burst is not polled once per part (every answer and the ask that follows it
 /// cost a thin uplink about 0.5 KB).
 pub const NEWS_GATHER: Duration = Duration::from_millis(400);
-/// Header naming the requester's own peer port.
-pub const PEER_PORT_HEADER: &str = "alluvium-peer-port";
-/// Header with the bitfield's version.
-pub const HAVE_VERSION_HEADER: &str = "alluvium-have-version";
-/// Content type of a have stream (`/have?stream=1`): records of the version (8 bytes,
-/// big-endian) and the bitfield (`ceil(parts/8)` bytes).
-pub const HAVE_STREAM_TYPE: &str = "application/x-alluvium-have-stream";
 /// What a have stream's record takes on the wire besides itself (chunk framing, TCP and IP
 /// headers), counted against the uplink.
 const RECORD_HEAD: usize = 80;
-/// Header of a blob ask: in how many ms the asker plays the first part asked.
-pub const DUE_HEADER: &str = "alluvium-due-ms";
-pub use crate::answers::URGENT_DUE_MS;
 /// Unsent bytes a peer connection's socket takes (`TCP_NOTSENT_LOWAT`): past them it takes
 /// more only as bytes go out, so what it has taken is on the wire or nearly.
 pub const UNSENT_LOW: u32 = 4 * 1024;
@@ -87,8 +56,6 @@ const ANSWER_HEAD: usize = 200;
 /// An answer whose connection takes nothing for this long is cut off (the connection closes:
 /// its body ends short of its length), freeing the slot.
 const STUCK: Duration = Duration::from_secs(30);
-/// Largest range served in one answer.
-pub const MAX_RANGE_PARTS: u64 = 64;
 
 /// A connection accepted by [`CappedListener`]: its remote address, and what its socket has
 /// taken so far.
@@ -277,6 +244,31 @@ impl Connected<axum::serve::IncomingStream<'_, CappedListener>> for PeerAddr {
     }
 }
 
+impl Node {
+    /// Binds the peer server at `addr` (port 0 picks one) and serves until `cancel`.
+    pub async fn start_server(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        cancel: CancellationToken,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        self.port.store(local.port(), Ordering::Relaxed);
+        *self.bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(local);
+        let node = self.clone();
+        let max = self.max_connections;
+        tokio::spawn(
+            async move {
+                if let Err(e) = serve(node, listener, max, cancel).await {
+                    tracing::error!("peer server stopped: {e}");
+                }
+            }
+            .instrument(tracing::info_span!("peer-server", %local)),
+        );
+        Ok(local)
+    }
+}
+
 /// The peer server's routes.
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
@@ -335,31 +327,12 @@ fn learn(node: &Node, root: Hash, from: SocketAddr, headers: &HeaderMap) {
 }
 
 /// Parses `bytes=S-E` into (first part, part count) for a file of `size`; `Err(status)`.
+/// [`crate::proto::parse_range`], with the status each refusal answers.
 fn parse_range(value: &str, size: u64) -> Result<(u32, u32), StatusCode> {
-    let spec = value
-        .trim()
-        .strip_prefix("bytes=")
-        .ok_or(StatusCode::BAD_REQUEST)?;
-    if spec.contains(',') {
-        return Err(StatusCode::BAD_REQUEST);
-    }
-    let (s, e) = spec.split_once('-').ok_or(StatusCode::BAD_REQUEST)?;
-    let start: u64 = s.trim().parse().map_err(|_| StatusCode::BAD_REQUEST)?;
-    let end: u64 = if e.trim().is_empty() {
-        size.saturating_sub(1)
-    } else {
-        e.trim().parse().map_err(|_| StatusCode::BAD_REQUEST)?
-    };
-    let aligned_end = (end + 1) % PART_SIZE == 0 || end + 1 == size;
-    if start > end || end >= size || start % PART_SIZE != 0 || !aligned_end {
-        return Err(StatusCode::RANGE_NOT_SATISFIABLE);
-    }
-    let first = start / PART_SIZE;
-    let count = (end / PART_SIZE) - first + 1;
-    if count > MAX_RANGE_PARTS {
-        return Err(StatusCode::RANGE_NOT_SATISFIABLE);
-    }
-    Ok((first as u32, count as u32))
+    crate::proto::parse_range(value, size).map_err(|e| match e {
+        RangeError::Malformed => StatusCode::BAD_REQUEST,
+        RangeError::NotParts => StatusCode::RANGE_NOT_SATISFIABLE,
+    })
 }
 
 async fn blob(
@@ -612,14 +585,14 @@ fn have_answer(content_type: &'static str, version: u64, body: Body) -> Response
 enum News {
     /// The version passed `after`, with a part outside `known` if one was given.
     Some,
-    /// [`LONG_POLL`] passed without.
+    /// [`LONG_POLL`](crate::proto::LONG_POLL) passed without.
     None,
     /// The node is stopping: the answer ends.
     Stopping,
 }
 
 /// Waits until the version passes `after` and, with `known`, a part outside it is held, for
-/// at most [`LONG_POLL`].
+/// at most [`LONG_POLL`](crate::proto::LONG_POLL).
 async fn news(node: &Node, content: &Content, after: u64, known: Option<&Bitfield>) -> News {
     let until = tokio::time::Instant::now() + node.long_poll;
     let mut rx = content.subscribe();
@@ -646,7 +619,7 @@ async fn news(node: &Node, content: &Content, after: u64, known: Option<&Bitfiel
 /// A have stream's records: the first at once (without `after`) or at the first news past
 /// it, then one per piece of news (gathered for [`NEWS_GATHER`]) the asker can use: a part
 /// outside what it said it knew and what the stream has told it. With no news for
-/// [`LONG_POLL`], the last record again. Ends when the node stops.
+/// [`LONG_POLL`](crate::proto::LONG_POLL), the last record again. Ends when the node stops.
 fn have_records(
     node: Arc<Node>,
     content: Arc<Content>,
@@ -669,9 +642,7 @@ fn have_records(
             let (bits, version) = content.have();
             node.metrics.have_answers.inc();
             node.uplink.charge(RECORD_HEAD + 8 + bits.as_bytes().len());
-            let mut record = Vec::with_capacity(8 + bits.as_bytes().len());
-            record.extend_from_slice(&version.to_be_bytes());
-            record.extend_from_slice(bits.as_bytes());
+            let record = encode_record(version, &bits);
             let known = match known {
                 Some(k) => k.union(&bits).or(Some(bits)),
                 None => Some(bits),

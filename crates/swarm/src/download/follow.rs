@@ -18,7 +18,7 @@ use super::Event;
 use crate::bitfield::Bitfield;
 use crate::node::{unix_ms, Node};
 use crate::picker::Picker;
-use crate::server::{HAVE_STREAM_TYPE, HAVE_VERSION_HEADER, PEER_PORT_HEADER};
+use crate::proto::{RecordReader, HAVE_STREAM_TYPE, HAVE_VERSION_HEADER, PEER_PORT_HEADER};
 use crate::store::Content;
 
 /// How often one known peer is asked for the peers it knows.
@@ -26,7 +26,7 @@ pub(super) const PEER_EXCHANGE_EVERY: Duration = Duration::from_secs(10);
 /// Entries with more parts than this poll for news without saying what they know (see
 /// `poll_have`): 512 bytes of bitfield, 1 KiB in the query.
 pub(super) const MAX_KNOWN_PARTS: u32 = 4_096;
-/// Peers a live download follows (see [`DownloadConfig::neighbours`]).
+/// Peers a live download follows (see [`super::DownloadConfig::neighbours`]).
 pub const LIVE_NEIGHBOURS: usize = 8;
 /// A member that started less than this ago is an arrival: a live download follows it at
 /// once with a chance of its neighbours over the members (see `adopt_arrivals`).
@@ -219,13 +219,11 @@ impl Follow {
                 other => other,
             };
         }
-        let parts = self.content.parts();
-        let record = 8 + parts.div_ceil(8) as usize;
-        let mut buf: Vec<u8> = Vec::with_capacity(record * 2);
+        let mut records = RecordReader::new(self.content.parts());
         let mut any = false;
         loop {
             match tokio::time::timeout(quiet, r.chunk()).await {
-                Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk),
+                Ok(Ok(Some(chunk))) => records.push(&chunk),
                 // Ended or quiet: ask again (at once if it said something).
                 _ => {
                     return if any {
@@ -235,15 +233,12 @@ impl Follow {
                     }
                 }
             }
-            while buf.len() >= record {
-                let mut version = [0u8; 8];
-                version.copy_from_slice(&buf[..8]);
-                let Some(bits) = Bitfield::from_bytes(parts, &buf[8..record]) else {
+            while let Some(record) = records.next_record() {
+                let Ok((version, bits)) = record else {
                     return Followed::Gone;
                 };
-                buf.drain(..record);
                 any = true;
-                if !self.told(tx, u64::from_be_bytes(version), bits).await {
+                if !self.told(tx, version, bits).await {
                     return Followed::Closed;
                 }
             }

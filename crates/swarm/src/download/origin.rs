@@ -10,6 +10,7 @@ use super::request::{done, range_of, receive, Received};
 use super::Event;
 use crate::node::Node;
 use crate::picker::{Failure, Request};
+use crate::proto::range_header;
 use crate::store::Content;
 
 /// A request to the origin taking longer than this is abandoned.
@@ -30,7 +31,7 @@ pub(super) async fn from_origin(
     let mut get = node
         .http
         .get(origin.clone())
-        .header(header::RANGE, format!("bytes={start}-{}", end - 1))
+        .header(header::RANGE, range_header(start, end))
         .timeout(ORIGIN_REQUEST_TIMEOUT);
     if let Some(v) = if_range {
         get = get.header(header::IF_RANGE, v);

@@ -10,7 +10,7 @@ use super::request::{done, drain, range_of, receive, Received};
 use super::{report_ban, Event};
 use crate::node::Node;
 use crate::picker::{Failure, Request};
-use crate::server::{DUE_HEADER, PEER_PORT_HEADER};
+use crate::proto::{range_header, DUE_HEADER, PEER_PORT_HEADER};
 use crate::store::Content;
 
 /// A request to a peer taking longer than this is abandoned (and the peer backs off).
@@ -31,7 +31,7 @@ pub(super) async fn from_peer(
     let mut get = node
         .http
         .get(url)
-        .header(header::RANGE, format!("bytes={start}-{}", end - 1))
+        .header(header::RANGE, range_header(start, end))
         .header(PEER_PORT_HEADER, node.port())
         .timeout(PEER_REQUEST_TIMEOUT);
     if let Some(due) = request.due_in_ms {

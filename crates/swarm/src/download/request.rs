@@ -56,9 +56,7 @@ pub(super) fn spawn_request(
 }
 
 pub(super) fn range_of(content: &Content, request: &Request) -> (u64, u64) {
-    let start = u64::from(request.first) * PART_SIZE;
-    let end = (u64::from(request.first + request.count) * PART_SIZE).min(content.size());
-    (start, end)
+    crate::proto::part_bytes(request.first, request.count, content.size())
 }
 
 /// The report of a request whose first `count` parts (`bytes` bytes) were verified and kept.
