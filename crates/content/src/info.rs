@@ -90,7 +90,7 @@ impl<'de> Deserialize<'de> for Hash {
     }
 }
 
-/// Content info for one URL (DESIGN section 4, `GET /v1/content?url=`).
+/// Content info for one URL (docs/design.md section 4, `GET /v1/content?url=`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContentInfo {
     /// The media URL as asked.

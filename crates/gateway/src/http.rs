@@ -1,4 +1,4 @@
-//! The gateway's HTTP service (DESIGN section 4): routes, handlers, and the errors they map to.
+//! The gateway's HTTP service (docs/design.md section 4): routes, handlers, and the errors they map to.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -123,7 +123,7 @@ impl Gateway {
         );
     }
 
-    /// The routes of DESIGN section 4. Serve with connect info
+    /// The routes of docs/design.md section 4. Serve with connect info
     /// (`into_make_service_with_connect_info::<SocketAddr>()`): the tracker needs the peer's
     /// address.
     pub fn router(&self) -> Router {

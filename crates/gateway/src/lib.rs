@@ -2,7 +2,7 @@
 //! origin validators, BLAKE3 root and hash tree), fetched once and cached; and the peers that
 //! hold or fetch each content.
 //!
-//! # Protocol (DESIGN section 4; JSON bodies)
+//! # Protocol (docs/design.md section 4; JSON bodies)
 //!
 //! - `GET /v1/content?url=URL[&wait=SECONDS]` → `200` [`ContentInfo`]. An unknown or stale URL
 //!   starts one shared fetch (a conditional GET when the URL is known); the request waits for it

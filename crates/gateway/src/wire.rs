@@ -1,4 +1,4 @@
-//! The gateway's JSON bodies (DESIGN section 4), shared by the service and its client.
+//! The gateway's JSON bodies (docs/design.md section 4), shared by the service and its client.
 
 use alluvium_content::Hash;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! The Alluvium playlist: RSS 1.0 (RDF/XML) with standard vocabularies only, and the schedule it
 //! describes.
 //!
-//! # Format (DESIGN section 2)
+//! # Format (docs/design.md section 2)
 //!
 //! An `rdf:RDF` root holds one RSS 1.0 `channel` (the station) and one `item` per scheduled slot.
 //! An item names its media with `enc:enclosure rdf:resource` (`enc:type`, `enc:length`), its

@@ -35,7 +35,7 @@ pub struct Parsed {
     pub warnings: Vec<Warning>,
 }
 
-/// Parses a playlist document (RSS 1.0 of DESIGN section 2, the 2003 format, or a mixture).
+/// Parses a playlist document (RSS 1.0 of docs/design.md section 2, the 2003 format, or a mixture).
 pub fn parse(input: &[u8]) -> Result<Parsed, Error> {
     if input.len() > MAX_PLAYLIST_BYTES {
         return Err(Error::TooLarge {

@@ -3,7 +3,7 @@
 //! Pure and clock-free: every question takes the instant `t` as an argument, so the listener,
 //! the `schedule` command and the tests all ask the same function with their own notion of now.
 //!
-//! Rules (DESIGN section 2):
+//! Rules (docs/design.md section 2):
 //! - an entry with `ev:startdate` starts then; one without follows the entry before it in the
 //!   document, and the first such entry starts at the channel's `dc:date`;
 //! - an entry without any duration ends where the next entry with a start begins;

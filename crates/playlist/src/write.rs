@@ -1,4 +1,4 @@
-//! Writing a playlist as RSS 1.0 RDF/XML (DESIGN section 2).
+//! Writing a playlist as RSS 1.0 RDF/XML (docs/design.md section 2).
 
 use std::fmt::Write as _;
 

@@ -41,9 +41,7 @@ const STALL_MARGIN: TimeDelta = TimeDelta::milliseconds(500);
 /// `BUFFER_FLOOR` of audio left to play: a part that comes that late then plays without a
 /// gap, where it was silence before. What the player has left is at least the audio sent
 /// since its first sound less the time since then (it cannot play faster than real time,
-/// and starts after a prebuffer), so the wait never empties it. Waiting 1 s after the
-/// moment whatever the player had (a listener that had just tuned in was sent little) gave
-/// four stalls of 3-6 s in the benchmark's player model (N=30, 2x uplinks).
+/// and starts after a prebuffer), so the wait never empties it (docs/decisions/016).
 const LATE_GRACE: TimeDelta = TimeDelta::milliseconds(1_000);
 /// See `LATE_GRACE`.
 const BUFFER_FLOOR: TimeDelta = TimeDelta::milliseconds(500);
@@ -555,9 +553,8 @@ fn next_entry(
 /// The frame at the stream clock is waited for while it is due later than now plus this:
 /// `-LATE_GRACE` while the player surely has more than `BUFFER_FLOOR` of audio left (`sent`
 /// since its first sound, `since` then), else `STALL_MARGIN`; both plus `early`, how far
-/// ahead of the schedule the player started. A player started 1 s ahead runs dry 1 s before
-/// the moment it waits for: given up only 0.5 s before that moment, one listener's player
-/// emptied and stalled 4.5 s in the benchmark's model (N=30).
+/// ahead of the schedule the player started: one started 1 s ahead runs dry 1 s before the
+/// moment it waits for.
 fn wait_margin(sent: TimeDelta, since: Option<Duration>, early: TimeDelta) -> TimeDelta {
     let left = since.map(|t| sent - TimeDelta::from_std(t).unwrap_or(TimeDelta::MAX));
     early

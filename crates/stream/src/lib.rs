@@ -1,4 +1,4 @@
-//! The local Icecast-compatible stream (DESIGN section 4): what a listener's swarm fetched,
+//! The local Icecast-compatible stream (docs/design.md section 4): what a listener's swarm fetched,
 //! re-streamed so any internet-radio player plays it, on schedule.
 //!
 //! - [`icy`]: ICY metadata blocks (`StreamTitle`), every 16,000 bytes for clients that ask.

@@ -1,4 +1,4 @@
-//! The stream server (DESIGN section 4): `/stream` like Icecast, `/status-json.xsl` in
+//! The stream server (docs/design.md section 4): `/stream` like Icecast, `/status-json.xsl` in
 //! Icecast's JSON shape, `/metrics`, and a small page at `/`.
 //!
 //! `/stream` answers `HTTP/1.0 200 OK` with a body that ends when the connection does (no

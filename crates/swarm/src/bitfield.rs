@@ -1,5 +1,5 @@
 //! The `have` bitfield: one bit per part, most significant bit first, `ceil(parts/8)` bytes
-//! (BitTorrent's layout, DESIGN section 4). Hand-written because the wire layout is the point:
+//! (BitTorrent's layout, docs/design.md section 4). Hand-written because the wire layout is the point:
 //! a general bitset crate would still need this conversion.
 
 /// Which parts are held.

@@ -5,7 +5,7 @@
 //! - [`picker`]: the deterministic scheduling core (which part of whom, deadlines, re-issue,
 //!   scoring, bans). No I/O, no clock.
 //! - [`store`]: verified parts in memory and in a bounded disk cache.
-//! - [`server`]: the peer protocol (`/v1/blob/...`, DESIGN section 4), with its limits.
+//! - [`server`]: the peer protocol (`/v1/blob/...`, docs/design.md section 4), with its limits.
 //! - [`node`]: one listener's node: store + server + known peers + upload budget + metrics.
 //! - [`uplink`]: the upload paced at its rate, the soonest-due answer first.
 //! - [`download`]: the async shell that runs a download against a node.

@@ -39,27 +39,9 @@ pub enum UploadLimit {
     Auto,
 }
 
-/// `--upload-limit auto` paces at this many times the station's bitrate.
-///
-/// Unpaced, every answer goes to the kernel at once: on a thin uplink the link's queue
-/// overflows, packets are dropped (a third of what the first listener sent at N=30 in the
-/// benchmark), and the node's own acknowledgements and asks drop with them, so its answers
-/// and its downloads both take seconds. Paced a little under the link, answers go out one
-/// after another at the link's rate, soonest due first. A listener needs 1x the bitrate in,
-/// so 1.6x out gives a swarm room to spread new parts, while staying under most uplinks.
-/// Benchmark, N=30, 256 kbit/s uplinks (2x), one run each, silence min / median / max:
-/// unpaced 2 / 14 / 26 and 2 / 13 / 26 s; paced at 1.75x 0 / 11 / 22 s (and, as `auto`,
-/// 1 / 10 / 24 and 0 / 10 / 22 s), at 1.5x 0 / 11 / 24 s. A link slower than this gains
-/// nothing (at 1.25x the bitrate the median went from 54 to 66 s in one run each);
-/// `--upload-limit` set to about 90 % of it is what helps there.
-///
-/// 1.6x, not 1.75x: on a 2x link the answers' own TCP/IP headers, the acknowledgements of
-/// what the listener downloads and its have records come on top of what is paced, and at
-/// 1.75x the link's 200 ms queue stayed full and dropped 4-10 packets a second, so every
-/// ask, record and acknowledgement through it waited that long. Benchmark, N=30, two runs
-/// each: silence summed over the listeners 65 and 44 s against 65-122 s (four runs),
-/// median startup 3.31 and 3.31 s against 3.54-4.41 s (`docs/benchmarks.md`, nineteenth
-/// round).
+/// `--upload-limit auto` paces at this many times the station's bitrate: a listener needs
+/// 1x in, so this leaves a swarm room to spread new parts while the headers, acknowledgements
+/// and have records that come on top of it still fit a 2x uplink (docs/decisions/006).
 pub const AUTO_UPLOAD_FACTOR: f64 = 1.6;
 
 /// How a node runs.

@@ -11,7 +11,7 @@
 //! full rate instead of a share of it.
 //!
 //! Without a rate, steps pass at once and the kernel's queue decides (taking turns without
-//! a rate, one step on its way at a time, was measured worse in the benchmark).
+//! a rate was measured worse: docs/decisions/005).
 //!
 //! The rate may be set late, and raised ([`Uplink::raise_to`]): `--upload-limit auto` (the
 //! default) paces at a multiple of the station's bitrate once the first entry's is known

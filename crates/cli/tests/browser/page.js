@@ -6,7 +6,7 @@ const { chromium } = require('playwright-core');
   const [url, shot, seconds] = process.argv.slice(2);
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    // This machine's network is closed: keep chromium from reaching out (DESIGN of the tests).
+    // This machine's network is closed: keep chromium from reaching out (the tests).
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync',
            '--autoplay-policy=no-user-gesture-required'],

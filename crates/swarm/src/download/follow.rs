@@ -143,7 +143,7 @@ impl Follow {
         tx.send(Event::Have(self.peer, bits)).await.is_ok()
     }
 
-    /// One long poll (DESIGN section 4): `?after=N`, answered with news or `304`.
+    /// One long poll (docs/design.md section 4): `?after=N`, answered with news or `304`.
     async fn poll(&mut self, node: &Node, tx: &mpsc::Sender<Event>) -> Followed {
         let url = match (self.version, self.known()) {
             (Some(v), Some(k)) => format!("{}?after={v}&known={k}", self.base),

@@ -92,8 +92,8 @@ pub struct DownloadConfig {
     /// Peers whose bitfields the download follows (and whom it asks); others stay members
     /// (block ownership) and take turns: every so often one neighbour makes way for another,
     /// at random. Every followed peer sends an answer for each piece of news, and on a thin
-    /// uplink those add up: following all of a 30-listener live swarm took a third of each
-    /// 256 kbit/s uplink in the benchmark. A plain fetch follows everyone (fewer, larger
+    /// uplink those add up (following all of a 30-listener live swarm took a third of each
+    /// 2x uplink). A plain fetch follows everyone (fewer, larger
     /// transfers, and the origin's share depends on seeing who holds what).
     pub neighbours: usize,
 }

@@ -18,10 +18,8 @@ use crate::store::Content;
 const EAGER_ANNOUNCE: Duration = Duration::from_secs(2);
 /// The first eager announce comes this soon after the first, each next one twice as late up
 /// to `EAGER_ANNOUNCE`: listeners that start together each saw only those who announced
-/// before them, and until they see each other they take the same blocks from the origin.
-/// 20 listeners of a plain fetch took 1.3-1.5 copies with the first one 2 s later, 1.02-1.06
-/// with it 0.5 s later (swarm test `twenty_listeners_share_one_copy_from_a_capped_origin`,
-/// 2026-12-02): their whole origin phase lasts about 3 s.
+/// before them, and until they see each other they take the same blocks from the origin
+/// (docs/decisions/013).
 const EAGER_FIRST: Duration = Duration::from_millis(500);
 /// Announce at least this often, whatever the tracker's interval: its answers say who has
 /// left (see [`Node::tracker_members`]).
@@ -63,9 +61,8 @@ pub enum Announcing {
     /// A live entry: every 2 s. So does a listener hear of each arrival within 2 s, not 10:
     /// an entry joined cold is seeded a part per arrival (`PickerConfig::cold_seed_parts`),
     /// and a listener that did not know an arrival yet took that arrival's part from the
-    /// origin too. Beginning 0.5 s after the first announce, as a fetch does, sent 1.33x
-    /// the bytes aired at N=30 in two runs against 1.28-1.29x (benchmark, 2026-12-02, before
-    /// the seeding by part; not known why).
+    /// origin too. Beginning 0.5 s after the first announce, as a fetch does, cost the origin
+    /// more (docs/decisions/013).
     Live,
 }
 

@@ -58,11 +58,8 @@ impl Picker {
             self.config.peer_total_slots
         };
         // A listener tuning in asks for the entry's head besides its first seconds' parts:
-        // the head is read before any audio, and an ask for it is not one of the prebuffer's.
-        // N=30: median startup 3.20-3.54 s in five runs against 3.62-3.76 s in four,
-        // silence summed over the listeners 62-155 s against 65-234 s; at N=10, where every
-        // joiner waits on the first listener's uplink, no gain (docs/benchmarks.md,
-        // twentieth round).
+        // the head is read before any audio, and an ask for it is not one of the prebuffer's
+        // (docs/decisions/023).
         let head = usize::from(self.focused(now) && !self.have.get(0));
         let cap = cap.saturating_add(head);
         // Beyond the cap while focused: a joiner's first seconds, where many hold them.

@@ -172,111 +172,47 @@ impl PickerConfig {
     /// For a live station: every listener wants each part at the same moment, so each asks
     /// the origin one thing at a time (one block it owns, one rescue): many concurrent
     /// requests into a thin origin uplink share it so finely that nothing arrives in time.
+    /// Each value names the decision record (`docs/decisions/`) with its measurements.
     pub fn live() -> Self {
         Self {
             origin_slots: 1,
             urgent_origin_slots: 0,
-            // Asks are slow on thin uplinks; asking again elsewhere too soon doubles the
-            // load that made them slow.
+            // Asking again elsewhere too soon doubles the load that made the ask slow.
             urgent_late_ms: 3_000,
             late_ms: 10_000,
-            // A peer answers one small ask at a time, so an ask that is taken is sent at the
-            // uplink's full rate (16 KiB in half a second at 256 kbit/s), and a listener's
-            // few asks go to different peers, most urgent first.
+            // One small ask per peer, so an ask that is taken goes at the uplink's full rate
+            // and a listener's few asks go to different peers, most urgent first.
             peer_slots: 1,
             peer_total_slots: 4,
             peer_max_run: 1,
             peer_min_lead_ms: 1_000,
             peer_in_order_ms: 6_000,
-            // One ask at a time copies rare parts on while due parts are missing. Two or
-            // three were no clear gain (N=30, uploads paced, one run each: median silence
-            // 12, 15, 15 s with two and 18 s with three, against 12-18 s with one).
-            spread_slots: 1,
-            peer_lead_by_latency: 1.0,
-            // Owners take their blocks from the origin well ahead, and the swarm trades
-            // them from then on: a part spread long before its moment needs no rescue. Not
-            // further: what is fetched ahead of the last listener's leaving is never aired,
-            // and the origin's budget is 1.3 copies of what is.
+            spread_slots: 1,           // decision 028
+            peer_lead_by_latency: 1.0, // decision 009
+            // The swarm needs a long lead (each hop through a busy uplink takes seconds), but
+            // what is fetched past the last listener's leaving is never aired: decision 027.
             origin_ahead_ms: 25_000,
             peer_ahead_ms: 45_000,
-            // Every rescue is one more copy from the origin, on the link that made the part
-            // late: with two backups the origin sent 2.6x the bytes aired at N=30 and the
-            // median listener heard 23 s of silence, with one 2.2x and 16 s, with none 2.2x
-            // and 22 s (one benchmark run each).
-            rescue_backups: 1,
-            // A block belongs to one of the first six listeners that had been there 5 s when
-            // it is taken ahead (25 s before it is due), or, when none had, to the first one.
-            // At N=30 (benchmark, one run each): with every member an owner
-            // the origin sent 2.3x the bytes aired, with this 1.3x, and the median listener
-            // heard 14-17 s of silence instead of 20-29 s. With the first three owning the
-            // early blocks, 1.5x and 14 s: joiners' views of who is there differ for a
-            // moment, and blocks are fetched twice.
+            rescue_backups: 1, // decision 003
+            // The first six listeners settled 5 s before a block is taken own it: 001.
             owners: 6,
             min_owners: 1,
             owner_settle_ms: 5_000,
-            // An entry joined cold: the first listener takes what is due within 17 s of its
-            // start, and the later blocks are taken 12 s ahead by the listeners there by
-            // then. When the first took all it could (everything due within 30 s), its one
-            // uplink was the only source of that half minute, and most of it reached nobody
-            // else in time. N=30, alternating runs: silence summed over the listeners 272-323
-            // s against 327-374 s, origin 1.27-1.34x against 1.28x (docs/benchmarks.md,
-            // eighth round).
+            // A cold entry: later blocks taken 12 s ahead by several owners (010), seeded
+            // a part per arrival after the first listener's first three blocks (012).
             cold_ahead_ms: 12_000,
-            // And the blocks after the first listener's first three go one to each next
-            // arrival, which takes its block 12 s ahead through an uplink nobody asks yet:
-            // before, the first listener took everything due within 17 s, and its askers
-            // turned most of that into `503`s. N=30, five runs each, alternating: silence
-            // summed over the listeners 276 s against 310 s on average (222-339 against
-            // 278-347), median startup 5.28 s against 5.55 s, origin 1.30x against 1.28x
-            // (docs/benchmarks.md, eleventh round): a small gain. Taking the block at once,
-            // not 12 s ahead, crowded the origin while the first listener's own next block
-            // was on its way (321 s); two first blocks, not three: 255 s.
             cold_first_blocks: 3,
-            // One part each, not a block: a block of four at one new listener reached few
-            // in time past its first part (its uplink turned the askers of the other three
-            // away), and the last arrivals seeded nothing. N=30, with the listeners' eager
-            // announces while the swarm grows (`download::Announcing`), one run each:
-            // silence summed over the listeners 180 and 169 s against 228-298 s (five runs
-            // of the block rule), origin 1.27x both (docs/benchmarks.md, thirteenth round).
-            // Without the eager announces, a listener that did not know an arrival yet took
-            // its part itself as well (237 and 292 s).
             cold_seed_parts: 1,
-            // A part seeded by an arrival that does not come falls back to the owners 7 s
-            // before it is due (the arrival must have started 9 s before). With 6 s, at N=10
-            // the parts after the tenth arrival's were taken 3-4 s before their moment, one
-            // at a time, and reached few others in time: 63 % of parts on time in the
-            // listeners' 20-40 s.
             cold_owner_lead_ms: 9_000,
-            // A listener tuning in asks for the part playing now for its first 3 s (the
-            // stream's wait for sound), from peers when four of those it follows hold it.
-            // N=30, one run each, uplinks 4x the bitrate: median startup 1.66 s against
-            // 2.39 s (listeners from the 12th on: median 1.09 s against 1.6 s), silence
-            // summed over the listeners 22 s against 16 s. Uplinks 2x, where nearly every
-            // listener joins while the entry on air is held by one or two: 5.69 s against
-            // 5.65-6.05 s, silence 307 s against 279-515 s. When two holders were enough,
-            // startup at 2x fell to 4.9-5.4 s but the listeners first there, tuning in on
-            // those two busy uplinks, heard more silence (docs/benchmarks.md, tenth round).
+            // Tuning in: the part playing now when four followed peers hold it (011).
             join_ms: 3_000,
             join_min_holders: 4,
-            // While the entry on air is short of what plays within 4 s, the next entry keeps
-            // one peer ask in flight, not four: in a cold start the swarm carried more of the
-            // next entry than of the one on air, and each of those answers held one of a
-            // peer's two answer slots while its uplink sent it last.
+            // The next entry yields while the entry on air is short (018).
             short_ms: 4_000,
             yield_slots: 1,
-            // A listener's first 4 s: its prebuffer first. Before, a joiner spent one of its
-            // four asks copying a rare part on, and its next-entry download four more on
-            // parts due in 20 s, while the parts of its first seconds waited. N=30, three
-            // runs: median startup 3.88, 4.56 and 4.15 s against 5.09 s (main) and 5.81 s
-            // (seeding alone) the same hour; silence summed over the listeners 179, 242 and
-            // 258 s against 290 and 195 s (docs/benchmarks.md, fifteenth round).
+            // A listener's first 4 s go to its prebuffer (017), all at once where widely
+            // held (025).
             focus_ms: 4_000,
-            // A joiner's 64 KiB is four parts and a sliver of a fifth after its moment, each
-            // half a second or more through a paced 2x uplink: with four asks the fifth part
-            // waited for an answer, and the fourth or fifth answer decided the start. N=30,
-            // alternating: median startup 2.55-3.59 s in three runs against 3.12-3.64 s in
-            // four, silence summed over the listeners 60-73 s against 72-150 s: a small gain,
-            // mostly within the noise (docs/benchmarks.md, twenty-second round).
             focus_wide_slots: 6,
             ..Self::default()
         }

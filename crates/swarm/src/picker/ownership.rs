@@ -41,10 +41,8 @@ pub(super) fn score(member: u64, block: u32) -> u64 {
 /// block's owner, `u16::MAX` when it is not one of them. The owner is the first by
 /// rendezvous score among those given fewest of the blocks before (`loads`, updated here;
 /// the caller clears it when the owners change), so each has its share within one; the
-/// others follow by score. Plain rendezvous gave one of six owners 5 of an entry's 15
-/// blocks in one run, and the same ones in every entry (the score does not depend on the
-/// entry): its uplink was the only source of them, turned most asks away, and two of their
-/// parts reached 2 and 5 of 30 listeners in time (docs/benchmarks.md, fourteenth round).
+/// others follow by score. Plain rendezvous can give one owner many blocks, the same in
+/// every entry, on one uplink (docs/decisions/015).
 pub(super) fn balanced_rank(
     owners: &[(u64, u64)],
     block: u32,
@@ -160,12 +158,8 @@ impl Picker {
             };
             // A cold entry's seed units, from the part after the first member's first blocks,
             // each to the next arrival (by start) that came `lead` before the unit is due;
-            // a unit no arrival came in time for is the owners'. Matched in order, not unit
-            // `u` to the `u + 1`-th member: with one arrival a second and parts of 1.02 s,
-            // an arrival that missed its unit by a fraction of a second missed every later
-            // one too, and when the second listener came 0.6 s too late for the first unit
-            // every seed fell back to the first listener, whose uplink was then the
-            // entry's only source (benchmark, N=30: 331 s of silence, startup 6.6 s).
+            // a unit no arrival came in time for is the owners'. Matched in order, so an
+            // arrival a moment too late for its unit seeds the next (docs/decisions/012).
             let seeders: Vec<Option<u64>> = match seed_from {
                 Some(from) => {
                     let units = parts.saturating_sub(from).div_ceil(seed_parts);
@@ -294,9 +288,8 @@ impl Picker {
         }
         // The rest wait for the owner and its backups: from the origin it would be one more
         // copy per listener, on the link that made the part late.
-        // A block taken late (a cold entry's) has no backups: with them, its parts were
-        // rescued a second time as they neared their moment, and the origin sent 1.34x the
-        // bytes aired in three of five runs (benchmark, eighth round).
+        // A block taken late (a cold entry's) has no backups: its parts would be rescued
+        // twice (docs/decisions/010).
         if rank > self.config.rescue_backups || self.ownership(part).late {
             return false;
         }
