@@ -167,14 +167,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         let origin =
             crate::bind(SocketAddr::new(LOCALHOST, args.origin_port), "the origin").await?;
         let origin_addr = origin.local_addr()?;
-        let stop = cancel.clone();
         let router = alluvium_origin::router(&www);
-        tokio::spawn(async move {
-            let serve = axum::serve(origin, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!("origin stopped: {e}");
-            }
+        alluvium_task::spawn_graceful("origin", &cancel, |stop| async move {
+            axum::serve(origin, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
         });
 
         // The gateway, with a store that goes with the temporary folder.
@@ -190,11 +187,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         };
         let gateway =
             Gateway::new(config, store, cancel.clone()).context("starting the gateway")?;
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            if let Err(e) = gateway.serve(gw_listener, stop).await {
-                tracing::error!("gateway stopped: {e}");
-            }
+        alluvium_task::spawn_graceful("gateway", &cancel, |stop| async move {
+            gateway.serve(gw_listener, stop).await
         });
 
         // The playlist: on air from now, for a day.

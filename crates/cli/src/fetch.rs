@@ -125,7 +125,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             cancel.clone(),
         );
 
-        let shown = show_progress(node.clone(), info.size, info.blake3, bar.clone());
+        let shown = cancel.child_token();
+        show_progress(node.clone(), info.size, info.blake3, bar.clone(), &shown);
         let result = download(
             node.clone(),
             &info,
@@ -134,7 +135,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             cancel.clone(),
         )
         .await;
-        shown.abort();
+        shown.cancel();
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
@@ -184,45 +185,53 @@ fn show_progress(
     size: u64,
     root: alluvium_content::Hash,
     bar: Option<ProgressBar>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Some(bar) = &bar {
-            bar.set_length(size);
-        }
-        let mut ticks = 0u32;
-        loop {
-            let held = node.store.get(&root).map_or(0, |c| {
-                let (have, _) = c.have();
-                (u64::from(have.count()) * alluvium_content::PART_SIZE).min(size)
-            });
-            let (o, p) = (
-                node.metrics.bytes_from_origin.get(),
-                node.metrics.bytes_from_peers.get(),
-            );
-            let peers = node.known_peers(&root).len();
-            match &bar {
-                Some(bar) => {
-                    bar.set_position(held);
-                    bar.set_message(format!(
-                        "peers {peers}, from peers {p} B, from origin {o} B"
-                    ));
-                }
-                None if ticks % 20 == 0 => {
-                    info!(
-                        held,
-                        size,
-                        peers,
-                        from_peers = p,
-                        from_origin = o,
-                        "progress"
-                    );
-                }
-                None => {}
+    cancel: &CancellationToken,
+) {
+    alluvium_task::spawn("progress", cancel, progress(node, size, root, bar));
+}
+
+async fn progress(
+    node: std::sync::Arc<Node>,
+    size: u64,
+    root: alluvium_content::Hash,
+    bar: Option<ProgressBar>,
+) {
+    if let Some(bar) = &bar {
+        bar.set_length(size);
+    }
+    let mut ticks = 0u32;
+    loop {
+        let held = node.store.get(&root).map_or(0, |c| {
+            let (have, _) = c.have();
+            (u64::from(have.count()) * alluvium_content::PART_SIZE).min(size)
+        });
+        let (o, p) = (
+            node.metrics.bytes_from_origin.get(),
+            node.metrics.bytes_from_peers.get(),
+        );
+        let peers = node.known_peers(&root).len();
+        match &bar {
+            Some(bar) => {
+                bar.set_position(held);
+                bar.set_message(format!(
+                    "peers {peers}, from peers {p} B, from origin {o} B"
+                ));
             }
-            ticks += 1;
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            None if ticks % 20 == 0 => {
+                info!(
+                    held,
+                    size,
+                    peers,
+                    from_peers = p,
+                    from_origin = o,
+                    "progress"
+                );
+            }
+            None => {}
         }
-    })
+        ticks += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Writes the verified content to `path` atomically (a temporary file beside it, renamed).

@@ -133,14 +133,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         info!(%addr, store = %args.store, allow_private = config.allow_private, "gateway up");
         // The one line scripts wait for: where to reach it.
         println!("gateway at http://{addr}/");
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            info!("shutting down (Ctrl-C again to quit at once)");
-            stop.cancel();
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(130);
-        });
+        alluvium_task::spawn_graceful("signals", &cancel, stop_on_ctrl_c);
         gateway.serve(listener, cancel).await.context("serving")
     })
+}
+
+/// Cancels `stop` on Ctrl-C; a second Ctrl-C quits at once.
+async fn stop_on_ctrl_c(stop: CancellationToken) {
+    let _ = tokio::signal::ctrl_c().await;
+    info!("shutting down (Ctrl-C again to quit at once)");
+    stop.cancel();
+    let _ = tokio::signal::ctrl_c().await;
+    std::process::exit(130);
 }

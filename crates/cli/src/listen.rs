@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use alluvium_swarm::station::{self, StationConfig, StationState};
+use alluvium_station::{self as station, StationConfig, StationState};
 use alluvium_swarm::store::DEFAULT_MEMORY_PER_CONTENT;
 use alluvium_swarm::{Node, PickerConfig};
 use futures_util::FutureExt;
@@ -131,28 +131,26 @@ pub(crate) async fn start(
     let player = Arc::new(alluvium_stream::Station {
         node: node.clone(),
         state: state.clone(),
+        stop: cancel.clone(),
     });
     let listener = crate::bind(stream_listen, "the stream server").await?;
     let stream_addr = listener.local_addr()?;
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        if let Err(e) = alluvium_stream::serve(player, listener, stop).await {
-            tracing::error!("stream server stopped: {e}");
-        }
+    alluvium_task::spawn_graceful("stream-server", &cancel, |stop| {
+        alluvium_stream::serve(player, listener, stop)
     });
     let config = StationConfig {
         playlist_url: playlist_url.to_string(),
         ahead,
         picker: PickerConfig::live(),
     };
-    let task = tokio::spawn(
+    let task = alluvium_task::spawn_awaited("station", &cancel, |cancel| {
         station::run(node.clone(), gateway, config, state.clone(), cancel).map(|r| {
             r.map_err(|e| match e {
                 station::StationError::Unusable { .. } => bad_input(e),
                 other => anyhow::Error::new(other),
             })
-        }),
-    );
+        })
+    });
     Ok(Listener {
         node,
         state,

@@ -86,16 +86,18 @@ impl SwarmArgs {
 /// Cancels `cancel` on Ctrl-C or SIGTERM (how service managers stop a program); a second
 /// Ctrl-C quits at once.
 pub(crate) fn stop_on_ctrl_c(cancel: CancellationToken) {
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated() => {}
-        }
-        info!("stopping (Ctrl-C again to quit at once)");
-        cancel.cancel();
-        let _ = tokio::signal::ctrl_c().await;
-        std::process::exit(130);
-    });
+    alluvium_task::spawn_graceful("signals", &cancel, stop_on_signals);
+}
+
+async fn stop_on_signals(cancel: CancellationToken) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated() => {}
+    }
+    info!("stopping (Ctrl-C again to quit at once)");
+    cancel.cancel();
+    let _ = tokio::signal::ctrl_c().await;
+    std::process::exit(130);
 }
 
 /// Resolves on SIGTERM (never where there is no such signal, or it cannot be watched).

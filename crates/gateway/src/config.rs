@@ -27,8 +27,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(30);
 /// A peer not heard from for this many intervals is dropped.
 pub const EXPIRY_INTERVALS: u32 = 3;
-/// Default most peers in one announce answer (BitTorrent trackers give 50 too).
-pub const DEFAULT_PEERS_PER_ANSWER: usize = 50;
+pub use alluvium_gateway_client::wire::DEFAULT_PEERS_PER_ANSWER;
 /// How long a playlist read from its server is handed out before it is checked again.
 pub const PLAYLIST_FRESH: Duration = Duration::from_secs(5);
 /// Peers kept per content: enough for a large audience, bounded against fake announces.

@@ -18,14 +18,10 @@ const WARM_WAIT: Duration = Duration::from_secs(3600);
 /// Spawns the follower of `playlist_url`.
 pub fn spawn(resolver: Resolver, playlist_url: String, cancel: CancellationToken) {
     let span = tracing::info_span!("follow", playlist = %playlist_url);
-    tokio::spawn(
-        async move {
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = follow(resolver, playlist_url) => {}
-            }
-        }
-        .instrument(span),
+    alluvium_task::spawn(
+        "follow",
+        &cancel,
+        follow(resolver, playlist_url).instrument(span),
     );
 }
 

@@ -107,14 +107,13 @@ impl Gateway {
             .config
             .announce_interval
             .max(Duration::from_secs(1));
-        tokio::spawn(
+        alluvium_task::spawn(
+            "tracker-expiry",
+            &cancel,
             async move {
                 let mut tick = tokio::time::interval(every);
                 loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tick.tick() => {}
-                    }
+                    tick.tick().await;
                     let Some(shared) = weak.upgrade() else { return };
                     lock(&shared.tracker).expire(now_ms());
                 }

@@ -23,7 +23,6 @@
 //! All in [`config`]: fetch size, concurrent fetches, URLs in flight, timeouts, peers per
 //! content and in total, per-IP request rate. Fetches obey the address policy ([`policy`]).
 
-pub mod client;
 pub mod config;
 mod error;
 mod fetch;
@@ -35,10 +34,9 @@ pub mod policy;
 mod resolve;
 mod store;
 mod tracker;
-pub mod wire;
 
 pub use alluvium_content::ContentInfo;
-pub use client::{Client, ClientError, ContentStatus};
+pub use alluvium_gateway_client::{wire, Client, ClientError, ContentStatus};
 pub use config::Config;
 pub use error::{FetchError, StoreError};
 pub use http::Gateway;

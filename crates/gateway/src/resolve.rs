@@ -199,15 +199,11 @@ impl Resolver {
         let f = flight.clone();
         let key = key.to_string();
         let span = tracing::info_span!("fetch", url = %key);
-        tokio::spawn(
-            async move {
-                let cancel = this.inner.cancel.clone();
-                tokio::select! {
-                    _ = cancel.cancelled() => {}
-                    _ = this.fly(key, url, stored, f) => {}
-                }
-            }
-            .instrument(span),
+        let cancel = self.inner.cancel.clone();
+        alluvium_task::spawn(
+            "fetch",
+            &cancel,
+            async move { this.fly(key, url, stored, f).await }.instrument(span),
         );
         Ok(flight)
     }

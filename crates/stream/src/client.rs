@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alluvium_playlist::Slot;
-use alluvium_swarm::station::StationState;
+use alluvium_station::StationState;
 use alluvium_swarm::Node;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -67,6 +67,8 @@ const JOIN_STEP: TimeDelta = TimeDelta::milliseconds(100);
 pub struct Station {
     pub node: Arc<Node>,
     pub state: Arc<StationState>,
+    /// Cancelled when the program stops: every player's stream ends.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 impl Station {

@@ -96,7 +96,11 @@ async fn stream(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl
     let wants_meta = wants_meta && kind == Kind::Mpeg;
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let icy = wants_meta.then(|| IcyWriter::new(METAINT));
-    tokio::spawn(client::run(station.clone(), tx, icy).instrument(tracing::debug_span!("player")));
+    alluvium_task::spawn(
+        "player",
+        &station.stop,
+        client::run(station.clone(), tx, icy).instrument(tracing::debug_span!("player")),
+    );
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
     }));

@@ -257,14 +257,10 @@ impl Node {
         *self.bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(local);
         let node = self.clone();
         let max = self.max_connections;
-        tokio::spawn(
-            async move {
-                if let Err(e) = serve(node, listener, max, cancel).await {
-                    tracing::error!("peer server stopped: {e}");
-                }
-            }
-            .instrument(tracing::info_span!("peer-server", %local)),
-        );
+        alluvium_task::spawn_graceful("peer-server", &cancel, |cancel| {
+            serve(node, listener, max, cancel)
+                .instrument(tracing::info_span!("peer-server", %local))
+        });
         Ok(local)
     }
 }

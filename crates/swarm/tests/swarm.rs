@@ -219,6 +219,20 @@ async fn twenty_listeners_share_one_copy_from_a_capped_origin() {
     // 2 s later (the whole origin phase here lasts about 3 s) this gave 1.3-1.5 copies;
     // 0.5 s later, 1.02-1.06 (2026-12-02). Without sharing it would be 20 copies.
     assert!(copies <= 1.3, "origin sent {copies:.2} copies");
+
+    // Once the listeners and the gateway stop, every task they spawned ends.
+    drop(peers);
+    drop(gw);
+    let runtime = tokio::runtime::Handle::current().metrics();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while runtime.num_alive_tasks() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} tasks still running 30 s after the listeners stopped",
+            runtime.num_alive_tasks()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A hostile peer: announces the content, claims every part, and answers every range with

@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alluvium_content::Hash;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use reqwest::header;
 use reqwest::StatusCode;
 use tokio::sync::mpsc;
@@ -16,23 +16,23 @@ use tracing::Instrument;
 
 use super::Event;
 use crate::bitfield::Bitfield;
-use crate::node::{unix_ms, Node};
-use crate::picker::Picker;
+use crate::node::{started_ms_of, unix_ms, Node};
+use crate::picker::{member_hash, Picker};
 use crate::proto::{RecordReader, HAVE_STREAM_TYPE, HAVE_VERSION_HEADER, PEER_PORT_HEADER};
 use crate::store::Content;
 
 /// How often one known peer is asked for the peers it knows.
-pub(super) const PEER_EXCHANGE_EVERY: Duration = Duration::from_secs(10);
+const PEER_EXCHANGE_EVERY: Duration = Duration::from_secs(10);
 /// Entries with more parts than this poll for news without saying what they know (see
 /// `poll_have`): 512 bytes of bitfield, 1 KiB in the query.
-pub(super) const MAX_KNOWN_PARTS: u32 = 4_096;
+const MAX_KNOWN_PARTS: u32 = 4_096;
 /// Peers a live download follows (see [`super::DownloadConfig::neighbours`]).
 pub const LIVE_NEIGHBOURS: usize = 8;
 /// A member that started less than this ago is an arrival: a live download follows it at
 /// once with a chance of its neighbours over the members (see `adopt_arrivals`).
-pub(super) const ARRIVAL_MS: u64 = 5_000;
+const ARRIVAL_MS: u64 = 5_000;
 
-pub(super) fn spawn_poller(
+fn spawn_poller(
     node: &Arc<Node>,
     content: &Arc<Content>,
     peer: SocketAddr,
@@ -41,14 +41,10 @@ pub(super) fn spawn_poller(
 ) {
     let (node, content) = (node.clone(), content.clone());
     let span = tracing::debug_span!("have-poll", %peer);
-    tokio::spawn(
-        async move {
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = poll_have(node, content, peer, tx) => {}
-            }
-        }
-        .instrument(span),
+    alluvium_task::spawn(
+        "have-poll",
+        &cancel,
+        poll_have(node, content, peer, tx).instrument(span),
     );
 }
 
@@ -246,14 +242,9 @@ impl Follow {
     }
 }
 
-pub(super) fn spawn_exchange(
-    node: &Arc<Node>,
-    root: Hash,
-    peer: SocketAddr,
-    cancel: CancellationToken,
-) {
+fn spawn_exchange(node: &Arc<Node>, root: Hash, peer: SocketAddr, cancel: CancellationToken) {
     let node = node.clone();
-    tokio::spawn(async move {
+    alluvium_task::spawn("peer-exchange", &cancel, async move {
         let ask = async {
             let r = node
                 .http
@@ -274,29 +265,137 @@ pub(super) fn spawn_exchange(
             }
             Some(())
         };
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = ask => {}
-        }
+        // A peer that does not answer, or answers nonsense, just teaches nothing.
+        let _ = ask.await;
     });
 }
 
-/// Follows `addr`: its bitfield news comes to the download loop until its token is cancelled.
-pub(super) fn follow(
-    node: &Arc<Node>,
-    content: &Arc<Content>,
-    addr: SocketAddr,
-    followed: &mut HashMap<SocketAddr, CancellationToken>,
-    tx: &mpsc::Sender<Event>,
-    scope: &CancellationToken,
-) {
-    let poller = scope.child_token();
-    followed.insert(addr, poller.clone());
-    spawn_poller(node, content, addr, tx.clone(), poller);
+/// The peers a download follows (its neighbours), and when it last rotated them or asked one
+/// for the peers it knows.
+pub(super) struct Neighbours {
+    node: Arc<Node>,
+    content: Arc<Content>,
+    tx: mpsc::Sender<Event>,
+    scope: CancellationToken,
+    /// How many to follow (see `DownloadConfig::neighbours`).
+    want: usize,
+    followed: HashMap<SocketAddr, CancellationToken>,
+    last_rotation: Instant,
+    /// Arrivals already decided on (see `adopt_arrivals`).
+    considered: HashSet<SocketAddr>,
+    last_exchange: Instant,
 }
 
+impl Neighbours {
+    pub(super) fn new(
+        node: &Arc<Node>,
+        content: &Arc<Content>,
+        tx: &mpsc::Sender<Event>,
+        scope: &CancellationToken,
+        want: usize,
+    ) -> Self {
+        Self {
+            node: node.clone(),
+            content: content.clone(),
+            tx: tx.clone(),
+            scope: scope.clone(),
+            want,
+            followed: HashMap::new(),
+            last_rotation: Instant::now(),
+            considered: HashSet::new(),
+            // Ask for other peers at once: a listener that knows only one peer learns the rest.
+            last_exchange: Instant::now()
+                .checked_sub(PEER_EXCHANGE_EVERY)
+                .unwrap_or_else(Instant::now),
+        }
+    }
+
+    pub(super) fn follows(&self, peer: SocketAddr) -> bool {
+        self.followed.contains_key(&peer)
+    }
+
+    /// A followed peer's news stopped for good.
+    pub(super) fn gone(&mut self, peer: SocketAddr) {
+        self.followed.remove(&peer);
+    }
+
+    /// Tells the picker the members the node knows, follows arrivals, lets one neighbour make
+    /// way every `ROTATE_EVERY`, follows more peers while fewer than `want` are, and now and
+    /// then asks one peer for the peers it knows.
+    pub(super) fn tend(&mut self, picker: &mut Picker, rng: &mut impl rand::Rng) {
+        let root = self.content.root();
+        let mut starts: Vec<(SocketAddr, Option<u64>)> = Vec::new();
+        for (addr, id) in self.node.known_members(&root) {
+            picker.add_peer(addr);
+            let started = id.as_deref().and_then(started_ms_of);
+            let member = id
+                .as_deref()
+                .map(|id| (member_hash(id), started.unwrap_or(u64::MAX)));
+            picker.set_membership(addr, member);
+            starts.push((addr, started));
+        }
+        let adopted = adopt_arrivals(
+            &starts,
+            self.node.started_ms(),
+            self.want,
+            &self.followed,
+            &mut self.considered,
+            rng,
+        );
+        for addr in adopted {
+            if picker.is_banned(addr) {
+                continue;
+            }
+            if self.followed.len() >= self.want {
+                let_go_of_one(&mut self.followed, picker, rng);
+            }
+            self.follow(addr);
+        }
+        let rotate =
+            self.followed.len() >= self.want && self.last_rotation.elapsed() >= ROTATE_EVERY;
+        // Peers to follow, looked for only when one is wanted.
+        let mut candidates: Vec<SocketAddr> = if rotate || self.followed.len() < self.want {
+            picker
+                .peers()
+                .filter(|a| !self.followed.contains_key(a) && !picker.is_banned(*a))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if rotate && !candidates.is_empty() {
+            self.last_rotation = Instant::now();
+            let_go_of_one(&mut self.followed, picker, rng);
+        }
+        if self.followed.len() < self.want {
+            candidates.sort();
+            candidates.shuffle(rng);
+            for addr in candidates.into_iter().take(self.want - self.followed.len()) {
+                self.follow(addr);
+            }
+        }
+        if self.last_exchange.elapsed() >= PEER_EXCHANGE_EVERY {
+            self.last_exchange = Instant::now();
+            let peers: Vec<SocketAddr> = picker.peers().collect();
+            if let Some(&peer) = peers.choose(rng) {
+                spawn_exchange(&self.node, root, peer, self.scope.clone());
+            }
+        }
+    }
+
+    /// Follows `addr`: its bitfield news comes to the download loop until it is let go.
+    fn follow(&mut self, addr: SocketAddr) {
+        let poller = self.scope.child_token();
+        self.followed.insert(addr, poller.clone());
+        spawn_poller(&self.node, &self.content, addr, self.tx.clone(), poller);
+    }
+}
+
+/// Every so often one neighbour makes way for another peer, at random: the listeners who
+/// joined first, whom everyone knew at the start, do not stay everyone's neighbours.
+const ROTATE_EVERY: Duration = Duration::from_secs(5);
+
 /// Stops following one of the `followed` peers, at random: it makes way for another.
-pub(super) fn let_go_of_one(
+fn let_go_of_one(
     followed: &mut HashMap<SocketAddr, CancellationToken>,
     picker: &mut Picker,
     rng: &mut impl rand::Rng,

@@ -13,14 +13,13 @@ mod peer;
 mod request;
 mod tracker;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alluvium_content::{ContentInfo, Hash, Outboard};
-use alluvium_gateway::ClientError;
-use rand::seq::{IndexedRandom, SliceRandom};
+use alluvium_gateway_client::ClientError;
 use rand::SeedableRng;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -28,21 +27,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::bitfield::Bitfield;
-use crate::node::{started_ms_of, unix_ms, Node};
+use crate::node::{unix_ms, Node};
 use crate::picker::{member_hash, Deadlines, Failure, PeerVerdict, Picker, PickerConfig, Source};
 use crate::store::Content;
+use follow::Neighbours;
 pub use follow::LIVE_NEIGHBOURS;
-use follow::{adopt_arrivals, follow, let_go_of_one, spawn_exchange, PEER_EXCHANGE_EVERY};
 use request::spawn_request;
-pub use tracker::{resolve, spawn_announcer, Announcing};
+pub use tracker::{announce, resolve, spawn_announcer, Announcing};
 
 /// How often the loop looks for new peers and new requests without other news.
 const TICK: Duration = Duration::from_millis(100);
 /// Give up when nothing arrives for this long and nothing is in flight.
 const STALL_LIMIT: Duration = Duration::from_secs(120);
-/// Every so often one neighbour makes way for another peer, at random: the listeners who
-/// joined first, whom everyone knew at the start, do not stay everyone's neighbours.
-const ROTATE_EVERY: Duration = Duration::from_secs(5);
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
@@ -149,15 +145,9 @@ pub async fn download(
     let scope = cancel.child_token();
     let _stop_tasks = scope.clone().drop_guard();
     let mut running: HashMap<u64, AbortHandle> = HashMap::new();
-    let mut followed: HashMap<SocketAddr, CancellationToken> = HashMap::new();
-    let mut last_rotation = Instant::now();
-    let mut considered: HashSet<SocketAddr> = HashSet::new();
+    let mut neighbours = Neighbours::new(&node, &content, &tx, &scope, config.neighbours.max(1));
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut last_news = Instant::now();
-    // Ask for other peers at once: a listener that knows only one peer learns the rest.
-    let mut last_exchange = Instant::now()
-        .checked_sub(PEER_EXCHANGE_EVERY)
-        .unwrap_or_else(Instant::now);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -165,62 +155,7 @@ pub async fn download(
         let now = now_ms(clock);
         // Read before the members: the announcer learns them before it marks the answer.
         let answered = node.announced(&root);
-        let mut starts: Vec<(SocketAddr, Option<u64>)> = Vec::new();
-        for (addr, id) in node.known_members(&root) {
-            picker.add_peer(addr);
-            let started = id.as_deref().and_then(started_ms_of);
-            let member = id
-                .as_deref()
-                .map(|id| (member_hash(id), started.unwrap_or(u64::MAX)));
-            picker.set_membership(addr, member);
-            starts.push((addr, started));
-        }
-        let neighbours = config.neighbours.max(1);
-        let adopted = adopt_arrivals(
-            &starts,
-            node.started_ms(),
-            neighbours,
-            &followed,
-            &mut considered,
-            &mut rng,
-        );
-        for addr in adopted {
-            if picker.is_banned(addr) {
-                continue;
-            }
-            if followed.len() >= neighbours {
-                let_go_of_one(&mut followed, &mut picker, &mut rng);
-            }
-            follow(&node, &content, addr, &mut followed, &tx, &scope);
-        }
-        let rotate = followed.len() >= neighbours && last_rotation.elapsed() >= ROTATE_EVERY;
-        // Peers to follow, looked for only when one is wanted.
-        let mut candidates: Vec<SocketAddr> = if rotate || followed.len() < neighbours {
-            picker
-                .peers()
-                .filter(|a| !followed.contains_key(a) && !picker.is_banned(*a))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if rotate && !candidates.is_empty() {
-            last_rotation = Instant::now();
-            let_go_of_one(&mut followed, &mut picker, &mut rng);
-        }
-        if followed.len() < neighbours {
-            candidates.sort();
-            candidates.shuffle(&mut rng);
-            for addr in candidates.into_iter().take(neighbours - followed.len()) {
-                follow(&node, &content, addr, &mut followed, &tx, &scope);
-            }
-        }
-        if last_exchange.elapsed() >= PEER_EXCHANGE_EVERY {
-            last_exchange = Instant::now();
-            let peers: Vec<SocketAddr> = picker.peers().collect();
-            if let Some(&peer) = peers.choose(&mut rng) {
-                spawn_exchange(&node, root, peer, scope.clone());
-            }
-        }
+        neighbours.tend(&mut picker, &mut rng);
         if answered {
             picker.set_tracker_answered();
         }
@@ -244,6 +179,7 @@ pub async fn download(
                 if_range.clone(),
                 request,
                 tx.clone(),
+                &scope,
             );
             running.insert(request.id, handle);
         }
@@ -269,11 +205,9 @@ pub async fn download(
         for event in batch {
             let now = now_ms(clock);
             match &event {
-                Event::PeerGone(peer) => {
-                    followed.remove(peer);
-                }
+                Event::PeerGone(peer) => neighbours.gone(*peer),
                 // News from a neighbour just let go, still on its way.
-                Event::Have(peer, _) if !followed.contains_key(peer) => continue,
+                Event::Have(peer, _) if !neighbours.follows(*peer) => continue,
                 _ => {}
             }
             if let Some(e) = handle(
@@ -355,7 +289,7 @@ fn handle(
             }
             Event::OriginChanged { id } => {
                 running.remove(&id);
-                picker.failed(id, Failure::Error, now);
+                picker.failed(id, Failure::Changed, now);
                 picker.set_origin_enabled(false);
                 node.metrics.origin_changed.inc();
                 warn!(url = %info.url, "the origin's file changed (If-Range); finishing from peers only");

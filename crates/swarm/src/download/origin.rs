@@ -6,6 +6,7 @@ use reqwest::header;
 use reqwest::StatusCode;
 use tracing::debug;
 
+use super::peer::transport_failure;
 use super::request::{done, range_of, receive, Received};
 use super::Event;
 use crate::node::Node;
@@ -39,8 +40,8 @@ pub(super) async fn from_origin(
     let response = match get.send().await {
         Ok(r) => r,
         Err(e) => {
-            debug!("origin request failed: {e}");
-            return failed(Failure::Error);
+            debug!("origin request failed: {}", crate::error_chain(&e));
+            return failed(transport_failure(&e));
         }
     };
     match response.status() {
@@ -51,7 +52,9 @@ pub(super) async fn from_origin(
         }
         other => {
             debug!(status = %other, "origin refused a range");
-            return failed(Failure::Error);
+            return failed(Failure::Refused {
+                status: other.as_u16(),
+            });
         }
     }
     match receive(response, end - start, content, request.first).await {
@@ -62,6 +65,9 @@ pub(super) async fn from_origin(
             node.metrics.parts_failed_verification.inc();
             Event::OriginChanged { id: request.id }
         }
-        Received::Broken | Received::Failed => failed(Failure::Error),
+        other => {
+            debug!(?other, "origin answer not kept");
+            failed(other.failure().unwrap_or(Failure::Broken))
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reqwest::header;
 use reqwest::StatusCode;
+use tracing::debug;
 
 use super::request::{done, drain, range_of, receive, Received};
 use super::{report_ban, Event};
@@ -37,10 +38,12 @@ pub(super) async fn from_peer(
     if let Some(due) = request.due_in_ms {
         get = get.header(DUE_HEADER, due);
     }
-    let sent = get.send().await;
-    let response = match sent {
+    let response = match get.send().await {
         Ok(r) => r,
-        Err(_) => return failed(Failure::Error),
+        Err(e) => {
+            debug!(%peer, "ask failed: {}", crate::error_chain(&e));
+            return failed(transport_failure(&e));
+        }
     };
     match response.status() {
         StatusCode::PARTIAL_CONTENT => {}
@@ -52,7 +55,12 @@ pub(super) async fn from_peer(
             drain(response).await;
             return failed(Failure::Busy);
         }
-        _ => return failed(Failure::Error),
+        status => {
+            debug!(%peer, %status, "ask refused");
+            return failed(Failure::Refused {
+                status: status.as_u16(),
+            });
+        }
     }
     match receive(response, end - start, content, request.first).await {
         Received::Kept { count, bytes } => done(&request, count, bytes),
@@ -61,6 +69,18 @@ pub(super) async fn from_peer(
             report_ban(peer, &format!("part {part} failing verification"));
             failed(Failure::BadData)
         }
-        Received::Broken | Received::Failed => failed(Failure::Error),
+        other => {
+            debug!(%peer, ?other, "answer not kept");
+            failed(other.failure().unwrap_or(Failure::Broken))
+        }
+    }
+}
+
+/// A request that got no answer: timed out, or the connection failed.
+pub(super) fn transport_failure(e: &reqwest::Error) -> Failure {
+    if e.is_timeout() {
+        Failure::TimedOut
+    } else {
+        Failure::Broken
     }
 }

@@ -8,13 +8,14 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::origin::from_origin;
 use super::peer::from_peer;
 use super::Event;
 use crate::node::Node;
-use crate::picker::{Request, Source};
+use crate::picker::{Failure, Request, Source};
 use crate::store::{Content, StoreError};
 
 /// A transfer from which nothing arrives for this long is given up, keeping the whole parts
@@ -30,6 +31,7 @@ pub(super) fn spawn_request(
     if_range: Option<String>,
     request: Request,
     tx: mpsc::Sender<Event>,
+    scope: &CancellationToken,
 ) -> AbortHandle {
     let node = node.clone();
     let content = content.clone();
@@ -40,7 +42,9 @@ pub(super) fn spawn_request(
         first = request.first,
         count = request.count
     );
-    tokio::spawn(
+    alluvium_task::spawn(
+        "request",
+        scope,
         async move {
             let event = match request.source {
                 Source::Origin => {
@@ -71,16 +75,47 @@ pub(super) fn done(request: &Request, count: u32, bytes: u64) -> Event {
 }
 
 /// What came of a body of parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Received {
     /// The first `count` parts, `bytes` bytes, verified and kept.
     Kept { count: u32, bytes: u64 },
-    /// Longer than asked, or not one whole part came.
+    /// Longer than asked.
     Broken,
-    /// `part` failed verification. The parts before it were kept; the picker, told only of
-    /// the failure, asks for them again, and the store takes a part it holds as a no-op.
+    /// Not one whole part came: why the body ended.
+    Nothing(Ended),
+    /// `part` failed verification. The parts before it that came in earlier chunks were kept
+    /// (those in its own chunk were not: a chunk's parts are verified together); the picker,
+    /// told only of the failure, asks for them again, and the store takes a part it holds as
+    /// a no-op.
     Invalid { part: u32 },
-    /// The store could not keep a part.
+    /// The store could not keep a part (the store logs why).
     Failed,
+}
+
+/// Why a body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// Whole.
+    Whole,
+    /// Short of its length: the sender closed it.
+    Short,
+    /// Nothing came for [`IDLE_LIMIT`].
+    Stalled,
+    /// The connection broke.
+    Cut,
+}
+
+impl Received {
+    /// The failure a body that kept nothing is, for the picker.
+    pub(super) fn failure(self) -> Option<Failure> {
+        match self {
+            Received::Kept { .. } => None,
+            Received::Invalid { .. } => Some(Failure::BadData),
+            Received::Nothing(Ended::Stalled) => Some(Failure::TimedOut),
+            Received::Broken | Received::Nothing(_) => Some(Failure::Broken),
+            Received::Failed => Some(Failure::Local),
+        }
+    }
 }
 
 /// Reads a body of `len` bytes holding the parts from `first`, and keeps each part
@@ -109,8 +144,14 @@ pub(super) async fn receive(
         Err(_) => Some(Received::Failed),
     };
     let mut stream = response.bytes_stream();
-    while let Ok(Some(chunk)) = tokio::time::timeout(IDLE_LIMIT, stream.next()).await {
-        let Ok(chunk) = chunk else { break };
+    let ended = loop {
+        let chunk = match tokio::time::timeout(IDLE_LIMIT, stream.next()).await {
+            Err(_) => break Ended::Stalled,
+            Ok(None) if came == len => break Ended::Whole,
+            Ok(None) => break Ended::Short,
+            Ok(Some(Err(_))) => break Ended::Cut,
+            Ok(Some(Ok(chunk))) => chunk,
+        };
         came += chunk.len() as u64;
         if came > len {
             return Received::Broken;
@@ -125,7 +166,7 @@ pub(super) async fn receive(
             }
             kept += whole as u64;
         }
-    }
+    };
     if came == len && !pending.is_empty() {
         let last = pending.len() as u64;
         if let Some(bad) = keep(pending, kept) {
@@ -134,7 +175,7 @@ pub(super) async fn receive(
         kept += last;
     }
     if kept == 0 {
-        return Received::Broken;
+        return Received::Nothing(ended);
     }
     Received::Kept {
         count: kept.div_ceil(PART_SIZE) as u32,
@@ -226,5 +267,104 @@ mod tests {
         drop(tx);
         let got = receive(streamed(rx), 2 * PART_SIZE, &content, 0).await;
         assert!(matches!(got, Received::Kept { count: 1, bytes } if bytes == PART_SIZE));
+    }
+
+    /// A body of parts as chunks cut at `cuts` (cycled), then the end of the body.
+    fn chunked(body: &[u8], cuts: &[usize]) -> reqwest::Response {
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        for cut in cuts.iter().cycle() {
+            if at >= body.len() {
+                break;
+            }
+            let next = (at + cut).min(body.len());
+            chunks.push(Ok::<_, std::io::Error>(Bytes::copy_from_slice(
+                &body[at..next],
+            )));
+            at = next;
+        }
+        let stream = futures_util::stream::iter(chunks);
+        axum::http::Response::new(reqwest::Body::wrap_stream(stream)).into()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+        /// A peer's answer, cut into any chunks, maybe corrupt, short or too long: only whole,
+        /// verified parts are kept, and the answer says what came of it.
+        #[test]
+        fn any_answer_keeps_only_verified_whole_parts(
+            cuts in proptest::collection::vec(1usize..40_000, 1..12),
+            corrupt in proptest::option::of(0usize..100_000),
+            end in 0usize..100_010,
+        ) {
+            let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+            let tree =
+                alluvium_content::Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
+            let store = crate::store::Store::new(None, 1 << 30, 1 << 20);
+            let content = store.open(tree);
+            let mut body = data.clone();
+            if let Some(at) = corrupt {
+                body[at] ^= 0x55;
+            }
+            body.resize(end, 0xEE);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let got = runtime
+                .block_on(receive(chunked(&body, &cuts), data.len() as u64, &content, 0));
+
+            let part = PART_SIZE as usize;
+            // Parts whole in what came, and the first corrupt one.
+            let whole = if end >= data.len() { 7 } else { end / part };
+            let bad = corrupt.map(|at| at / part).filter(|&b| b < whole);
+            let (have, _) = content.have();
+            for p in have.iter() {
+                let range = p as usize * part..((p as usize + 1) * part).min(data.len());
+                proptest::prop_assert!(
+                    corrupt.is_none_or(|at| !range.contains(&at)),
+                    "kept corrupt part {}", p
+                );
+                proptest::prop_assert_eq!(&content.read(p, 1).unwrap()[..], &data[range]);
+            }
+            if end > data.len() {
+                // Too long: refused, unless a corrupt part before the excess stopped it.
+                let invalid = bad.map(|b| Received::Invalid { part: b as u32 });
+                proptest::prop_assert!(got == Received::Broken || Some(got) == invalid, "{:?}", got);
+            } else if let Some(b) = bad {
+                proptest::prop_assert_eq!(got, Received::Invalid { part: b as u32 });
+                proptest::prop_assert!(have.count() <= b as u32);
+            } else if whole == 0 {
+                proptest::prop_assert!(matches!(got, Received::Nothing(_)), "{:?}", got);
+            } else {
+                let bytes = if whole == 7 { data.len() as u64 } else { (whole * part) as u64 };
+                proptest::prop_assert_eq!(got, Received::Kept { count: whole as u32, bytes });
+            }
+        }
+    }
+
+    /// Found by `any_answer_keeps_only_verified_whole_parts`: parts 0 and 1 whole in one chunk,
+    /// part 1 corrupt. Neither is kept, and the answer names part 1.
+    #[test]
+    fn a_chunk_with_a_good_and_a_bad_part_keeps_neither() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let tree =
+            alluvium_content::Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
+        let content = crate::store::Store::new(None, 1 << 30, 1 << 20).open(tree);
+        let mut body = data[..32_768].to_vec();
+        body[16_384] ^= 0x55;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = runtime.block_on(receive(
+            chunked(&body, &[1, 32_767]),
+            data.len() as u64,
+            &content,
+            0,
+        ));
+        assert_eq!(got, Received::Invalid { part: 1 });
+        assert_eq!(content.have().0.count(), 0);
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alluvium_content::{ContentInfo, Hash, Outboard};
-use alluvium_gateway::wire::{AnnounceRequest, Event as AnnounceEvent, Have};
-use alluvium_gateway::Client;
+use alluvium_gateway_client::wire::{AnnounceRequest, Event as AnnounceEvent, Have};
+use alluvium_gateway_client::Client;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
@@ -35,7 +35,7 @@ pub async fn resolve(
     url: &str,
     expected: Option<Hash>,
     limit: Duration,
-    progress: impl FnMut(&alluvium_gateway::wire::Pending),
+    progress: impl FnMut(&alluvium_gateway_client::wire::Pending),
 ) -> Result<(ContentInfo, Outboard), SwarmError> {
     let info = gateway.resolve(url, limit, progress).await?;
     if let Some(expected) = expected {
@@ -66,8 +66,8 @@ pub enum Announcing {
     Live,
 }
 
-/// Announces `content` to the gateway until `cancel`, learning peers into the node. The task
-/// ends after its `stopped` announce (at most 2 s after `cancel`).
+/// Announces `content` to the gateway until `cancel`, learning peers into the node, in a task
+/// of its own that ends after its `stopped` announce (at most 2 s after `cancel`).
 pub fn spawn_announcer(
     node: Arc<Node>,
     gateway: Client,
@@ -75,94 +75,104 @@ pub fn spawn_announcer(
     announcing: Announcing,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    alluvium_task::spawn_graceful("announce", &cancel, |cancel| {
+        announce(node, gateway, content, announcing, cancel)
+    })
+}
+
+/// What [`spawn_announcer`] runs, for a caller that spawns it its own way.
+pub async fn announce(
+    node: Arc<Node>,
+    gateway: Client,
+    content: Arc<Content>,
+    announcing: Announcing,
+    cancel: CancellationToken,
+) {
     let root = content.root();
     let span = tracing::info_span!("announce", %root);
-    tokio::spawn(
-        async move {
-            let mut event = AnnounceEvent::Started;
-            let mut failing = false;
-            let mut listed_before = 0;
-            let mut eager = match announcing {
-                Announcing::Fetch => EAGER_FIRST,
-                Announcing::Live => EAGER_ANNOUNCE,
+    async move {
+        let mut event = AnnounceEvent::Started;
+        let mut failing = false;
+        let mut listed_before = 0;
+        let mut eager = match announcing {
+            Announcing::Fetch => EAGER_FIRST,
+            Announcing::Live => EAGER_ANNOUNCE,
+        };
+        loop {
+            let (bits, _) = content.have();
+            let have = if bits.is_complete() {
+                Have::Complete
+            } else if bits.count() > 0 {
+                Have::Partial
+            } else {
+                Have::None
             };
-            loop {
-                let (bits, _) = content.have();
-                let have = if bits.is_complete() {
-                    Have::Complete
-                } else if bits.count() > 0 {
-                    Have::Partial
-                } else {
-                    Have::None
-                };
-                let request = AnnounceRequest {
-                    blake3: root,
-                    port: node.port(),
-                    peer_id: node.peer_id().to_string(),
-                    have,
-                    event,
-                };
-                let wait = match gateway.announce(&request).await {
-                    Ok(answer) => {
-                        if failing {
-                            info!("tracker reachable again");
-                            failing = false;
-                        }
-                        event = AnnounceEvent::Update;
-                        let mut listed = Vec::with_capacity(answer.peers.len());
-                        for p in &answer.peers {
-                            if let Ok(addr) = p.addr.parse::<SocketAddr>() {
-                                node.learn_member(root, addr, Some(&p.peer_id));
-                                listed.push(addr);
-                            }
-                        }
-                        // A full answer may leave members out; a shorter one names them all.
-                        if answer.peers.len() < alluvium_gateway::config::DEFAULT_PEERS_PER_ANSWER {
-                            node.tracker_members(&root, &listed);
-                        }
-                        node.mark_announced(root);
-                        // While members keep coming, each one's view of who is there lags
-                        // by up to an interval, and blocks it wrongly thinks its own are
-                        // fetched twice.
-                        let gathering = listed.len() > listed_before;
-                        listed_before = listed.len();
-                        // Often enough that members who left stop owning blocks in time.
-                        let interval =
-                            Duration::from_secs(answer.interval_s.max(1)).min(MAX_ANNOUNCE);
-                        if (gathering || node.known_peers(&root).len() < FEW_PEERS)
-                            && !bits.is_complete()
-                        {
-                            let wait = interval.min(eager);
-                            eager = (eager * 2).min(EAGER_ANNOUNCE);
-                            wait
-                        } else {
-                            interval
-                        }
-                    }
-                    Err(e) => {
-                        if !failing {
-                            warn!(
-                                "tracker unreachable, swarming with the peers already known: {e:#}"
-                            );
-                            failing = true;
-                        }
-                        Duration::from_secs(5)
-                    }
-                };
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-            let stop = AnnounceRequest {
+            let request = AnnounceRequest {
                 blake3: root,
                 port: node.port(),
                 peer_id: node.peer_id().to_string(),
-                have: Have::None,
-                event: AnnounceEvent::Stopped,
+                have,
+                event,
             };
-            let _ = tokio::time::timeout(Duration::from_secs(2), gateway.announce(&stop)).await;
+            let wait = match gateway.announce(&request).await {
+                Ok(answer) => {
+                    if failing {
+                        info!("tracker reachable again");
+                        failing = false;
+                    }
+                    event = AnnounceEvent::Update;
+                    let mut listed = Vec::with_capacity(answer.peers.len());
+                    for p in &answer.peers {
+                        if let Ok(addr) = p.addr.parse::<SocketAddr>() {
+                            node.learn_member(root, addr, Some(&p.peer_id));
+                            listed.push(addr);
+                        }
+                    }
+                    // A full answer may leave members out; a shorter one names them all.
+                    if answer.peers.len() < alluvium_gateway_client::wire::DEFAULT_PEERS_PER_ANSWER
+                    {
+                        node.tracker_members(&root, &listed);
+                    }
+                    node.mark_announced(root);
+                    // While members keep coming, each one's view of who is there lags
+                    // by up to an interval, and blocks it wrongly thinks its own are
+                    // fetched twice.
+                    let gathering = listed.len() > listed_before;
+                    listed_before = listed.len();
+                    // Often enough that members who left stop owning blocks in time.
+                    let interval = Duration::from_secs(answer.interval_s.max(1)).min(MAX_ANNOUNCE);
+                    if (gathering || node.known_peers(&root).len() < FEW_PEERS)
+                        && !bits.is_complete()
+                    {
+                        let wait = interval.min(eager);
+                        eager = (eager * 2).min(EAGER_ANNOUNCE);
+                        wait
+                    } else {
+                        interval
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        warn!("tracker unreachable, swarming with the peers already known: {e:#}");
+                        failing = true;
+                    }
+                    Duration::from_secs(5)
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
-        .instrument(span),
-    )
+        let stop = AnnounceRequest {
+            blake3: root,
+            port: node.port(),
+            peer_id: node.peer_id().to_string(),
+            have: Have::None,
+            event: AnnounceEvent::Stopped,
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), gateway.announce(&stop)).await;
+    }
+    .instrument(span)
+    .await
 }

@@ -191,6 +191,7 @@ impl Picker {
             return PeerVerdict::Fine;
         };
         match r.source {
+            Source::Origin if !failure.is_remote() => PeerVerdict::Fine,
             Source::Origin => {
                 self.origin_failures += 1;
                 let backoff = 500u64 << self.origin_failures.min(3); // at most 4 s: urgent parts wait on it
@@ -237,7 +238,11 @@ impl Picker {
                         s.backoff_until = now + BUSY_BACKOFF_MS;
                         PeerVerdict::Fine
                     }
-                    Failure::Error => {
+                    Failure::Local => PeerVerdict::Fine,
+                    Failure::TimedOut
+                    | Failure::Refused { .. }
+                    | Failure::Broken
+                    | Failure::Changed => {
                         s.failures += 1;
                         s.score /= 2.0;
                         // Timed out or cut off: it took at least this long.

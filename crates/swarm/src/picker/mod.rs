@@ -93,8 +93,24 @@ pub enum Failure {
     NotHeld,
     /// A peer answered 503: it is serving as much as it can; not a fault.
     Busy,
-    /// Connection error, bad status, timeout, cancelled by the shell for slowness.
-    Error,
+    /// No answer in time, or the body stopped coming.
+    TimedOut,
+    /// Answered with a status that is neither the parts nor one of the above.
+    Refused { status: u16 },
+    /// The connection failed or broke off, or the body broke the protocol (longer than asked,
+    /// or not one whole part).
+    Broken,
+    /// The origin's file changed (`If-Range`): its bytes are no longer this content.
+    Changed,
+    /// This node could not keep the bytes (its store failed): not the source's fault.
+    Local,
+}
+
+impl Failure {
+    /// Whether the source is at fault, and the failure counts against it.
+    pub fn is_remote(self) -> bool {
+        !matches!(self, Failure::Busy | Failure::Local)
+    }
 }
 
 /// What a failure did to the peer.

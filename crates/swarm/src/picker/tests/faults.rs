@@ -89,7 +89,7 @@ fn failing_sources_back_off() {
         1,
     );
     let r = p.next(1000, &mut rng());
-    p.failed(r[0].id, Failure::Error, 1010);
+    p.failed(r[0].id, Failure::TimedOut, 1010);
     assert!(p.next(1020, &mut rng()).is_empty(), "origin backs off");
     assert!(!p.next(5_000, &mut rng()).is_empty());
 }

@@ -3,6 +3,10 @@
 use alluvium_content::Hash;
 use serde::{Deserialize, Serialize};
 
+/// Default most peers in one announce answer (BitTorrent trackers give 50 too): an answer with
+/// fewer names every peer the tracker knows.
+pub const DEFAULT_PEERS_PER_ANSWER: usize = 50;
+
 /// How much of a content a peer holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

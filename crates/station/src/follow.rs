@@ -1,19 +1,11 @@
-//! `alluvium listen`'s core: follow a station's playlist and keep what is on air, and what
-//! comes next, downloading by swarming, with each part's deadline its play time.
-//!
-//! Actors: the station loop owns the playlist and the clock offset. It re-reads the playlist
-//! (conditional GET) as often as the playlist's `sy:` hint says, and always before its known
-//! schedule runs out, keeping the last good one when a read fails. For each entry on air or
-//! next it spawns an entry task: resolve at the gateway (refusing a root other than the one
-//! the playlist pins), announce, download with deadlines, until the slot ends. Contents stay
-//! in the node's store and keep being announced a while after they aired, for later peers.
+//! Following the playlist: the station loop and its entry jobs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alluvium_content::Hash;
-use alluvium_gateway::Client;
+use alluvium_gateway_client::Client;
 use alluvium_playlist::{Parsed, Slot, MAX_PLAYLIST_BYTES};
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header;
@@ -23,9 +15,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::clock::ClockOffset;
-use crate::download::{download, resolve, spawn_announcer, Announcing, DownloadConfig};
-use crate::node::Node;
-use crate::picker::{Deadlines, PickerConfig};
+use alluvium_swarm::download::{announce, download, resolve, Announcing, DownloadConfig};
+use alluvium_swarm::picker::{Deadlines, PickerConfig};
+use alluvium_swarm::Node;
 
 /// Re-read the playlist at least this often, and at most this often.
 const MIN_REFRESH: Duration = Duration::from_secs(10);
@@ -332,6 +324,7 @@ pub async fn run(
         tokio::time::Instant::now() + source.refresh_after(&parsed, source.clock.now());
     let mut tracked: HashMap<String, Tracked> = HashMap::new();
     let announcers = TaskTracker::new();
+    let jobs = TaskTracker::new();
     let mut tick = tokio::time::interval(TICK);
     let mut last_log = tokio::time::Instant::now();
     loop {
@@ -388,7 +381,11 @@ pub async fn run(
                 state: state.clone(),
             };
             let span = tracing::info_span!("entry", title = %job.title);
-            tokio::spawn(job.run(token).instrument(span));
+            alluvium_task::spawn(
+                "entry",
+                &token,
+                jobs.track_future(job.run(token.clone())).instrument(span),
+            );
         }
         // Downloads stop when their slot is over; announcing a while later.
         tracked.retain(|_, t| {
@@ -418,6 +415,9 @@ pub async fn run(
     for t in tracked.values() {
         t.announce.cancel();
     }
+    // Entry jobs end with their tokens, children of `cancel`.
+    jobs.close();
+    jobs.wait().await;
     // The tracker hears that this listener left (its `stopped` announces take at most 2 s):
     // the swarm stops counting on it at once, not after the tracker's expiry.
     announcers.close();
@@ -455,13 +455,17 @@ impl EntryJob {
                 .await?;
                 let content = self.node.store.open(tree.clone());
                 self.state.set_root(&self.url, info.blake3);
-                self.announcers.spawn(spawn_announcer(
-                    self.node.clone(),
-                    self.gateway.clone(),
-                    content.clone(),
-                    Announcing::Live,
-                    self.announce.clone(),
-                ));
+                let (node, gateway, announced) =
+                    (self.node.clone(), self.gateway.clone(), content.clone());
+                alluvium_task::spawn_graceful("announce", &self.announce, |cancel| {
+                    self.announcers.track_future(announce(
+                        node,
+                        gateway,
+                        announced,
+                        Announcing::Live,
+                        cancel,
+                    ))
+                });
                 let parts = content.parts().max(1);
                 // The entry's bitrate, for `--upload-limit auto`.
                 let seconds = self.slot.duration().num_milliseconds() as f64 / 1000.0;
@@ -477,16 +481,16 @@ impl EntryJob {
                         start_ms,
                         per_part_ms,
                     },
-                    neighbours: crate::download::LIVE_NEIGHBOURS,
+                    neighbours: alluvium_swarm::download::LIVE_NEIGHBOURS,
                 };
                 info!(url = %self.url, root = %info.blake3, parts, starts_in_ms = start_ms, "fetching");
                 download(self.node.clone(), &info, tree, config, cancel.clone()).await
             };
             match attempt.await {
                 Ok(_) => return,
-                Err(crate::SwarmError::Cancelled) => return,
+                Err(alluvium_swarm::SwarmError::Cancelled) => return,
                 Err(e) => {
-                    warn!("{}; trying again in 5 s", crate::error_chain(&e));
+                    warn!("{}; trying again in 5 s", alluvium_task::error_chain(&e));
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
