@@ -114,7 +114,8 @@ fn ports(first: u16, n: u16, what: &str) -> anyhow::Result<Vec<u16>> {
         .collect()
 }
 
-pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+/// The listeners' stream and peer ports, each port wanted once, and the media folder there.
+fn checked_ports(args: &Args) -> anyhow::Result<(Vec<u16>, Vec<u16>)> {
     let stream_ports = ports(args.stream_port, args.listeners, "stream-port")?;
     let peer_ports = ports(args.peer_port, args.listeners, "peer-port")?;
     let mut all: Vec<(u16, String)> = vec![
@@ -138,6 +139,32 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             )));
         }
     }
+    Ok((stream_ports, peer_ports))
+}
+
+/// Waits until every listener can play the entry on air: `false` if cancelled meanwhile, an
+/// error after a minute.
+async fn on_air_everywhere(
+    listeners: &[Listener],
+    cancel: &CancellationToken,
+) -> anyhow::Result<bool> {
+    let started = tokio::time::Instant::now();
+    while !listeners.iter().all(can_play) {
+        if started.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!(
+                "no listener could play the station within a minute (run with -v to see why)"
+            );
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(false),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    Ok(true)
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let (stream_ports, peer_ports) = checked_ports(&args)?;
 
     let work = tempfile::Builder::new()
         .prefix("alluvium-demo-")
@@ -248,21 +275,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             return Ok(());
         }
 
-        // On air once every listener can play the entry on air.
-        let started = tokio::time::Instant::now();
-        loop {
-            if listeners.iter().all(can_play) {
-                break;
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                anyhow::bail!(
-                    "no listener could play the station within a minute (run with -v to see why)"
-                );
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
+        if !on_air_everywhere(&listeners, &cancel).await? {
+            return Ok(());
         }
         println!(
             "on air: {} (Ctrl-C stops)",

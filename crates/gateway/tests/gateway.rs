@@ -182,24 +182,23 @@ async fn a_changed_file_is_hashed_again_after_the_freshness_window() {
         .expect("old tree kept for peers still on it");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_failure_is_named_and_the_gateway_keeps_serving() {
-    let www = www();
-    write_file(&www.path().join("ok.bin"), 40_000, "ok");
-    write_file(&www.path().join("large.bin"), 2 << 20, "large");
-    let nginx = Nginx::start(www.path(), "");
-    // An origin that accepts connections and never answers.
+/// An origin that accepts connections and never answers; its port.
+fn stalled_origin() -> u16 {
     let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let stalled_port = stalled.local_addr().unwrap().port();
+    let port = stalled.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for conn in stalled.incoming() {
             held.push(conn);
         }
     });
-    // An origin whose body ends before its Content-Length: the file changed under it.
+    port
+}
+
+/// An origin whose body ends before its Content-Length (the file changed under it); its port.
+fn short_origin() -> u16 {
     let short = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let short_port = short.local_addr().unwrap().port();
+    let port = short.local_addr().unwrap().port();
     std::thread::spawn(move || {
         use std::io::{Read, Write};
         for conn in short.incoming() {
@@ -212,6 +211,17 @@ async fn every_failure_is_named_and_the_gateway_keeps_serving() {
             let _ = conn.write_all(&[7u8; 500]);
         }
     });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_failure_is_named_and_the_gateway_keeps_serving() {
+    let www = www();
+    write_file(&www.path().join("ok.bin"), 40_000, "ok");
+    write_file(&www.path().join("large.bin"), 2 << 20, "large");
+    let nginx = Nginx::start(www.path(), "");
+    let stalled_port = stalled_origin();
+    let short_port = short_origin();
     let gw = gateway(Config {
         max_size: 1 << 20,
         idle_timeout: Duration::from_secs(2),

@@ -84,179 +84,137 @@ fn ffprobe_duration(path: &Path) -> Duration {
     )
 }
 
+/// The files `durations_agree_with_ffprobe_in_every_format` makes: name, sample rate,
+/// channels, ffmpeg's encoding arguments, and the format the probe must name.
+const FORMATS: &[(&str, u32, u16, &[&str], Format)] = &[
+    (
+        "cbr.mp3",
+        44_100,
+        2,
+        &["-c:a", "libmp3lame", "-b:a", "128k"],
+        Format::Mp3,
+    ),
+    (
+        "vbr.mp3",
+        44_100,
+        2,
+        &["-c:a", "libmp3lame", "-q:a", "5"],
+        Format::Mp3,
+    ),
+    (
+        "vbr-noxing.mp3",
+        44_100,
+        2,
+        &["-c:a", "libmp3lame", "-q:a", "2", "-write_xing", "0"],
+        Format::Mp3,
+    ),
+    (
+        "tagged.mp3",
+        44_100,
+        2,
+        &[
+            "-c:a",
+            "libmp3lame",
+            "-b:a",
+            "96k",
+            "-id3v2_version",
+            "3",
+            "-write_id3v1",
+            "1",
+            "-metadata",
+            "title=Night Tide",
+            "-metadata",
+            "artist=Ana Example",
+        ],
+        Format::Mp3,
+    ),
+    (
+        "mono-22k.mp3",
+        22_050,
+        1,
+        &["-c:a", "libmp3lame", "-b:a", "32k"],
+        Format::Mp3,
+    ),
+    (
+        "tone.ogg",
+        44_100,
+        2,
+        &["-c:a", "libvorbis", "-q:a", "3"],
+        Format::OggVorbis,
+    ),
+    (
+        "tone.opus",
+        48_000,
+        2,
+        &["-c:a", "libopus", "-b:a", "64k"],
+        Format::OggOpus,
+    ),
+    ("tone.flac", 44_100, 2, &["-c:a", "flac"], Format::Flac),
+    (
+        "tone.aac",
+        44_100,
+        2,
+        &["-c:a", "aac", "-b:a", "128k", "-f", "adts"],
+        Format::Aac,
+    ),
+    ("tone.wav", 48_000, 1, &["-c:a", "pcm_s16le"], Format::Wav),
+];
+
 #[test]
 fn durations_agree_with_ffprobe_in_every_format() {
     require("ffmpeg");
     require("ffprobe");
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let cases = [
-        (
-            make(
-                d,
-                "cbr.mp3",
-                44_100,
-                2,
-                &["-c:a", "libmp3lame", "-b:a", "128k"],
-            ),
-            Format::Mp3,
-            44_100,
-            2,
-        ),
-        (
-            make(
-                d,
-                "vbr.mp3",
-                44_100,
-                2,
-                &["-c:a", "libmp3lame", "-q:a", "5"],
-            ),
-            Format::Mp3,
-            44_100,
-            2,
-        ),
-        (
-            make(
-                d,
-                "vbr-noxing.mp3",
-                44_100,
-                2,
-                &["-c:a", "libmp3lame", "-q:a", "2", "-write_xing", "0"],
-            ),
-            Format::Mp3,
-            44_100,
-            2,
-        ),
-        (
-            make(
-                d,
-                "tagged.mp3",
-                44_100,
-                2,
-                &[
-                    "-c:a",
-                    "libmp3lame",
-                    "-b:a",
-                    "96k",
-                    "-id3v2_version",
-                    "3",
-                    "-write_id3v1",
-                    "1",
-                    "-metadata",
-                    "title=Night Tide",
-                    "-metadata",
-                    "artist=Ana Example",
-                ],
-            ),
-            Format::Mp3,
-            44_100,
-            2,
-        ),
-        (
-            make(
-                d,
-                "mono-22k.mp3",
-                22_050,
-                1,
-                &["-c:a", "libmp3lame", "-b:a", "32k"],
-            ),
-            Format::Mp3,
-            22_050,
-            1,
-        ),
-        (
-            make(
-                d,
-                "tone.ogg",
-                44_100,
-                2,
-                &["-c:a", "libvorbis", "-q:a", "3"],
-            ),
-            Format::OggVorbis,
-            44_100,
-            2,
-        ),
-        (
-            make(
-                d,
-                "tone.opus",
-                48_000,
-                2,
-                &["-c:a", "libopus", "-b:a", "64k"],
-            ),
-            Format::OggOpus,
-            48_000,
-            2,
-        ),
-        (
-            make(d, "tone.flac", 44_100, 2, &["-c:a", "flac"]),
-            Format::Flac,
-            44_100,
-            2,
-        ),
-        (
-            make(
-                d,
-                "tone.aac",
-                44_100,
-                2,
-                &["-c:a", "aac", "-b:a", "128k", "-f", "adts"],
-            ),
-            Format::Aac,
-            44_100,
-            2,
-        ),
-        (
-            make(d, "tone.wav", 48_000, 1, &["-c:a", "pcm_s16le"]),
-            Format::Wav,
-            48_000,
-            1,
-        ),
-    ];
-    for (path, format, rate, channels) in cases {
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let info = probe(&path).unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        let expected = if name == "vbr-noxing.mp3" {
-            // Without a Xing header ffprobe's duration is only an estimate from the first
-            // frame's bitrate (off by ~180 ms here); its frame count is the truth.
-            let estimate = ffprobe_duration(&path);
-            eprintln!("{name}: ffprobe's bitrate estimate is {estimate:?}");
-            ffprobe_counted_duration(&path, 1152, 44_100)
-        } else {
-            ffprobe_duration(&path)
-        };
-        let diff = info.duration.abs_diff(expected);
-        eprintln!(
-            "{name}: ours {:?}, ffprobe {expected:?}, diff {diff:?}, {} bit/s",
-            info.duration, info.bitrate
-        );
+    for &(name, rate, channels, args, format) in FORMATS {
+        let path = make(dir.path(), name, rate, u32::from(channels), args);
+        check_probe(&path, format, rate, channels);
+    }
+}
+
+/// What the probe says of `path` agrees with ffprobe and with how it was made.
+fn check_probe(path: &Path, format: Format, rate: u32, channels: u16) {
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let info = probe(path).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let expected = if name == "vbr-noxing.mp3" {
+        // Without a Xing header ffprobe's duration is only an estimate from the first
+        // frame's bitrate (off by ~180 ms here); its frame count is the truth.
+        let estimate = ffprobe_duration(path);
+        eprintln!("{name}: ffprobe's bitrate estimate is {estimate:?}");
+        ffprobe_counted_duration(path, 1152, 44_100)
+    } else {
+        ffprobe_duration(path)
+    };
+    let diff = info.duration.abs_diff(expected);
+    eprintln!(
+        "{name}: ours {:?}, ffprobe {expected:?}, diff {diff:?}, {} bit/s",
+        info.duration, info.bitrate
+    );
+    assert!(
+        diff <= Duration::from_millis(30),
+        "{name}: {:?} vs ffprobe {expected:?}",
+        info.duration
+    );
+    assert_eq!(info.format, format, "{name}");
+    assert_eq!(
+        (info.sample_rate, info.channels),
+        (rate, channels),
+        "{name}"
+    );
+    assert_eq!(info.size, std::fs::metadata(path).unwrap().len());
+    assert!(info.bitrate > 8_000, "{name}: bitrate {}", info.bitrate);
+    if name == "tagged.mp3" {
+        assert_eq!(info.tags.title.as_deref(), Some("Night Tide"));
+        assert_eq!(info.tags.artist.as_deref(), Some("Ana Example"));
+    }
+    if name == "cbr.mp3" {
         assert!(
-            diff <= Duration::from_millis(30),
-            "{name}: {:?} vs ffprobe {expected:?}",
-            info.duration
+            (127_000..=129_000).contains(&info.bitrate),
+            "CBR bitrate {}",
+            info.bitrate
         );
-        assert_eq!(info.format, format, "{name}");
-        assert_eq!(
-            (info.sample_rate, info.channels),
-            (rate, channels),
-            "{name}"
-        );
-        assert_eq!(info.size, std::fs::metadata(&path).unwrap().len());
-        assert!(info.bitrate > 8_000, "{name}: bitrate {}", info.bitrate);
-        if name == "tagged.mp3" {
-            assert_eq!(info.tags.title.as_deref(), Some("Night Tide"));
-            assert_eq!(info.tags.artist.as_deref(), Some("Ana Example"));
-        }
-        if name == "cbr.mp3" {
-            assert!(
-                (127_000..=129_000).contains(&info.bitrate),
-                "CBR bitrate {}",
-                info.bitrate
-            );
-        }
-        if format.has_frame_index() {
-            check_index(&path, format, info.duration);
-        }
+    }
+    if format.has_frame_index() {
+        check_index(path, format, info.duration);
     }
 }
 
@@ -451,6 +409,42 @@ fn pages_from(data: &[u8], from: usize) -> Vec<(usize, alluvium_media::PageInfo)
     out
 }
 
+/// The titles ffprobe finds in `path`'s stream and format tags.
+fn ffprobe_titles(path: &Path) -> String {
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream_tags=title:format_tags=title",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&probe.stdout).into_owned()
+}
+
+/// `path` decoded by ffmpeg to mono 48 kHz samples, with no error on the way.
+fn decode_mono_48k(path: &Path) -> Vec<i16> {
+    let decoded = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-ac", "1", "-ar", "48000", "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decoded.status.success() && decoded.stderr.is_empty(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    decoded
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
 #[test]
 fn ogg_links_with_new_comments_and_silence_decode_cleanly() {
     use alluvium_media::{ogg_head, PageWriter, FLAG_CONTINUED, FLAG_EOS};
@@ -531,37 +525,12 @@ fn ogg_links_with_new_comments_and_silence_decode_cleanly() {
 
         let out = d.join(format!("chained-{name}"));
         std::fs::write(&out, &stream).unwrap();
-        let probe = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "stream_tags=title:format_tags=title",
-            ])
-            .arg(&out)
-            .output()
-            .unwrap();
-        let tags = String::from_utf8_lossy(&probe.stdout);
+        let tags = ffprobe_titles(&out);
         assert!(
             tags.to_lowercase().contains("tag:title=first"),
             "{name}: {tags}"
         );
-        let decoded = Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i"])
-            .arg(&out)
-            .args(["-ac", "1", "-ar", "48000", "-f", "s16le", "-"])
-            .output()
-            .unwrap();
-        assert!(
-            decoded.status.success() && decoded.stderr.is_empty(),
-            "{name}: {}",
-            String::from_utf8_lossy(&decoded.stderr)
-        );
-        let pcm: Vec<i16> = decoded
-            .stdout
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect();
+        let pcm = decode_mono_48k(&out);
         let secs = pcm.len() as f64 / 48_000.0;
         let file = index.duration().as_secs_f64();
         let half_time = index.time_at(pages[half].0 as u64).unwrap().as_secs_f64();

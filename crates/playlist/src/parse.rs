@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::{NsReader, XmlVersion};
@@ -100,11 +100,14 @@ fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// An attribute: its namespace, local name and value.
+type Attribute = (String, String, String);
+
 /// One element: just what interpreting RSS 1.0 needs.
 struct Elem {
     ns: String,
     local: String,
-    attrs: Vec<(String, String, String)>,
+    attrs: Vec<Attribute>,
     text: String,
     children: Vec<usize>,
     offset: usize,
@@ -129,6 +132,92 @@ impl Elem {
             ns => format!("{{{ns}}}{}", self.local),
         }
     }
+}
+
+/// An element's namespace and local name, and its attributes (namespace, local name, value),
+/// namespace declarations left out.
+fn names_and_attributes(
+    reader: &NsReader<&[u8]>,
+    start: &quick_xml::events::BytesStart<'_>,
+    offset: usize,
+    xml_error: &impl Fn(u64, String) -> Error,
+    at: &impl Fn() -> (u32, u32),
+) -> Result<(String, String, Vec<Attribute>), Error> {
+    let resolver = reader.resolver();
+    let (ns, local) = resolver.resolve_element(start.name());
+    let ns = match ns {
+        ResolveResult::Bound(ns) => ns.0.to_string(),
+        ResolveResult::Unbound => String::new(),
+        ResolveResult::Unknown(prefix) => {
+            return Err(xml_error(
+                offset as u64,
+                format!("namespace prefix '{prefix}' is not declared"),
+            ))
+        }
+    };
+    let local = local.as_ref().to_string();
+    let mut attrs = Vec::new();
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| xml_error(offset as u64, e.to_string()))?;
+        if attr.key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let (ans, alocal) = resolver.resolve_attribute(attr.key);
+        let ans = match ans {
+            ResolveResult::Bound(ns) => ns.0.to_string(),
+            ResolveResult::Unbound => String::new(),
+            ResolveResult::Unknown(prefix) => {
+                return Err(xml_error(
+                    offset as u64,
+                    format!("namespace prefix '{prefix}' is not declared"),
+                ))
+            }
+        };
+        let value = attr
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|e| {
+                let (line, column) = at();
+                Error::Entity {
+                    line,
+                    column,
+                    message: e.to_string(),
+                }
+            })?;
+        attrs.push((ans, alocal.as_ref().to_string(), value.into_owned()));
+    }
+    Ok((ns, local, attrs))
+}
+
+/// The character an entity or character reference stands for: only XML's five predefined
+/// entities and character references.
+fn reference(
+    r: &quick_xml::events::BytesRef<'_>,
+    at: &impl Fn() -> (u32, u32),
+) -> Result<char, Error> {
+    let resolved = match r.resolve_char_ref() {
+        Ok(Some(c)) => Some(c),
+        Ok(None) => match r.xml10_content().as_ref() {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "apos" => Some('\''),
+            "quot" => Some('"'),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    resolved.ok_or_else(|| {
+        let (line, column) = at();
+        Error::Entity {
+            line,
+            column,
+            message: format!(
+                "unknown entity '&{};' (only XML's five predefined entities \
+                 and character references are allowed)",
+                r.xml10_content()
+            ),
+        }
+    })
 }
 
 struct Tree {
@@ -187,48 +276,8 @@ impl Tree {
                             format!("elements nested deeper than {MAX_DEPTH} levels"),
                         ));
                     }
-                    let resolver = reader.resolver();
-                    let (ns, local) = resolver.resolve_element(start.name());
-                    let ns = match ns {
-                        ResolveResult::Bound(ns) => ns.0.to_string(),
-                        ResolveResult::Unbound => String::new(),
-                        ResolveResult::Unknown(prefix) => {
-                            return Err(xml_error(
-                                offset as u64,
-                                format!("namespace prefix '{prefix}' is not declared"),
-                            ))
-                        }
-                    };
-                    let local = local.as_ref().to_string();
-                    let mut attrs = Vec::new();
-                    for attr in start.attributes() {
-                        let attr = attr.map_err(|e| xml_error(offset as u64, e.to_string()))?;
-                        if attr.key.as_namespace_binding().is_some() {
-                            continue;
-                        }
-                        let (ans, alocal) = resolver.resolve_attribute(attr.key);
-                        let ans = match ans {
-                            ResolveResult::Bound(ns) => ns.0.to_string(),
-                            ResolveResult::Unbound => String::new(),
-                            ResolveResult::Unknown(prefix) => {
-                                return Err(xml_error(
-                                    offset as u64,
-                                    format!("namespace prefix '{prefix}' is not declared"),
-                                ))
-                            }
-                        };
-                        let value =
-                            attr.normalized_value(XmlVersion::Implicit1_0)
-                                .map_err(|e| {
-                                    let (line, column) = at();
-                                    Error::Entity {
-                                        line,
-                                        column,
-                                        message: e.to_string(),
-                                    }
-                                })?;
-                        attrs.push((ans, alocal.as_ref().to_string(), value.into_owned()));
-                    }
+                    let (ns, local, attrs) =
+                        names_and_attributes(&reader, &start, offset, &xml_error, &at)?;
                     let id = elems.len();
                     elems.push(Elem {
                         ns,
@@ -262,30 +311,7 @@ impl Tree {
                     }
                 }
                 Event::GeneralRef(r) => {
-                    let resolved = match r.resolve_char_ref() {
-                        Ok(Some(c)) => Some(c),
-                        Ok(None) => match r.xml10_content().as_ref() {
-                            "lt" => Some('<'),
-                            "gt" => Some('>'),
-                            "amp" => Some('&'),
-                            "apos" => Some('\''),
-                            "quot" => Some('"'),
-                            _ => None,
-                        },
-                        Err(_) => None,
-                    };
-                    let Some(c) = resolved else {
-                        let (line, column) = at();
-                        return Err(Error::Entity {
-                            line,
-                            column,
-                            message: format!(
-                                "unknown entity '&{};' (only XML's five predefined entities \
-                                 and character references are allowed)",
-                                r.xml10_content()
-                            ),
-                        });
-                    };
+                    let c = reference(&r, &at)?;
                     if let Some(&top) = stack.last() {
                         elems[top].text.push(c);
                     }
@@ -469,6 +495,65 @@ fn read_channel(
 }
 
 /// Reads one `item`; on failure, the item's best name and why it is skipped.
+/// A date-time field, if present.
+fn date_field(
+    value: Option<String>,
+    field: &'static str,
+) -> Result<Option<DateTime<Utc>>, WarningKind> {
+    match value {
+        None => Ok(None),
+        Some(s) => match parse_w3cdtf(&s) {
+            Some(t) => Ok(Some(t)),
+            None => Err(WarningKind::BadDate { field, value: s }),
+        },
+    }
+}
+
+/// The duration from `dcterms:extent`, else the 2003 format's `mm:duration` (milliseconds).
+fn duration_field(
+    extent: Option<String>,
+    mm_duration: Option<String>,
+) -> Result<Option<TimeDelta>, WarningKind> {
+    match (extent, mm_duration) {
+        (Some(extent), _) => match parse_iso_duration(&extent) {
+            Some(d) => Ok(Some(d)),
+            None => Err(WarningKind::BadDuration {
+                field: "dcterms:extent",
+                value: extent,
+            }),
+        },
+        (None, Some(ms)) => match ms.parse::<i64>().ok().and_then(TimeDelta::try_milliseconds) {
+            Some(d) => Ok(Some(d)),
+            None => Err(WarningKind::BadDuration {
+                field: "mm:duration",
+                value: ms,
+            }),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
+/// The content hash an item pins (`dc:identifier` of `urn:blake3:`), the last one if several.
+fn pinned_hash(tree: &Tree, item: &Elem) -> Result<Option<Blake3Hash>, WarningKind> {
+    let mut hash = None;
+    for id in tree.children(item).filter(|c| c.is(ns::DC, "identifier")) {
+        let id = id.text.trim();
+        if id.len() >= Blake3Hash::URN_PREFIX.len()
+            && id[..Blake3Hash::URN_PREFIX.len()].eq_ignore_ascii_case(Blake3Hash::URN_PREFIX)
+        {
+            match Blake3Hash::from_urn(id) {
+                Some(h) => hash = Some(h),
+                None => {
+                    return Err(WarningKind::BadHash {
+                        value: id.to_string(),
+                    })
+                }
+            }
+        }
+    }
+    Ok(hash)
+}
+
 fn read_item(
     tree: &Tree,
     item: &Elem,
@@ -502,78 +587,19 @@ fn read_item(
         return fail(WarningKind::MediaNotHttp { url: media_url });
     }
 
-    let start = match text(ns::EV, "startdate") {
-        None => None,
-        Some(s) => match parse_w3cdtf(&s) {
-            Some(t) => Some(t),
-            None => {
-                return fail(WarningKind::BadDate {
-                    field: "ev:startdate",
-                    value: s,
-                })
-            }
-        },
-    };
-    let end = match text(ns::EV, "enddate") {
-        None => None,
-        Some(s) => match parse_w3cdtf(&s) {
-            Some(t) => Some(t),
-            None => {
-                return fail(WarningKind::BadDate {
-                    field: "ev:enddate",
-                    value: s,
-                })
-            }
-        },
-    };
+    let named = |kind: WarningKind| (name.clone(), kind);
+    let start = date_field(text(ns::EV, "startdate"), "ev:startdate").map_err(named)?;
+    let end = date_field(text(ns::EV, "enddate"), "ev:enddate").map_err(named)?;
     let duration = match (start, end) {
         (Some(s), Some(e)) => Some(e - s),
-        _ => match (text(ns::DCTERMS, "extent"), mm_duration) {
-            (Some(extent), _) => match parse_iso_duration(&extent) {
-                Some(d) => Some(d),
-                None => {
-                    return fail(WarningKind::BadDuration {
-                        field: "dcterms:extent",
-                        value: extent,
-                    })
-                }
-            },
-            (None, Some(ms)) => {
-                match ms.parse::<i64>().ok().and_then(TimeDelta::try_milliseconds) {
-                    Some(d) => Some(d),
-                    None => {
-                        return fail(WarningKind::BadDuration {
-                            field: "mm:duration",
-                            value: ms,
-                        })
-                    }
-                }
-            }
-            (None, None) => None,
-        },
+        _ => duration_field(text(ns::DCTERMS, "extent"), mm_duration).map_err(named)?,
     };
     if let Some(d) = duration {
         if d <= TimeDelta::zero() || d > MAX_ENTRY_DURATION {
             return fail(WarningKind::DurationOutOfRange { duration: d });
         }
     }
-
-    let mut hash = None;
-    for id in tree.children(item).filter(|c| c.is(ns::DC, "identifier")) {
-        let id = id.text.trim();
-        if id.len() >= Blake3Hash::URN_PREFIX.len()
-            && id[..Blake3Hash::URN_PREFIX.len()].eq_ignore_ascii_case(Blake3Hash::URN_PREFIX)
-        {
-            match Blake3Hash::from_urn(id) {
-                Some(h) => hash = Some(h),
-                None => {
-                    return fail(WarningKind::BadHash {
-                        value: id.to_string(),
-                    })
-                }
-            }
-        }
-    }
+    let hash = pinned_hash(tree, item).map_err(named)?;
 
     let length = match enclosure.and_then(|e| e.attr(ns::ENC, "length")) {
         None => None,

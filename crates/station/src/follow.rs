@@ -269,6 +269,46 @@ struct Tracked {
     until: DateTime<Utc>,
 }
 
+/// The first read of the playlist. A station whose server is briefly down is waited for
+/// (`None` if cancelled meanwhile); one that answers with something unusable (404, not a
+/// playlist) is an error.
+async fn first_read(
+    source: &mut PlaylistSource,
+    cancel: &CancellationToken,
+) -> Result<Option<Arc<Parsed>>, StationError> {
+    loop {
+        match source.poll().await {
+            Ok(Some(p)) => return Ok(Some(Arc::new(p))),
+            Ok(None) => {
+                return Err(StationError::Playlist {
+                    url: source.url.clone(),
+                    reason: "the server answered 304 to an unconditional request".into(),
+                })
+            }
+            Err(e @ StationError::Transient { .. }) => {
+                warn!("{e}; trying again in 5 s");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A line of what the swarm did, for the log.
+fn log_swarm(node: &Node) {
+    let m = &node.metrics;
+    info!(
+        from_origin = m.bytes_from_origin.get(),
+        from_peers = m.bytes_from_peers.get(),
+        uploaded = m.bytes_uploaded.get(),
+        peers = m.peers.get(),
+        "swarm"
+    );
+}
+
 /// Follows the station until `cancel`. Fails only if the first read of the playlist does.
 pub async fn run(
     node: Arc<Node>,
@@ -291,26 +331,8 @@ pub async fn run(
         clock: ClockOffset::default(),
         max_age: None,
     };
-    // A station whose server is briefly down is waited for; one that answers with something
-    // unusable (404, not a playlist) is an error.
-    let mut parsed = loop {
-        match source.poll().await {
-            Ok(Some(p)) => break Arc::new(p),
-            Ok(None) => {
-                return Err(StationError::Playlist {
-                    url: config.playlist_url.clone(),
-                    reason: "the server answered 304 to an unconditional request".into(),
-                })
-            }
-            Err(e @ StationError::Transient { .. }) => {
-                warn!("{e}; trying again in 5 s");
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                }
-            }
-            Err(e) => return Err(e),
-        }
+    let Some(mut parsed) = first_read(&mut source, &cancel).await? else {
+        return Ok(());
     };
     state.set_playlist(parsed.clone());
     state.set_clock(source.clock);
@@ -402,14 +424,7 @@ pub async fn run(
         });
         if last_log.elapsed() >= Duration::from_secs(10) {
             last_log = tokio::time::Instant::now();
-            let m = &node.metrics;
-            info!(
-                from_origin = m.bytes_from_origin.get(),
-                from_peers = m.bytes_from_peers.get(),
-                uploaded = m.bytes_uploaded.get(),
-                peers = m.peers.get(),
-                "swarm"
-            );
+            log_swarm(&node);
         }
     }
     for t in tracked.values() {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use alluvium_playlist::Slot;
 use alluvium_station::StationState;
-use alluvium_swarm::Node;
+use alluvium_swarm::{Metrics, Node};
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
@@ -98,6 +98,27 @@ struct Playing {
     rejoin: bool,
 }
 
+impl Playing {
+    /// Moves past `unit`, the entry's next unit: the cursor, the samples played, and the
+    /// stream `clock` when the unit moves time on.
+    fn advance(&mut self, unit: &Unit, clock: &mut DateTime<Utc>) {
+        self.cursor = if unit.last {
+            self.track.audio_end
+        } else {
+            self.cursor + unit.len
+        };
+        match unit.advance {
+            Advance::By(n) => self.samples += n,
+            Advance::To(n) => self.samples = n,
+            Advance::None => {}
+        }
+        self.rate = unit.rate;
+        if unit.advance != Advance::None {
+            *clock = self.anchor + samples_to(self.samples, self.rate);
+        }
+    }
+}
+
 fn samples_to(samples: u64, rate: u32) -> TimeDelta {
     if rate == 0 {
         return TimeDelta::zero();
@@ -138,6 +159,29 @@ fn offset_time(track: &Track, slot: &Slot, offset: u64) -> DateTime<Utc> {
     slot.start + TimeDelta::microseconds((total * frac) as i64)
 }
 
+/// Sends what is ready (`ahead`: how far the stream clock, less `LEAD`, is ahead of now,
+/// negative when the stream is behind), or, with nothing ready, waits until the stream clock
+/// is due. `false` when the player has gone.
+async fn send_or_wait(
+    tx: &mpsc::Sender<Bytes>,
+    out: &mut Vec<u8>,
+    ahead: TimeDelta,
+    metrics: &Metrics,
+) -> bool {
+    if !out.is_empty() {
+        let behind = ahead.min(TimeDelta::zero());
+        metrics
+            .schedule_drift_seconds
+            .set(behind.num_microseconds().unwrap_or(0) as f64 / 1e6);
+        return tx.send(Bytes::from(std::mem::take(out))).await.is_ok();
+    }
+    let wait = ahead.to_std().unwrap_or(Duration::ZERO);
+    tokio::select! {
+        _ = tx.closed() => false,
+        _ = tokio::time::sleep(wait) => true,
+    }
+}
+
 /// Runs one player's stream until it disconnects (the channel closes).
 pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option<IcyWriter>) {
     let metrics = station.node.metrics.clone();
@@ -160,24 +204,8 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         let now = station.state.now();
         let margin = wait_margin(sent, first_sound.map(|t| t.elapsed()), early);
         if clock - LEAD > now || out.len() >= CHUNK {
-            if !out.is_empty() {
-                let behind = (clock - LEAD - now).min(TimeDelta::zero());
-                metrics
-                    .schedule_drift_seconds
-                    .set(behind.num_microseconds().unwrap_or(0) as f64 / 1e6);
-                if tx
-                    .send(Bytes::from(std::mem::take(&mut out)))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-                continue;
-            }
-            let wait = (clock - LEAD - now).to_std().unwrap_or(Duration::ZERO);
-            tokio::select! {
-                _ = tx.closed() => break,
-                _ = tokio::time::sleep(wait) => {}
+            if !send_or_wait(&tx, &mut out, clock - LEAD - now, &metrics).await {
+                break;
             }
             continue;
         }
@@ -205,20 +233,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
                 };
                 match at {
                     Some(Ok(unit)) => {
-                        p.cursor = if unit.last {
-                            p.track.audio_end
-                        } else {
-                            p.cursor + unit.len
-                        };
-                        match unit.advance {
-                            Advance::By(n) => p.samples += n,
-                            Advance::To(n) => p.samples = n,
-                            Advance::None => {}
-                        }
-                        p.rate = unit.rate;
-                        if unit.advance != Advance::None {
-                            clock = p.anchor + samples_to(p.samples, p.rate);
-                        }
+                        p.advance(&unit, &mut clock);
                         title.clone_from(&p.title);
                         Some(unit)
                     }

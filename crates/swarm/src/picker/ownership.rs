@@ -69,6 +69,32 @@ pub(super) fn balanced_rank(
         .map_or(u16::MAX, |i| u16::try_from(i + 1).unwrap_or(u16::MAX))
 }
 
+/// The member designated for each of a cold entry's seed units (`seed_parts` parts each, from
+/// part `from` of `parts`): the next arrival by start (`members` sorted, the first member
+/// skipped) that came `lead` before the unit is due, or `None`.
+fn seeders(
+    members: &[(u64, u64)],
+    from: u32,
+    parts: u32,
+    seed_parts: u32,
+    lead: i64,
+    due_of: &impl Fn(u32) -> Option<i64>,
+) -> Vec<Option<u64>> {
+    let units = parts.saturating_sub(from).div_ceil(seed_parts);
+    let mut next = 1;
+    (0..units)
+        .map(|u| {
+            let due = due_of(from + u * seed_parts)?;
+            let &(started, member) = members.get(next)?;
+            let in_time = i64::try_from(started).is_ok_and(|s| s <= due - lead);
+            in_time.then(|| {
+                next += 1;
+                member
+            })
+        })
+        .collect()
+}
+
 impl Picker {
     pub(super) fn block_of(&self, part: u32) -> u32 {
         part / self.config.max_run.max(1)
@@ -79,149 +105,143 @@ impl Picker {
     /// so on; `u16::MAX` when this node is not one of the owners.
     pub(super) fn rank(&mut self, part: u32) -> u16 {
         if self.owned.is_none() {
-            let mut members: Vec<(u64, u64)> = self
-                .peers
-                .values()
-                .filter(|p| !p.banned)
-                .filter_map(|p| Some((p.started_ms, p.member?)))
-                .collect();
-            members.push((self.my_start_ms, self.me));
-            members.sort_unstable();
-            let blocks = self.block_of(self.have.len().saturating_sub(1)) + 1;
-            let per_block = self.config.max_run.max(1);
-            let first = members
-                .first()
-                .map_or(i64::MAX, |m| i64::try_from(m.0).unwrap_or(i64::MAX));
-            let settle = self.config.owner_settle_ms;
-            let cold_ahead = self.config.cold_ahead_ms;
-            let due_of = |part: u32| {
-                self.epoch_ms
-                    .zip(self.deadlines.of(part))
-                    .map(|(epoch, d)| epoch as i64 + d)
-            };
-            let parts = self.have.len();
-            // The block playing when the first member started: the cold entry's first.
-            let first_block = (0..blocks).find(|&b| {
-                due_of(((b + 1) * per_block).min(parts).saturating_sub(1))
-                    .is_some_and(|d| d >= first)
-            });
-            let cold_first = self.config.cold_first_blocks;
-            let lead = self.config.cold_owner_lead_ms;
-            let seed_parts = self.config.cold_seed_parts.clamp(1, per_block);
-            // Where a cold entry's seeding starts: after the first member's first blocks.
-            let seed_from = first_block
-                .filter(|_| cold_first > 0)
-                .map(|b0| (b0 + cold_first) * per_block);
-            // Block `b`'s owners among the members settled when it is taken ahead of time.
-            // Blocks each owner was given so far, in block order (see `balanced_rank`).
-            let mut loads: HashMap<u64, u32> = HashMap::new();
-            let mut loads_among = 0;
-            // When block `b` would be taken ahead of time, by the members settled then.
-            let ahead_of = |b: u32| {
-                due_of(b * per_block).map(|due| due - self.config.origin_ahead_ms - settle)
-            };
-            let mut block_owner = |b: u32| -> Ownership {
-                let due = due_of(b * per_block);
-                let ahead = ahead_of(b);
-                // A block nobody was there to take ahead is taken late, by those there by then.
-                let (taken, late) = match due.zip(ahead) {
-                    None => (None, false),
-                    Some((due, ahead)) => {
-                        let cold = due - cold_ahead - settle;
-                        let late = cold_ahead > 0 && ahead < first && cold >= first;
-                        (Some(if late { cold } else { ahead }), late)
-                    }
-                };
-                let settled = taken.map_or(members.len(), |t| {
-                    // Sorted by start, an unknown one (`u64::MAX`) last: never settled.
-                    members
-                        .iter()
-                        .take_while(|m| i64::try_from(m.0).is_ok_and(|s| s <= t))
-                        .count()
-                });
-                let owners = settled
-                    .max(self.config.min_owners)
-                    .min(self.config.owners)
-                    .max(1);
-                let owners = &members[..owners.min(members.len())];
-                if owners.len() != loads_among {
-                    loads.clear();
-                    loads_among = owners.len();
-                }
-                let rank = balanced_rank(owners, b, self.me, &mut loads);
-                Ownership {
-                    rank,
-                    late,
-                    not_before_ms: i64::MIN,
-                    end: ((b + 1) * per_block).min(parts),
-                }
-            };
-            // A cold entry's seed units, from the part after the first member's first blocks,
-            // each to the next arrival (by start) that came `lead` before the unit is due;
-            // a unit no arrival came in time for is the owners'. Matched in order, so an
-            // arrival a moment too late for its unit seeds the next (docs/decisions/012).
-            let seeders: Vec<Option<u64>> = match seed_from {
-                Some(from) => {
-                    let units = parts.saturating_sub(from).div_ceil(seed_parts);
-                    let mut next = 1;
-                    (0..units)
-                        .map(|u| {
-                            let due = due_of(from + u * seed_parts)?;
-                            let &(started, member) = members.get(next)?;
-                            let in_time = i64::try_from(started).is_ok_and(|s| s <= due - lead);
-                            in_time.then(|| {
-                                next += 1;
-                                member
-                            })
-                        })
-                        .collect()
-                }
-                None => Vec::new(),
-            };
-            let mut ranks: Vec<Ownership> = Vec::with_capacity(parts as usize);
-            for b in 0..blocks {
-                let owner = block_owner(b);
-                let block_parts = b * per_block..((b + 1) * per_block).min(parts);
-                let ahead = ahead_of(b);
-                // A cold entry's block (nobody settled when it would be taken ahead), after the
-                // first member's first ones: seeded `seed_parts` at a time, each by the member
-                // designated by arrival, if it came in time.
-                let seeded_from = seed_from
-                    .filter(|_| ahead.is_some_and(|a| a < first))
-                    .filter(|&from| b * per_block >= from);
-                let Some(from) = seeded_from else {
-                    ranks.extend(block_parts.map(|_| owner));
-                    continue;
-                };
-                for p in block_parts {
-                    let unit = (p - from) / seed_parts;
-                    let unit_first = from + unit * seed_parts;
-                    let end = (unit_first + seed_parts).min(parts);
-                    let Some(due) = due_of(unit_first) else {
-                        ranks.push(owner);
-                        continue;
-                    };
-                    let designated = seeders.get(unit as usize).copied().flatten();
-                    ranks.push(match designated {
-                        Some(member) => Ownership {
-                            rank: if member == self.me { 0 } else { u16::MAX },
-                            late: true,
-                            not_before_ms: i64::MIN,
-                            end,
-                        },
-                        // Its member did not come: the block's owners take it, no sooner
-                        // than that member could still have come.
-                        None => Ownership {
-                            not_before_ms: due - lead + self.config.cold_fallback_lag_ms,
-                            end,
-                            ..owner
-                        },
-                    });
-                }
-            }
-            self.owned = Some(ranks);
+            self.owned = Some(self.ownerships());
         }
         self.ownership(part).rank
+    }
+
+    /// The members this node knows (start, member hash), itself included, by start.
+    fn members(&self) -> Vec<(u64, u64)> {
+        let mut members: Vec<(u64, u64)> = self
+            .peers
+            .values()
+            .filter(|p| !p.banned)
+            .filter_map(|p| Some((p.started_ms, p.member?)))
+            .collect();
+        members.push((self.my_start_ms, self.me));
+        members.sort_unstable();
+        members
+    }
+
+    /// Every part's ownership as this node sees it (see `rank`).
+    fn ownerships(&self) -> Vec<Ownership> {
+        let members = self.members();
+        let blocks = self.block_of(self.have.len().saturating_sub(1)) + 1;
+        let per_block = self.config.max_run.max(1);
+        let first = members
+            .first()
+            .map_or(i64::MAX, |m| i64::try_from(m.0).unwrap_or(i64::MAX));
+        let settle = self.config.owner_settle_ms;
+        let cold_ahead = self.config.cold_ahead_ms;
+        let due_of = |part: u32| {
+            self.epoch_ms
+                .zip(self.deadlines.of(part))
+                .map(|(epoch, d)| epoch as i64 + d)
+        };
+        let parts = self.have.len();
+        // The block playing when the first member started: the cold entry's first.
+        let first_block = (0..blocks).find(|&b| {
+            due_of(((b + 1) * per_block).min(parts).saturating_sub(1)).is_some_and(|d| d >= first)
+        });
+        let cold_first = self.config.cold_first_blocks;
+        let lead = self.config.cold_owner_lead_ms;
+        let seed_parts = self.config.cold_seed_parts.clamp(1, per_block);
+        // Where a cold entry's seeding starts: after the first member's first blocks.
+        let seed_from = first_block
+            .filter(|_| cold_first > 0)
+            .map(|b0| (b0 + cold_first) * per_block);
+        // Block `b`'s owners among the members settled when it is taken ahead of time.
+        // Blocks each owner was given so far, in block order (see `balanced_rank`).
+        let mut loads: HashMap<u64, u32> = HashMap::new();
+        let mut loads_among = 0;
+        // When block `b` would be taken ahead of time, by the members settled then.
+        let ahead_of =
+            |b: u32| due_of(b * per_block).map(|due| due - self.config.origin_ahead_ms - settle);
+        let mut block_owner = |b: u32| -> Ownership {
+            let due = due_of(b * per_block);
+            let ahead = ahead_of(b);
+            // A block nobody was there to take ahead is taken late, by those there by then.
+            let (taken, late) = match due.zip(ahead) {
+                None => (None, false),
+                Some((due, ahead)) => {
+                    let cold = due - cold_ahead - settle;
+                    let late = cold_ahead > 0 && ahead < first && cold >= first;
+                    (Some(if late { cold } else { ahead }), late)
+                }
+            };
+            let settled = taken.map_or(members.len(), |t| {
+                // Sorted by start, an unknown one (`u64::MAX`) last: never settled.
+                members
+                    .iter()
+                    .take_while(|m| i64::try_from(m.0).is_ok_and(|s| s <= t))
+                    .count()
+            });
+            let owners = settled
+                .max(self.config.min_owners)
+                .min(self.config.owners)
+                .max(1);
+            let owners = &members[..owners.min(members.len())];
+            if owners.len() != loads_among {
+                loads.clear();
+                loads_among = owners.len();
+            }
+            let rank = balanced_rank(owners, b, self.me, &mut loads);
+            Ownership {
+                rank,
+                late,
+                not_before_ms: i64::MIN,
+                end: ((b + 1) * per_block).min(parts),
+            }
+        };
+        // A cold entry's seed units, from the part after the first member's first blocks,
+        // each to the next arrival (by start) that came `lead` before the unit is due;
+        // a unit no arrival came in time for is the owners'. Matched in order, so an
+        // arrival a moment too late for its unit seeds the next (docs/decisions/012).
+        let seeders: Vec<Option<u64>> = seed_from.map_or_else(Vec::new, |from| {
+            seeders(&members, from, parts, seed_parts, lead, &due_of)
+        });
+        let mut ranks: Vec<Ownership> = Vec::with_capacity(parts as usize);
+        for b in 0..blocks {
+            let owner = block_owner(b);
+            let block_parts = b * per_block..((b + 1) * per_block).min(parts);
+            let ahead = ahead_of(b);
+            // A cold entry's block (nobody settled when it would be taken ahead), after the
+            // first member's first ones: seeded `seed_parts` at a time, each by the member
+            // designated by arrival, if it came in time.
+            let seeded_from = seed_from
+                .filter(|_| ahead.is_some_and(|a| a < first))
+                .filter(|&from| b * per_block >= from);
+            let Some(from) = seeded_from else {
+                ranks.extend(block_parts.map(|_| owner));
+                continue;
+            };
+            for p in block_parts {
+                let unit = (p - from) / seed_parts;
+                let unit_first = from + unit * seed_parts;
+                let end = (unit_first + seed_parts).min(parts);
+                let Some(due) = due_of(unit_first) else {
+                    ranks.push(owner);
+                    continue;
+                };
+                let designated = seeders.get(unit as usize).copied().flatten();
+                ranks.push(match designated {
+                    Some(member) => Ownership {
+                        rank: if member == self.me { 0 } else { u16::MAX },
+                        late: true,
+                        not_before_ms: i64::MIN,
+                        end,
+                    },
+                    // Its member did not come: the block's owners take it, no sooner
+                    // than that member could still have come.
+                    None => Ownership {
+                        not_before_ms: due - lead + self.config.cold_fallback_lag_ms,
+                        end,
+                        ..owner
+                    },
+                });
+            }
+        }
+        ranks
     }
 
     /// The ownership of `part`, once `rank` has worked it out.
