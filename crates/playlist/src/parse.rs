@@ -143,18 +143,17 @@ fn names_and_attributes(
     xml_error: &impl Fn(u64, String) -> Error,
     at: &impl Fn() -> (u32, u32),
 ) -> Result<(String, String, Vec<Attribute>), Error> {
+    let namespace = |r: ResolveResult<'_>| match r {
+        ResolveResult::Bound(ns) => Ok(ns.0.to_string()),
+        ResolveResult::Unbound => Ok(String::new()),
+        ResolveResult::Unknown(prefix) => Err(xml_error(
+            offset as u64,
+            format!("namespace prefix '{prefix}' is not declared"),
+        )),
+    };
     let resolver = reader.resolver();
     let (ns, local) = resolver.resolve_element(start.name());
-    let ns = match ns {
-        ResolveResult::Bound(ns) => ns.0.to_string(),
-        ResolveResult::Unbound => String::new(),
-        ResolveResult::Unknown(prefix) => {
-            return Err(xml_error(
-                offset as u64,
-                format!("namespace prefix '{prefix}' is not declared"),
-            ))
-        }
-    };
+    let ns = namespace(ns)?;
     let local = local.as_ref().to_string();
     let mut attrs = Vec::new();
     for attr in start.attributes() {
@@ -163,16 +162,7 @@ fn names_and_attributes(
             continue;
         }
         let (ans, alocal) = resolver.resolve_attribute(attr.key);
-        let ans = match ans {
-            ResolveResult::Bound(ns) => ns.0.to_string(),
-            ResolveResult::Unbound => String::new(),
-            ResolveResult::Unknown(prefix) => {
-                return Err(xml_error(
-                    offset as u64,
-                    format!("namespace prefix '{prefix}' is not declared"),
-                ))
-            }
-        };
+        let ans = namespace(ans)?;
         let value = attr
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|e| {

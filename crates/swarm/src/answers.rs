@@ -2,13 +2,11 @@
 //! them.
 //!
 //! An uplink carries a few answers at once (the pacer sends the soonest due first), and an
-//! ask past them gets `503` and goes elsewhere. Counting every answer alike turned away the
-//! asks that mattered most: a listener's slots were held by answers for parts playing 20 s
-//! later (the next entry, a rare part copied on), which the pacer starves while anything due
-//! sooner waits, so they held their slots longest, and a joiner asking for its first seconds
-//! got `503` from half its neighbours. Here an ask is taken while fewer than `cap` answers
+//! ask past them gets `503` and goes elsewhere. An ask is taken while fewer than `cap` answers
 //! in flight are due no later than it (one more for an urgent ask, due within
-//! [`URGENT_DUE_MS`]), and at most `cap + JUMP` answers are in flight in all.
+//! [`URGENT_DUE_MS`]), and at most `cap + JUMP` answers are in flight in all: answers for
+//! parts playing much later, which the pacer sends last, would otherwise hold the slots that
+//! a joiner's first seconds need (docs/decisions/019).
 
 use std::sync::{Arc, Mutex};
 

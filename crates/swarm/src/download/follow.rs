@@ -414,9 +414,7 @@ fn let_go_of_one(
 /// among `known` that this
 /// download has not decided on yet, each to be followed with a chance of `neighbours` over
 /// the members: a new listener takes a part from the origin as it arrives (a cold entry's
-/// seed), and the swarm learns it holds it only from those who follow it. With neighbours
-/// rotating at random every 5 s, an arrival had one or two followers in its first seconds,
-/// and its seed was asked of it by three or four listeners in all before it was due.
+/// seed), and the swarm learns it holds it only from those who follow it (docs/decisions/022).
 /// Nothing while this node is an arrival itself (`my_start_ms`): its neighbours are the
 /// holders of its first seconds, and an arrival holds little of them.
 pub(super) fn adopt_arrivals(

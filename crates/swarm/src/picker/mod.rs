@@ -44,6 +44,7 @@ mod ownership;
 mod peers;
 #[cfg(test)]
 mod tests;
+mod timeout;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -122,7 +123,7 @@ pub enum PeerVerdict {
 }
 
 /// The scheduling state of one content's download.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Picker {
     have: Bitfield,
     /// How many known, unbanned peers hold each part.

@@ -6,7 +6,7 @@ use crate::bitfield::Bitfield;
 
 use super::Picker;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct PeerState {
     /// Hash of the peer's id, when known (from the tracker): a member for block ownership.
     pub(super) member: Option<u64>,

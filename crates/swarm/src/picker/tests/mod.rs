@@ -5,6 +5,7 @@
 mod asking;
 mod faults;
 mod ownership;
+mod timeout;
 
 use super::*;
 use rand::SeedableRng;
