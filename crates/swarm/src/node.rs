@@ -110,6 +110,9 @@ pub struct Node {
     announced: Mutex<std::collections::HashSet<Hash>>,
     /// Contents whose downloads are short of parts due soon (see [`Node::set_short`]).
     short: Mutex<std::collections::HashSet<Hash>>,
+    /// Grows whenever what downloads read from the node changes: peers or members learnt or
+    /// forgotten, a tracker answer, a download's shortness.
+    news: tokio::sync::watch::Sender<u64>,
     pub(crate) port: AtomicU16,
     /// The peer server's address as bound (its IP may be unspecified).
     pub(crate) bound: std::sync::Mutex<Option<SocketAddr>>,
@@ -149,6 +152,7 @@ impl Node {
             known: Mutex::new(HashMap::new()),
             announced: Mutex::new(std::collections::HashSet::new()),
             short: Mutex::new(std::collections::HashSet::new()),
+            news: tokio::sync::watch::Sender::new(0),
             port: AtomicU16::new(0),
             bound: std::sync::Mutex::new(None),
             stopping: CancellationToken::new(),
@@ -209,19 +213,36 @@ impl Node {
         }
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let list = known.entry(root).or_default();
-        match list.iter_mut().find(|(a, _)| *a == addr) {
+        let changed = match list.iter_mut().find(|(a, _)| *a == addr) {
             Some(entry) => {
+                let named = entry.1.is_none() && peer_id.is_some();
                 if entry.1.is_none() {
                     entry.1 = peer_id.map(str::to_string);
                 }
+                named
             }
             None => {
                 if list.len() >= MAX_KNOWN_PEERS {
                     list.remove(0);
                 }
                 list.push((addr, peer_id.map(str::to_string)));
+                true
             }
+        };
+        drop(known);
+        if changed {
+            self.tell_downloads();
         }
+    }
+
+    /// Wakes the downloads: what they read from the node has changed.
+    fn tell_downloads(&self) {
+        self.news.send_modify(|n| *n += 1);
+    }
+
+    /// Watches what downloads read from the node (see `news`).
+    pub fn subscribe_news(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.news.subscribe()
     }
 
     /// Whether `addr` is this node's own peer server: its bound address, or, bound to all
@@ -242,12 +263,18 @@ impl Node {
     /// without an id, while they answer).
     pub fn tracker_members(&self, root: &Hash, listed: &[SocketAddr]) {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = false;
         if let Some(list) = known.get_mut(root) {
             for (addr, id) in list.iter_mut() {
                 if id.is_some() && !listed.contains(addr) {
                     *id = None;
+                    changed = true;
                 }
             }
+        }
+        drop(known);
+        if changed {
+            self.tell_downloads();
         }
     }
 
@@ -261,10 +288,14 @@ impl Node {
 
     /// Notes that the tracker answered an announce for `root` (its peers are learnt).
     pub fn mark_announced(&self, root: Hash) {
-        self.announced
+        let first = self
+            .announced
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(root);
+        if first {
+            self.tell_downloads();
+        }
     }
 
     /// Whether `root`'s download is short of parts due soon: while one is, this node's other
@@ -272,10 +303,14 @@ impl Node {
     /// uplinks to what plays first.
     pub fn set_short(&self, root: Hash, short: bool) {
         let mut set = self.short.lock().unwrap_or_else(|p| p.into_inner());
-        if short {
-            set.insert(root);
+        let changed = if short {
+            set.insert(root)
         } else {
-            set.remove(&root);
+            set.remove(&root)
+        };
+        drop(set);
+        if changed {
+            self.tell_downloads();
         }
     }
 
@@ -309,6 +344,8 @@ impl Node {
         if let Some(list) = known.get_mut(root) {
             list.retain(|(a, _)| *a != addr);
         }
+        drop(known);
+        self.tell_downloads();
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Content {
     tree: Outboard,
     state: Mutex<State>,
     version: watch::Sender<u64>,
+    /// Grows whenever a reader wants a part out of play order ([`Content::want`]).
+    wants: watch::Sender<u64>,
     mem_limit: usize,
     path: Option<PathBuf>,
 }
@@ -113,7 +115,14 @@ impl Content {
         let mut s = self.lock();
         if part < s.have.len() && !s.have.get(part) && !s.wanted.contains(&part) {
             s.wanted.push(part);
+            drop(s);
+            self.wants.send_modify(|n| *n += 1);
         }
+    }
+
+    /// Watches what readers want ([`Content::want`]): it changes when they want more.
+    pub fn subscribe_wants(&self) -> watch::Receiver<u64> {
+        self.wants.subscribe()
     }
 
     /// Parts wanted by [`Content::want`] and not held yet.
@@ -331,6 +340,7 @@ impl Store {
                 wanted: Vec::new(),
             }),
             version: watch::Sender::new(1),
+            wants: watch::Sender::new(0),
             mem_limit: self.mem_limit,
             path,
         });

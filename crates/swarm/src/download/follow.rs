@@ -310,6 +310,23 @@ impl Neighbours {
         }
     }
 
+    /// When `tend` next has something to do by the clock alone: a rotation, a peer exchange,
+    /// or this node ceasing to be an arrival (it then adopts others'). A rotation already due
+    /// waits for a peer to rotate in, which comes as news.
+    pub(super) fn next_due(&self) -> Instant {
+        let now = Instant::now();
+        let mut due = self.last_exchange + PEER_EXCHANGE_EVERY;
+        let rotation = self.last_rotation + ROTATE_EVERY;
+        if rotation > now {
+            due = due.min(rotation);
+        }
+        let arrived_ms = self.node.started_ms().saturating_add(ARRIVAL_MS);
+        if arrived_ms > unix_ms() {
+            due = due.min(now + Duration::from_millis(arrived_ms - unix_ms()));
+        }
+        due
+    }
+
     pub(super) fn follows(&self, peer: SocketAddr) -> bool {
         self.followed.contains_key(&peer)
     }

@@ -35,8 +35,9 @@ pub use follow::LIVE_NEIGHBOURS;
 use request::spawn_request;
 pub use tracker::{announce, resolve, spawn_announcer, Announcing};
 
-/// How often the loop looks for new peers and new requests without other news.
-const TICK: Duration = Duration::from_millis(100);
+/// The longest the loop sleeps without being woken: a backstop, should a reason to wake
+/// (`Picker::poll_timeout`, the node's news, the neighbours' timers) ever be missed.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Give up when nothing arrives for this long and nothing is in flight.
 const STALL_LIMIT: Duration = Duration::from_secs(120);
 
@@ -148,8 +149,9 @@ pub async fn download(
     let mut neighbours = Neighbours::new(&node, &content, &tx, &scope, config.neighbours.max(1));
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut last_news = Instant::now();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // What the loop reads from the node and the store changes without an event: it is told.
+    let mut node_news = node.subscribe_news();
+    let mut wants = content.subscribe_wants();
 
     while !picker.is_complete() {
         let now = now_ms(clock);
@@ -190,9 +192,21 @@ pub async fn download(
             });
         }
 
+        let wake = [
+            picker
+                .poll_timeout(now)
+                .map(|t| clock + Duration::from_millis(t)),
+            Some(neighbours.next_due()),
+            (picker.inflight() == 0).then(|| last_news + STALL_LIMIT),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(Instant::now() + MAX_SLEEP, Instant::min);
         let event = tokio::select! {
             _ = cancel.cancelled() => return Err(SwarmError::Cancelled),
-            _ = tick.tick() => continue,
+            _ = tokio::time::sleep_until(wake.into()) => continue,
+            Ok(()) = node_news.changed() => continue,
+            Ok(()) = wants.changed() => continue,
             e = rx.recv() => e,
         };
         let Some(event) = event else { continue };
