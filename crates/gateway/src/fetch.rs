@@ -184,7 +184,7 @@ pub(crate) fn request_error(url: &str, config: &Config, e: reqwest::Error) -> Fe
     }
     FetchError::Unreachable {
         url: url.to_string(),
-        reason: chain(&e),
+        reason: alluvium_task::error_chain(&e),
     }
 }
 
@@ -235,7 +235,10 @@ fn content_error(url: &str, config: &Config, e: ContentError) -> FetchError {
             }
             FetchError::Unreachable {
                 url: url.to_string(),
-                reason: format!("the transfer broke off: {}", chain(&io)),
+                reason: format!(
+                    "the transfer broke off: {}",
+                    alluvium_task::error_chain(&io)
+                ),
             }
         }
         other => FetchError::Unreachable {
@@ -243,19 +246,4 @@ fn content_error(url: &str, config: &Config, e: ContentError) -> FetchError {
             reason: other.to_string(),
         },
     }
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
