@@ -146,7 +146,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .last()
         .and_then(|e| Some(e.start? + e.duration?));
     if let (Some(first), Some(last)) = (first, last) {
-        println!(
+        crate::out::say!(
             "wrote {}: {} files, {} entries, {} on air from {} to {}",
             config.output.display(),
             tracks.len(),
@@ -155,7 +155,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             format_w3cdtf(first),
             format_w3cdtf(last)
         );
-        println!("playlist URL: {}", config.feed_url);
+        crate::out::say!("playlist URL: {}", config.feed_url);
     }
     if let Some(gateway) = &config.gateway {
         warm_gateway(gateway, &config, &tracks, xml.as_bytes())?;
@@ -320,7 +320,7 @@ fn warm_gateway(
             ""
         }
     };
-    println!(
+    crate::out::say!(
         "gateway warmed: {} media URLs hashed and ready{read}",
         results.len()
     );

@@ -229,12 +229,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             Utc::now(),
             Duration::from_secs(24 * 3600),
         )?;
-        println!(
+        crate::out::say!(
             "folder    {} (removed when the demo stops)",
             work.path().display()
         );
-        println!("origin    http://{origin_addr}/ (playlist {playlist_url})");
-        println!("gateway   http://{gateway_addr}/");
+        crate::out::say!("origin    http://{origin_addr}/ (playlist {playlist_url})");
+        crate::out::say!("gateway   http://{gateway_addr}/");
 
         let swarm = SwarmArgs {
             gateway: format!("http://{gateway_addr}"),
@@ -263,7 +263,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             )
             .await
             .with_context(|| format!("starting listener {}", i + 1))?;
-            println!(
+            crate::out::say!(
                 "listener {}  stream http://{}/stream  page http://{}/",
                 i + 1,
                 listener.stream_addr,
@@ -278,7 +278,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         if !on_air_everywhere(&listeners, &cancel).await? {
             return Ok(());
         }
-        println!(
+        crate::out::say!(
             "on air: {} (Ctrl-C stops)",
             on_air(&listeners[0]).unwrap_or_default()
         );
@@ -289,7 +289,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 tracing::warn!("listener: {e:#}");
             }
         }
-        println!("stopped");
+        crate::out::say!("stopped");
         Ok(())
     })
 }
@@ -346,7 +346,7 @@ async fn status_loop(listeners: &[Listener], cancel: &CancellationToken) {
         let _ = out.flush();
     }
     if tty {
-        println!();
+        crate::out::say!("");
     }
 }
 

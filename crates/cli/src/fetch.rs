@@ -145,7 +145,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         info!(origin_bytes = origin, peer_bytes = peers, "done");
 
         write_output(&output, &content).with_context(|| format!("writing {}", output.display()))?;
-        println!("{}  {}", info.blake3, output.display());
+        crate::out::result(format_args!("{}  {}", info.blake3, output.display()))?;
         eprintln!(
             "{} bytes: {} from peers, {} from the origin",
             info.size, peers, origin

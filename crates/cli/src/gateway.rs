@@ -74,6 +74,11 @@ pub(crate) struct Args {
     #[arg(long, env = "ALLUVIUM_IDLE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     idle_timeout: Duration,
 
+    /// Least average rate of an origin's body once it has had 10 s (per second, e.g. 4KiB):
+    /// a slower origin's fetch fails and frees its slot.
+    #[arg(long, env = "ALLUVIUM_MIN_RATE", default_value = "4KiB", value_parser = crate::units::parse_size, value_name = "SIZE")]
+    min_rate: u64,
+
     /// How often peers are told to announce.
     #[arg(long, env = "ALLUVIUM_ANNOUNCE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     announce_interval: Duration,
@@ -109,6 +114,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         fresh: args.fresh,
         connect_timeout: args.connect_timeout,
         idle_timeout: args.idle_timeout,
+        min_rate: args.min_rate,
+        rate_grace: limits::DEFAULT_RATE_GRACE,
         announce_interval: args.announce_interval,
         peers_per_answer: limits::DEFAULT_PEERS_PER_ANSWER,
         rate_limit: args.rate_limit,
@@ -132,7 +139,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
         info!(%addr, store = %args.store, allow_private = config.allow_private, "gateway up");
         // The one line scripts wait for: where to reach it.
-        println!("gateway at http://{addr}/");
+        crate::out::say!("gateway at http://{addr}/");
         alluvium_task::spawn_graceful("signals", &cancel, stop_on_ctrl_c);
         gateway.serve(listener, cancel).await.context("serving")
     })

@@ -89,12 +89,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             cancel,
         )
         .await?;
-        println!(
+        crate::out::say!(
             "peer server and metrics at http://{}/metrics",
             listener.peer_addr
         );
-        println!("stream at http://{}/stream", listener.stream_addr);
-        println!("page at http://{}/", listener.stream_addr);
+        crate::out::say!("stream at http://{}/stream", listener.stream_addr);
+        crate::out::say!("page at http://{}/", listener.stream_addr);
         listener.task.await?
     })
 }

@@ -12,6 +12,7 @@ mod demo;
 mod fetch;
 mod gateway;
 mod listen;
+mod out;
 mod schedule;
 mod serve;
 mod swarm_args;
@@ -100,6 +101,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `| head` read what it wanted: not a failure.
+        Err(e) if out::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.chain().any(|c| c.is::<BadInput>()) {

@@ -55,9 +55,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.json {
         let report = json_report(&parsed, &args.playlist, at, args.next);
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::out::result(format_args!("{}", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{}", human_report(&parsed, at, args.next));
+        crate::out::result(format_args!(
+            "{}",
+            human_report(&parsed, at, args.next).trim_end()
+        ))?;
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         info!(dir = %args.dir.display(), "serving");
         // The one line scripts wait for: where to reach it.
-        println!("serving {} at http://{addr}/", args.dir.display());
+        crate::out::say!("serving {} at http://{addr}/", args.dir.display());
         axum::serve(listener, alluvium_origin::router(&args.dir))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -660,3 +660,44 @@ fn help_teaches() {
     );
     assert_eq!(alluvium(&["no-such-command"]).status.code(), Some(2));
 }
+
+/// A 2003-style playlist (no start times: it loops for ever), for as long a schedule as asked.
+const LOOPING: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+         xmlns="http://purl.org/rss/1.0/"
+         xmlns:dc="http://purl.org/dc/elements/1.1/"
+         xmlns:mm="http://musicbrainz.org/mm/mm-2.0#">
+  <channel rdf:about="http://radio.example/station.rss">
+    <title>Loop Radio</title>
+    <link>http://radio.example/</link>
+    <description>Round and round.</description>
+    <dc:date>2026-11-25T20:00:00Z</dc:date>
+  </channel>
+  <item rdf:about="http://radio.example/media/one.mp3">
+    <title>One</title>
+    <link>http://radio.example/media/one.mp3</link>
+    <mm:duration>1000</mm:duration>
+  </item>
+</rdf:RDF>
+"#;
+
+#[test]
+fn a_reader_that_goes_away_ends_schedule_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let playlist = dir.path().join("loop.rss");
+    std::fs::write(&playlist, LOOPING).unwrap();
+    // Far more than a pipe holds, read one line of, then the pipe closed: `| head -1`.
+    let mut child = Command::new(BIN)
+        .args(["schedule", playlist.to_str().unwrap(), "--next", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
+

@@ -23,6 +23,12 @@ pub const DEFAULT_FRESH: Duration = Duration::from_secs(300);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default longest silence from an origin (headers or body) before the fetch is abandoned.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default least average rate of an origin's body, from `DEFAULT_RATE_GRACE` on: below it the
+/// fetch fails and frees its slot. Far under any origin worth swarming (a 512 kbit/s origin
+/// shared by four fetches gives each 16 KB/s), far over one that drips to hold slots.
+pub const DEFAULT_MIN_RATE: u64 = 4 * 1024;
+/// Time an origin's body is given before its rate is judged (slow starts, a busy origin).
+pub const DEFAULT_RATE_GRACE: Duration = Duration::from_secs(10);
 /// Default announce interval told to peers.
 pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(30);
 /// A peer not heard from for this many intervals is dropped.
@@ -32,6 +38,9 @@ pub use alluvium_gateway_client::wire::DEFAULT_PEERS_PER_ANSWER;
 pub const PLAYLIST_FRESH: Duration = Duration::from_secs(5);
 /// Peers kept per content: enough for a large audience, bounded against fake announces.
 pub const MAX_PEERS_PER_CONTENT: usize = 5_000;
+/// Peers of one swarm kept from one host (an address, or an IPv6 /64): a household or office
+/// behind one NAT with many listeners, not a machine announcing thousands of ports.
+pub const MAX_PEERS_PER_HOST: usize = 32;
 /// Peers kept in all (about 150 bytes each: ~30 MiB at most).
 pub const MAX_PEERS_TOTAL: usize = 200_000;
 /// Default per-IP request rate on /v1 (requests per second; bursts of 4x). A household or
@@ -56,6 +65,9 @@ pub struct Config {
     pub fresh: Duration,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Least average rate of an origin's body (bytes/s) once `rate_grace` has passed.
+    pub min_rate: u64,
+    pub rate_grace: Duration,
     pub announce_interval: Duration,
     pub peers_per_answer: usize,
     /// Requests per second per client IP on /v1; 0 turns the limit off.
@@ -74,6 +86,8 @@ impl Default for Config {
             fresh: DEFAULT_FRESH,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            min_rate: DEFAULT_MIN_RATE,
+            rate_grace: DEFAULT_RATE_GRACE,
             announce_interval: DEFAULT_ANNOUNCE_INTERVAL,
             peers_per_answer: DEFAULT_PEERS_PER_ANSWER,
             rate_limit: DEFAULT_RATE_LIMIT,

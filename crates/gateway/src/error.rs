@@ -14,6 +14,8 @@ pub enum FetchError {
     Unreachable { url: String, reason: String },
     #[error("{url}: origin did not answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },
+    #[error("{url}: origin sent {rate} bytes/s, under the gateway's minimum of {min}")]
+    TooSlow { url: String, rate: u64, min: u64 },
     #[error("{url}: origin answered 404 Not Found")]
     OriginNotFound { url: String },
     #[error("{url}: origin answered {status}")]
@@ -39,7 +41,9 @@ impl FetchError {
             Self::BadUrl(_) => (StatusCode::BAD_REQUEST, "bad_url"),
             Self::NotAllowed { .. } => (StatusCode::FORBIDDEN, "not_allowed"),
             Self::Unreachable { .. } => (StatusCode::BAD_GATEWAY, "origin_unreachable"),
-            Self::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "origin_timeout"),
+            Self::Timeout { .. } | Self::TooSlow { .. } => {
+                (StatusCode::GATEWAY_TIMEOUT, "origin_timeout")
+            }
             Self::OriginNotFound { .. } => (StatusCode::NOT_FOUND, "origin_not_found"),
             Self::OriginStatus { .. } => (StatusCode::BAD_GATEWAY, "origin_error"),
             Self::NoContentLength { .. } => (StatusCode::BAD_GATEWAY, "no_content_length"),

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use alluvium_content::{ContentError, ContentInfo, Outboard};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::{self, HeaderMap};
 use reqwest::StatusCode;
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -94,7 +94,11 @@ pub(crate) async fn fetch(
 
     // Hash on the blocking pool, reading the body through a bridge: one part in memory at a
     // time, however large the file.
-    let body = response.bytes_stream().map_err(std::io::Error::other);
+    let body = at_least(
+        response.bytes_stream().map_err(std::io::Error::other),
+        config.min_rate,
+        config.rate_grace,
+    );
     let reader = SyncIoBridge::new(StreamReader::new(body));
     let counter = progress.clone();
     let outboard = tokio::task::spawn_blocking(move || {
@@ -188,6 +192,39 @@ pub(crate) fn request_error(url: &str, config: &Config, e: reqwest::Error) -> Fe
     }
 }
 
+/// A body slower than this on average, once `grace` has passed.
+#[derive(Debug, thiserror::Error)]
+#[error("sending {rate} bytes/s")]
+struct TooSlow {
+    rate: u64,
+}
+
+/// `body`, failing with [`TooSlow`] when, after `grace`, it has come slower than `min` bytes a
+/// second on average: an origin that drips would otherwise hold a fetch slot for ever.
+fn at_least<S>(
+    body: S,
+    min: u64,
+    grace: std::time::Duration,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>>
+where
+    S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>>,
+{
+    let started = std::time::Instant::now();
+    let mut came = 0u64;
+    body.map(move |chunk| {
+        let chunk = chunk?;
+        came += chunk.len() as u64;
+        let elapsed = started.elapsed();
+        if elapsed > grace {
+            let rate = (came as f64 / elapsed.as_secs_f64()) as u64;
+            if rate < min {
+                return Err(std::io::Error::other(TooSlow { rate }));
+            }
+        }
+        Ok(chunk)
+    })
+}
+
 fn content_error(url: &str, config: &Config, e: ContentError) -> FetchError {
     match e {
         ContentError::Truncated { expected, got } => FetchError::Changed {
@@ -199,6 +236,13 @@ fn content_error(url: &str, config: &Config, e: ContentError) -> FetchError {
             detail: format!("the body ran past its {expected} bytes"),
         },
         ContentError::Io(io) => {
+            if let Some(slow) = io.get_ref().and_then(|i| i.downcast_ref::<TooSlow>()) {
+                return FetchError::TooSlow {
+                    url: url.to_string(),
+                    rate: slow.rate,
+                    min: config.min_rate,
+                };
+            }
             // The bridge hands reqwest's error through as the io error's inner error.
             if let Some(inner) = io
                 .get_ref()

@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
 
 use crate::config::{
-    Config, EXPIRY_INTERVALS, MAX_PEERS_PER_CONTENT, MAX_PEERS_TOTAL, MAX_RATE_LIMITED_IPS,
+    Config, EXPIRY_INTERVALS, MAX_PEERS_PER_CONTENT, MAX_PEERS_PER_HOST, MAX_PEERS_TOTAL,
+    MAX_RATE_LIMITED_IPS,
 };
 use crate::error::FetchError;
 use crate::metrics::Metrics;
@@ -82,6 +83,7 @@ impl Gateway {
                 playlists,
                 tracker: Mutex::new(Tracker::new(TrackerLimits {
                     per_content: MAX_PEERS_PER_CONTENT,
+                    per_host: MAX_PEERS_PER_HOST,
                     total: MAX_PEERS_TOTAL,
                     ttl_ms: ttl.as_millis() as u64,
                 })),

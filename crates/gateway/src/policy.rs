@@ -34,7 +34,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_ipv4(v6) {
                 return is_public(IpAddr::V4(v4));
             }
             let s = v6.segments();
@@ -43,9 +43,35 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00 // unique local
                 || (s[0] & 0xffc0) == 0xfe80 // link-local
-                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 can reach anything IPv4
-                || s[0] == 0x2001 && s[1] == 0xdb8) // documentation
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 (and its local use): reaches IPv4
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo: a tunnel to an IPv4 address
+                || (s[0] == 0x2001 && s[1] == 0xdb8) // documentation
+                || (s[0] == 0x100 && s[1..4] == [0, 0, 0])) // discard
         }
+    }
+}
+
+/// The IPv4 address an IPv6 address carries, in every form a request could reach it by:
+/// mapped (`::ffff:a.b.c.d`), translated (`::ffff:0:a.b.c.d`), compatible (`::a.b.c.d`) and
+/// 6to4 (`2002:aabb:ccdd::/48`). So `[::127.0.0.1]` is
+/// refused as 127.0.0.1 is.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        std::net::Ipv4Addr::new(a, b, c, d)
+    };
+    if let Some(mapped) = v6.to_ipv4_mapped() {
+        return Some(mapped);
+    }
+    match s {
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(v4(hi, lo)),
+        // `::` and `::1` too: 0.0.0.0 and 0.0.0.1 are refused as well.
+        [0, 0, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
     }
 }
 
@@ -144,6 +170,9 @@ pub fn origin_client(config: &Config) -> reqwest::Result<reqwest::Client> {
         .redirect(redirects)
         .connect_timeout(config.connect_timeout)
         .read_timeout(config.idle_timeout)
+        // A proxy would connect where the policy cannot see (a name resolving to loopback, say):
+        // origins are reached directly, whatever `HTTP_PROXY` says.
+        .no_proxy()
         // Bytes are hashed as sent: a transparently decompressed body would hash wrong.
         .no_gzip()
         .no_brotli()
@@ -173,6 +202,18 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "::",
+            "::127.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "::10.0.0.1",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
+            "100::1",
+            "::101",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -181,6 +222,8 @@ mod tests {
             "8.8.8.8",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "2002:808:808::1",
+            "::8.8.8.8",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -197,6 +240,10 @@ mod tests {
         let u = |s: &str| Url::parse(s).unwrap();
         assert!(strict.check_url(&u("http://127.0.0.1:8080/a.mp3")).is_err());
         assert!(strict.check_url(&u("http://[::1]/a.mp3")).is_err());
+        assert!(strict.check_url(&u("http://[::127.0.0.1]/a.mp3")).is_err());
+        assert!(strict
+            .check_url(&u("http://[2002:7f00:1::]/a.mp3"))
+            .is_err());
         assert!(strict.check_url(&u("http://localhost/a.mp3")).is_err());
         assert!(strict.check_url(&u("http://radio.example/a.mp3")).is_ok());
         assert!(open.check_url(&u("http://127.0.0.1:8080/a.mp3")).is_ok());

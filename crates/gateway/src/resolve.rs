@@ -271,6 +271,7 @@ impl Resolver {
                             e,
                             FetchError::Unreachable { .. }
                                 | FetchError::Timeout { .. }
+                                | FetchError::TooSlow { .. }
                                 | FetchError::OriginStatus { .. }
                                 | FetchError::Changed { .. }
                         ) =>

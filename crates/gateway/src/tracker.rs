@@ -3,7 +3,8 @@
 //! A peer is keyed by the address it announced from (IP the request came from, port it gave),
 //! so one host cannot fill a swarm under many peer ids, and no one can name a third party's
 //! address. Entries expire after a few missed announce intervals. Memory is bounded per
-//! content and in total; when full, new peers are answered but not recorded.
+//! content, per host within a swarm (an address, or an IPv6 /64), and in total; when full, new
+//! peers are answered but not recorded.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,15 +26,94 @@ struct Peer {
 #[derive(Debug, Clone, Copy)]
 pub struct TrackerLimits {
     pub per_content: usize,
+    /// Peers of one swarm from one host ([`Host`]): one machine announcing thousands of ports
+    /// cannot crowd honest peers out of a swarm.
+    pub per_host: usize,
     pub total: usize,
     /// How long an announce keeps a peer listed.
     pub ttl_ms: u64,
 }
 
+/// Where peers come from, for the per-host cap: an IPv4 address, or an IPv6 /64 (what one
+/// subscriber gets). Loopback is not capped: it is this machine's own listeners (demos, tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Host {
+    V4([u8; 4]),
+    V6([u16; 4]),
+    Loopback,
+}
+
+impl Host {
+    fn of(addr: SocketAddr) -> Host {
+        match addr.ip().to_canonical() {
+            ip if ip.is_loopback() => Host::Loopback,
+            IpAddr::V4(v4) => Host::V4(v4.octets()),
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                Host::V6([s[0], s[1], s[2], s[3]])
+            }
+        }
+    }
+}
+
+/// One content's peers, and how many come from each host.
+#[derive(Debug, Default)]
+struct Swarm {
+    peers: HashMap<SocketAddr, Peer>,
+    per_host: HashMap<Host, usize>,
+}
+
+impl Swarm {
+    fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn insert(&mut self, addr: SocketAddr, peer: Peer) {
+        if self.peers.insert(addr, peer).is_none() {
+            *self.per_host.entry(Host::of(addr)).or_insert(0) += 1;
+        }
+    }
+
+    fn remove(&mut self, addr: &SocketAddr) {
+        if self.peers.remove(addr).is_some() {
+            self.forget_host(*addr);
+        }
+    }
+
+    fn forget_host(&mut self, addr: SocketAddr) {
+        let host = Host::of(addr);
+        if let Some(n) = self.per_host.get_mut(&host) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_host.remove(&host);
+            }
+        }
+    }
+
+    /// Drops the peers whose announce ran out.
+    fn expire(&mut self, now_ms: u64) {
+        let gone: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.expires_ms <= now_ms)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in gone {
+            self.remove(&addr);
+        }
+    }
+
+    /// Whether another peer from `addr`'s host may be recorded.
+    fn host_has_room(&self, addr: SocketAddr, per_host: usize) -> bool {
+        let host = Host::of(addr);
+        host == Host::Loopback || self.per_host.get(&host).copied().unwrap_or(0) < per_host
+    }
+}
+
 /// All swarms the tracker knows.
 #[derive(Debug)]
 pub struct Tracker {
-    swarms: HashMap<Hash, HashMap<SocketAddr, Peer>>,
+    swarms: HashMap<Hash, Swarm>,
     total: usize,
     limits: TrackerLimits,
 }
@@ -64,12 +144,13 @@ impl Tracker {
         let ttl = self.limits.ttl_ms;
         let per_content = self.limits.per_content;
         let room = self.total < self.limits.total;
+        let per_host = self.limits.per_host;
         let swarm = self.swarms.entry(root).or_default();
         let before = swarm.len();
-        swarm.retain(|_, p| p.expires_ms > now_ms);
+        swarm.expire(now_ms);
         if event == Event::Stopped {
             swarm.remove(&addr);
-        } else if let Some(p) = swarm.get_mut(&addr) {
+        } else if let Some(p) = swarm.peers.get_mut(&addr) {
             p.peer_id = peer_id.to_string();
             p.have = if event == Event::Completed {
                 Have::Complete
@@ -77,7 +158,7 @@ impl Tracker {
                 have
             };
             p.expires_ms = now_ms + ttl;
-        } else if room && swarm.len() < per_content {
+        } else if room && swarm.len() < per_content && swarm.host_has_room(addr, per_host) {
             swarm.insert(
                 addr,
                 Peer {
@@ -93,22 +174,22 @@ impl Tracker {
         }
         // `before` is part of `total`, so this cannot underflow.
         self.total = self.total - before + swarm.len();
-        let answer = pick(swarm, addr, max, rng);
-        if swarm.is_empty() {
+        let answer = pick(&swarm.peers, addr, max, rng);
+        if swarm.len() == 0 {
             self.swarms.remove(&root);
         }
         answer
     }
 
     fn recount(&mut self) {
-        self.total = self.swarms.values().map(HashMap::len).sum();
+        self.total = self.swarms.values().map(Swarm::len).sum();
     }
 
     /// Drops every expired peer (run now and then; announces also tidy their own swarm).
     pub fn expire(&mut self, now_ms: u64) {
         self.swarms.retain(|_, swarm| {
-            swarm.retain(|_, p| p.expires_ms > now_ms);
-            !swarm.is_empty()
+            swarm.expire(now_ms);
+            swarm.len() > 0
         });
         self.recount();
     }
@@ -202,6 +283,7 @@ mod tests {
     fn limits() -> TrackerLimits {
         TrackerLimits {
             per_content: 3,
+            per_host: 3,
             total: 5,
             ttl_ms: 1000,
         }
@@ -286,6 +368,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         let mut t = Tracker::new(TrackerLimits {
             per_content: 100,
+            per_host: 100,
             total: 5,
             ttl_ms: 1000,
         });
@@ -297,6 +380,78 @@ mod tests {
         let h = Hash::from(blake3::hash(&[0]));
         let got = t.announce(1, h, addr(99), "q", Have::None, Event::Update, 2, &mut rng);
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn one_host_cannot_crowd_a_swarm() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut t = Tracker::new(TrackerLimits {
+            per_content: 100,
+            per_host: 4,
+            total: 10_000,
+            ttl_ms: 1000,
+        });
+        let h = Hash::from(blake3::hash(b"x"));
+        let ports = |ip: [u8; 4], n: u16| (0..n).map(move |p| SocketAddr::from((ip, 1000 + p)));
+        for a in ports([203, 0, 113, 9], 5_000) {
+            t.announce(
+                0,
+                h,
+                a,
+                "flood",
+                Have::Complete,
+                Event::Started,
+                50,
+                &mut rng,
+            );
+        }
+        assert_eq!(t.peers(), 4, "one host, four peers");
+        // An IPv6 /64 is one host too.
+        for i in 0..100u16 {
+            let a = SocketAddr::new(format!("2001:db8:1:2::{i:x}").parse().unwrap(), 7001);
+            t.announce(0, h, a, "v6", Have::None, Event::Started, 50, &mut rng);
+        }
+        assert_eq!(t.peers(), 8);
+        // An honest peer from elsewhere is recorded and meets the others.
+        let got = t.announce(
+            1,
+            h,
+            addr(7),
+            "honest",
+            Have::None,
+            Event::Started,
+            50,
+            &mut rng,
+        );
+        assert_eq!(t.peers(), 9);
+        assert_eq!(got.len(), 8);
+        // A host's peer leaving makes room for another of its ports.
+        t.announce(
+            2,
+            h,
+            SocketAddr::from(([203, 0, 113, 9], 1000)),
+            "flood",
+            Have::None,
+            Event::Stopped,
+            50,
+            &mut rng,
+        );
+        t.announce(
+            2,
+            h,
+            SocketAddr::from(([203, 0, 113, 9], 9000)),
+            "flood",
+            Have::None,
+            Event::Started,
+            50,
+            &mut rng,
+        );
+        assert_eq!(t.peers(), 9);
+        // Loopback (this machine's own listeners) is not capped.
+        for p in ports([127, 0, 0, 1], 20) {
+            t.announce(3, h, p, "local", Have::None, Event::Started, 50, &mut rng);
+        }
+        assert_eq!(t.peers(), 29);
     }
 
     #[test]

@@ -182,6 +182,65 @@ async fn a_changed_file_is_hashed_again_after_the_freshness_window() {
         .expect("old tree kept for peers still on it");
 }
 
+/// An origin that answers with a Content-Length of 100,000 and then drips a byte every
+/// 100 ms; its port.
+fn dripping_origin() -> u16 {
+    let drip = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = drip.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in drip.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+                if conn.write_all(head).is_err() {
+                    return;
+                }
+                while conn.write_all(&[1]).is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dripping_origin_fails_and_frees_its_fetch_slot() {
+    let www = www();
+    write_file(&www.path().join("ok.bin"), 40_000, "ok");
+    let nginx = Nginx::start(www.path(), "");
+    let gw = gateway(Config {
+        max_fetches: 1,
+        min_rate: 1024,
+        rate_grace: Duration::from_secs(1),
+        wait: Duration::from_secs(20),
+        ..local()
+    })
+    .await;
+    let drip = format!("http://127.0.0.1:{}/slow.mp3", dripping_origin());
+    let started = std::time::Instant::now();
+    let (status, body) = ask(&gw.url, &drip).await;
+    let body: ErrorBody = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, body.error.as_str()),
+        (504, "origin_timeout"),
+        "{}",
+        body.message
+    );
+    assert!(body.message.contains("bytes/s"), "{}", body.message);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    // Its one fetch slot is free again: an honest origin is served.
+    let (ok, info) = ask(&gw.url, &format!("{}/ok.bin", nginx.url())).await;
+    assert_eq!(ok, 200, "{info}");
+}
+
 /// An origin that accepts connections and never answers; its port.
 fn stalled_origin() -> u16 {
     let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
