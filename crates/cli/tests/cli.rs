@@ -700,4 +700,3 @@ fn a_reader_that_goes_away_ends_schedule_quietly() {
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(stderr.is_empty(), "{stderr}");
 }
-

@@ -67,6 +67,10 @@ pub fn parse(input: &[u8]) -> Result<Parsed, Error> {
 struct Lines<'a> {
     input: &'a [u8],
     starts: Vec<usize>,
+    /// The last place located (offset, line index, column): items are located in document
+    /// order, so the next column is counted on from there, not from its line's start. A
+    /// playlist written on one line would otherwise cost time quadratic in its length.
+    last: std::cell::Cell<(usize, usize, usize)>,
 }
 
 impl<'a> Lines<'a> {
@@ -79,19 +83,29 @@ impl<'a> Lines<'a> {
                 .filter(|(_, &b)| b == b'\n')
                 .map(|(i, _)| i + 1),
         );
-        Lines { input, starts }
+        Lines {
+            input,
+            starts,
+            last: std::cell::Cell::new((0, 0, 1)),
+        }
     }
 
     fn locate(&self, offset: usize) -> (u32, u32) {
         let offset = offset.min(self.input.len());
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
-        let start = self.starts[line - 1];
+        let (last_offset, last_line, last_column) = self.last.get();
+        let (from, column) = if last_line == line && last_offset <= offset {
+            (last_offset, last_column)
+        } else {
+            (self.starts[line - 1], 1)
+        };
         // Count characters, not bytes: continuation bytes are 0b10xxxxxx.
-        let column = self.input[start..offset]
-            .iter()
-            .filter(|&&b| b & 0xC0 != 0x80)
-            .count()
-            + 1;
+        let column = column
+            + self.input[from..offset]
+                .iter()
+                .filter(|&&b| b & 0xC0 != 0x80)
+                .count();
+        self.last.set((offset, line, column));
         (to_u32(line), to_u32(column))
     }
 }
@@ -631,6 +645,20 @@ fn is_http_url(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lines_and_columns_are_the_same_counted_on_or_afresh() {
+        let text = "ab\nc\u{e9}d\n\nxyz \u{1f3b5} w\n".repeat(3);
+        let lines = Lines::new(text.as_bytes());
+        let afresh = |offset: usize| Lines::new(text.as_bytes()).locate(offset);
+        // In order, out of order, and repeated: counting on never differs from afresh.
+        let mut offsets: Vec<usize> = (0..=text.len()).collect();
+        offsets.extend((0..=text.len()).rev());
+        offsets.extend([5, 5, 2, 40, 3]);
+        for offset in offsets {
+            assert_eq!(lines.locate(offset), afresh(offset), "offset {offset}");
+        }
+    }
+
     use super::*;
 
     #[test]
