@@ -746,3 +746,45 @@ async fn an_answer_holds_its_slot_until_the_asker_has_taken_it() {
         assert_eq!(uploaded() - before, len + PART_SIZE, "and the part after");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_say_nothing_do_not_keep_honest_peers_waiting() {
+    let p = peer_with(|_| NodeConfig {
+        max_connections: 8,
+        timeouts: alluvium_swarm::server::Timeouts {
+            first_request: Duration::from_millis(500),
+            idle: Duration::from_secs(2),
+        },
+        ..NodeConfig::default()
+    })
+    .await;
+    let addr = format!("127.0.0.1:{}", p.node.port());
+    // Every connection slot taken by a connection that never asks anything.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .get(format!("http://{addr}/healthz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The silent ones were closed.
+    use tokio::io::AsyncReadExt;
+    for mut c in idle {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        assert_eq!(n, 0, "an idle connection still open");
+    }
+}

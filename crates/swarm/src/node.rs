@@ -55,6 +55,8 @@ pub struct NodeConfig {
     pub memory_per_content: usize,
     pub upload_limit: UploadLimit,
     pub max_connections: usize,
+    /// When a peer connection that says nothing is closed.
+    pub timeouts: crate::server::Timeouts,
     /// See [`DEFAULT_MAX_BLOB_ANSWERS`].
     pub max_blob_answers: usize,
     /// How long a `have` long-poll is held.
@@ -69,6 +71,7 @@ impl Default for NodeConfig {
             memory_per_content: DEFAULT_MEMORY_PER_CONTENT,
             upload_limit: UploadLimit::Unlimited,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            timeouts: crate::server::Timeouts::default(),
             max_blob_answers: DEFAULT_MAX_BLOB_ANSWERS,
             long_poll: LONG_POLL,
         }
@@ -120,6 +123,7 @@ pub struct Node {
     pub(crate) stopping: CancellationToken,
     peer_id: String,
     pub(crate) max_connections: usize,
+    pub(crate) timeouts: crate::server::Timeouts,
 }
 
 impl Node {
@@ -164,6 +168,7 @@ impl Node {
                 rand::random::<u64>() & 0xffff_ffff_ffff
             ),
             max_connections: config.max_connections,
+            timeouts: config.timeouts,
         });
         node.show_upload_rate();
         node

@@ -34,7 +34,10 @@ use crate::proto::{
 };
 use crate::store::Content;
 
-pub use listener::{CappedListener, CappedStream, PeerAddr, Written, UNSENT_LOW};
+pub use listener::{
+    CappedListener, CappedStream, PeerAddr, Timeouts, Written, MAX_CONNECTIONS_PER_ADDRESS,
+    UNSENT_LOW,
+};
 use paced::{paced, ANSWER_HEAD};
 
 /// After news, wait this long for more before answering a long poll, so a peer gaining many
@@ -86,7 +89,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopping = node.stopping.clone();
     axum::serve(
-        CappedListener::new(listener, max_connections),
+        CappedListener::new(listener, max_connections, node.timeouts),
         router(node).into_make_service_with_connect_info::<PeerAddr>(),
     )
     .with_graceful_shutdown(async move {
