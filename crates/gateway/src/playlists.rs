@@ -23,6 +23,9 @@ use crate::fetch::{check_url, request_error};
 pub(crate) const MAX_PLAYLIST_BYTES: usize = 16 * 1024 * 1024;
 /// Playlists kept at once; the least recently read goes first.
 const MAX_PLAYLISTS: usize = 1024;
+/// Bytes of playlists kept at once (any client may name URLs): past it, the least recently
+/// read go first.
+const MAX_PLAYLIST_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// One playlist as last read.
 #[derive(Debug, Clone)]
@@ -45,7 +48,33 @@ pub(crate) struct Playlists {
     client: reqwest::Client,
     config: Config,
     fresh: Duration,
-    slots: Mutex<HashMap<String, (Shared, Instant)>>,
+    slots: Mutex<HashMap<String, Cached>>,
+}
+
+/// A URL's slot, when it was last asked for, and the bytes its copy holds.
+struct Cached {
+    slot: Shared,
+    used: Instant,
+    bytes: usize,
+}
+
+/// Forgets the least recently asked-for playlists other than `keep` until those kept hold
+/// at most `budget` bytes.
+fn make_room(slots: &mut HashMap<String, Cached>, budget: usize, keep: &str) {
+    let mut total: usize = slots.values().map(|c| c.bytes).sum();
+    while total > budget {
+        let Some(oldest) = slots
+            .iter()
+            .filter(|(url, _)| url.as_str() != keep)
+            .min_by_key(|(_, c)| c.used)
+            .map(|(url, _)| url.clone())
+        else {
+            return;
+        };
+        if let Some(gone) = slots.remove(&oldest) {
+            total -= gone.bytes;
+        }
+    }
 }
 
 /// One URL's slot, locked while it is read from its server (so one read serves all).
@@ -71,17 +100,19 @@ impl Playlists {
             if !slots.contains_key(url) && slots.len() >= MAX_PLAYLISTS {
                 if let Some(oldest) = slots
                     .iter()
-                    .min_by_key(|(_, (_, used))| *used)
+                    .min_by_key(|(_, c)| c.used)
                     .map(|(k, _)| k.clone())
                 {
                     slots.remove(&oldest);
                 }
             }
-            let entry = slots
-                .entry(url.to_string())
-                .or_insert_with(|| (Arc::default(), Instant::now()));
-            entry.1 = Instant::now();
-            entry.0.clone()
+            let entry = slots.entry(url.to_string()).or_insert_with(|| Cached {
+                slot: Arc::default(),
+                used: Instant::now(),
+                bytes: 0,
+            });
+            entry.used = Instant::now();
+            entry.slot.clone()
         };
         let mut slot = slot.lock().await;
         if let (Some(current), Some(checked)) = (&slot.current, slot.checked) {
@@ -103,6 +134,14 @@ impl Playlists {
             Err(e) => return Err(e),
         }
         slot.checked = Some(Instant::now());
+        let bytes = slot.current.as_ref().map_or(0, |p| p.body.len());
+        {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(cached) = slots.get_mut(url) {
+                cached.bytes = bytes;
+            }
+            make_room(&mut slots, MAX_PLAYLIST_CACHE_BYTES, url);
+        }
         slot.current.clone().ok_or(FetchError::OriginStatus {
             url: url.to_string(),
             status: 304,
@@ -185,5 +224,51 @@ impl Playlists {
             etag,
             last_modified,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_recently_asked_playlists_go_past_the_byte_budget() {
+        let start = Instant::now();
+        let mut slots: HashMap<String, Cached> = (0..10u64)
+            .map(|i| {
+                let cached = Cached {
+                    slot: Arc::default(),
+                    used: start + Duration::from_secs(i),
+                    bytes: 8 << 20,
+                };
+                (format!("http://r.example/{i}.rss"), cached)
+            })
+            .collect();
+        // 80 MiB held, 32 MiB allowed: the six asked for longest ago go, but the one just
+        // read (the oldest here) stays.
+        make_room(&mut slots, 32 << 20, "http://r.example/0.rss");
+        let mut kept: Vec<&str> = slots.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(
+            kept,
+            [
+                "http://r.example/0.rss",
+                "http://r.example/7.rss",
+                "http://r.example/8.rss",
+                "http://r.example/9.rss"
+            ]
+        );
+        // One playlist over the budget alone is kept: it is the one being served.
+        let mut one: HashMap<String, Cached> = HashMap::new();
+        one.insert(
+            "big".into(),
+            Cached {
+                slot: Arc::default(),
+                used: start,
+                bytes: 100 << 20,
+            },
+        );
+        make_room(&mut one, 32 << 20, "big");
+        assert_eq!(one.len(), 1);
     }
 }
