@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use tracing::debug;
 
 use super::peer::transport_failure;
-use super::request::{done, range_of, receive, Received};
+use super::request::{done, failed, range_of, receive, Received};
 use super::Event;
 use crate::node::Node;
 use crate::picker::{Failure, Request};
@@ -25,10 +25,7 @@ pub(super) async fn from_origin(
     request: Request,
 ) -> Event {
     let (start, end) = range_of(content, &request);
-    let failed = |failure| Event::Failed {
-        id: request.id,
-        failure,
-    };
+    let failed = |failure| failed(&request, failure);
     let mut get = node
         .http
         .get(origin.clone())

@@ -7,7 +7,7 @@ use reqwest::header;
 use reqwest::StatusCode;
 use tracing::debug;
 
-use super::request::{done, drain, range_of, receive, Received};
+use super::request::{done, drain, failed, range_of, receive, Received};
 use super::{report_ban, Event};
 use crate::node::Node;
 use crate::picker::{Failure, Request};
@@ -24,10 +24,7 @@ pub(super) async fn from_peer(
     request: Request,
 ) -> Event {
     let (start, end) = range_of(content, &request);
-    let failed = |failure| Event::Failed {
-        id: request.id,
-        failure,
-    };
+    let failed = |failure| failed(&request, failure);
     let url = format!("http://{peer}/v1/blob/{}", content.root());
     let mut get = node
         .http

@@ -74,6 +74,14 @@ pub(super) fn done(request: &Request, count: u32, bytes: u64) -> Event {
     }
 }
 
+/// The report of a request that failed.
+pub(super) fn failed(request: &Request, failure: Failure) -> Event {
+    Event::Failed {
+        id: request.id,
+        failure,
+    }
+}
+
 /// What came of a body of parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Received {

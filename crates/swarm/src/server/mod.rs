@@ -115,6 +115,20 @@ fn held(node: &Node, root: &str) -> Result<Arc<Content>, Response> {
         .ok_or_else(|| status(StatusCode::NOT_FOUND, "unknown content\n"))
 }
 
+/// The content `root` names, held, asked for by a peer at `from`: learnt as a peer when its
+/// headers say where it serves.
+#[allow(clippy::result_large_err)] // the error is the answer itself
+fn held_for(
+    node: &Node,
+    root: &str,
+    from: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Arc<Content>, Response> {
+    let content = held(node, root)?;
+    learn(node, content.root(), from, headers);
+    Ok(content)
+}
+
 fn learn(node: &Node, root: Hash, from: SocketAddr, headers: &HeaderMap) {
     if let Some(port) = headers
         .get(PEER_PORT_HEADER)
@@ -126,7 +140,6 @@ fn learn(node: &Node, root: Hash, from: SocketAddr, headers: &HeaderMap) {
     }
 }
 
-/// Parses `bytes=S-E` into (first part, part count) for a file of `size`; `Err(status)`.
 /// [`crate::proto::parse_range`], with the status each refusal answers.
 fn parse_range(value: &str, size: u64) -> Result<(u32, u32), StatusCode> {
     crate::proto::parse_range(value, size).map_err(|e| match e {
@@ -141,12 +154,10 @@ async fn blob(
     Path(root): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let content = match held(&node, &root) {
+    let content = match held_for(&node, &root, from, &headers) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let root = content.root();
-    learn(&node, root, from, &headers);
     let size = content.size();
     let (first, count, partial) = match headers.get(header::RANGE) {
         Some(v) => {
@@ -225,12 +236,10 @@ async fn have(
     Query(q): Query<HaveQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let content = match held(&node, &root) {
+    let content = match held_for(&node, &root, from, &headers) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let root = content.root();
-    learn(&node, root, from, &headers);
     // A `known` that does not parse is ignored: every new part is news, as without it.
     let known = q
         .known
