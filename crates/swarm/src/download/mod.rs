@@ -37,7 +37,7 @@ pub use tracker::{announce, resolve, spawn_announcer, Announcing};
 
 /// The longest the loop sleeps without being woken: a backstop, should a reason to wake
 /// (`Picker::poll_timeout`, the node's news, the neighbours' timers) ever be missed.
-const MAX_SLEEP: Duration = Duration::from_secs(1);
+const MAX_SLEEP: Duration = Duration::from_secs(1); // docs/decisions/031
 /// Give up when nothing arrives for this long and nothing is in flight.
 const STALL_LIMIT: Duration = Duration::from_secs(120);
 
