@@ -51,6 +51,11 @@ pub struct PeerInfo {
     /// `IP:PORT` (IPv6 in brackets).
     pub addr: String,
     pub have: Have,
+    /// How long the tracker has known this peer in this swarm, on the tracker's clock: what
+    /// "who came first" means in a swarm (docs/design.md section 4). Absent from older
+    /// trackers: then 0.
+    #[serde(default)]
+    pub age_ms: u64,
 }
 
 /// The answer to an announce.

@@ -50,8 +50,12 @@ pub struct Gateway {
     shared: Arc<Shared>,
 }
 
+/// The tracker's and the rate limiter's clock: monotonic, so peers' ages and expiries do not
+/// jump when the machine's clock is set.
 fn now_ms() -> u64 {
-    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Gateway {

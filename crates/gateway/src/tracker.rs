@@ -20,6 +20,9 @@ struct Peer {
     peer_id: String,
     have: Have,
     expires_ms: u64,
+    /// When the tracker first recorded it in this swarm: its `age_ms` is counted from here,
+    /// on the tracker's clock, whatever the peer says of itself.
+    since_ms: u64,
 }
 
 /// Limits of the table.
@@ -169,12 +172,13 @@ impl Tracker {
                         have
                     },
                     expires_ms: now_ms + ttl,
+                    since_ms: now_ms,
                 },
             );
         }
         // `before` is part of `total`, so this cannot underflow.
         self.total = self.total - before + swarm.len();
-        let answer = pick(&swarm.peers, addr, max, rng);
+        let answer = pick(&swarm.peers, addr, now_ms, max, rng);
         if swarm.len() == 0 {
             self.swarms.remove(&root);
         }
@@ -208,6 +212,7 @@ impl Tracker {
 fn pick(
     swarm: &HashMap<SocketAddr, Peer>,
     me: SocketAddr,
+    now_ms: u64,
     max: usize,
     rng: &mut impl Rng,
 ) -> Vec<PeerInfo> {
@@ -222,6 +227,7 @@ fn pick(
             peer_id: p.peer_id.clone(),
             addr: a.to_string(),
             have: p.have,
+            age_ms: now_ms.saturating_sub(p.since_ms),
         })
         .collect()
 }
@@ -335,6 +341,11 @@ mod tests {
         );
         assert_eq!(d[0].peer_id, "c");
         assert_eq!(d[1].peer_id, "b");
+        assert_eq!(
+            (d[0].age_ms, d[1].age_ms),
+            (10, 20),
+            "ages on the tracker's clock, from each one's first announce"
+        );
         assert_eq!(t.peers(), 3, "the fourth did not fit (per-content cap 3)");
         // a expires at 1000, b at 1010, c at 1020.
         let e = t.announce(
@@ -349,6 +360,10 @@ mod tests {
         );
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].peer_id, "c");
+        assert_eq!(
+            e[0].age_ms, 995,
+            "announcing again does not make a peer younger"
+        );
         t.announce(
             1016,
             h,

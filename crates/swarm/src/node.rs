@@ -78,8 +78,19 @@ impl Default for NodeConfig {
     }
 }
 
-/// A known peer: its address and, when the tracker named it, its id.
-pub type Member = (SocketAddr, Option<String>);
+/// What the tracker said of a member of a swarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// Its peer id: opaque and random, only told apart from others.
+    pub id: String,
+    /// When the tracker first recorded it in this swarm, on this node's clock (ms since the
+    /// Unix epoch): now less the `age_ms` the tracker gave. What a peer says of itself
+    /// decides nothing (docs/design.md section 4).
+    pub since_ms: u64,
+}
+
+/// A known peer: its address and, while the tracker lists it, its membership.
+pub type Member = (SocketAddr, Option<Membership>);
 
 /// Now, in ms since the Unix epoch.
 pub(crate) fn unix_ms() -> u64 {
@@ -87,13 +98,6 @@ pub(crate) fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// When the node with `peer_id` started (ms since the Unix epoch), if its id says so
-/// (`al-START-RANDOM`, START in hex, as [`Node`] makes them).
-pub fn started_ms_of(peer_id: &str) -> Option<u64> {
-    let (start, _) = peer_id.strip_prefix("al-")?.split_once('-')?;
-    u64::from_str_radix(start, 16).ok()
 }
 
 /// One listener's swarm node. Shared as `Arc<Node>`.
@@ -109,8 +113,9 @@ pub struct Node {
     auto_upload: bool,
     /// Peers per content, with their ids when the tracker named them.
     known: Mutex<HashMap<Hash, Vec<Member>>>,
-    /// Contents the tracker has answered an announce for.
-    announced: Mutex<std::collections::HashSet<Hash>>,
+    /// Contents the tracker has answered an announce for, and when it first did (this node's
+    /// own "since" in that swarm, on its clock).
+    announced: Mutex<HashMap<Hash, u64>>,
     /// Contents whose downloads are short of parts due soon (see [`Node::set_short`]).
     short: Mutex<std::collections::HashSet<Hash>>,
     /// Grows whenever what downloads read from the node changes: peers or members learnt or
@@ -122,6 +127,8 @@ pub struct Node {
     /// Fires when the peer server stops: answers that stay open (have streams) end.
     pub(crate) stopping: CancellationToken,
     peer_id: String,
+    /// When this node started, on its own clock (ms since the Unix epoch).
+    started_ms: u64,
     pub(crate) max_connections: usize,
     pub(crate) timeouts: crate::server::Timeouts,
 }
@@ -154,19 +161,18 @@ impl Node {
             }),
             auto_upload: config.upload_limit == UploadLimit::Auto,
             known: Mutex::new(HashMap::new()),
-            announced: Mutex::new(std::collections::HashSet::new()),
+            announced: Mutex::new(HashMap::new()),
             short: Mutex::new(std::collections::HashSet::new()),
             news: tokio::sync::watch::Sender::new(0),
             port: AtomicU16::new(0),
             bound: std::sync::Mutex::new(None),
             stopping: CancellationToken::new(),
-            // When it started, then a random tail: other members read its age from the id
-            // (the members there first own the blocks, see `PickerConfig::owners`).
             peer_id: format!(
-                "al-{:x}-{:012x}",
-                unix_ms(),
-                rand::random::<u64>() & 0xffff_ffff_ffff
+                "{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
             ),
+            started_ms: unix_ms(),
             max_connections: config.max_connections,
             timeouts: config.timeouts,
         });
@@ -201,9 +207,9 @@ impl Node {
         self.metrics.upload_limit.set(rate as i64);
     }
 
-    /// When this node started (ms since the Unix epoch), as its id says.
+    /// When this node started, on its own clock (ms since the Unix epoch).
     pub fn started_ms(&self) -> u64 {
-        started_ms_of(&self.peer_id).unwrap_or(0)
+        self.started_ms
     }
 
     /// Remembers `addr` as a peer for `root`.
@@ -211,26 +217,32 @@ impl Node {
         self.learn_member(root, addr, None);
     }
 
-    /// Remembers `addr` as a peer for `root`, with its peer id if known.
-    pub fn learn_member(&self, root: Hash, addr: SocketAddr, peer_id: Option<&str>) {
-        if self.is_self(addr) || peer_id == Some(&self.peer_id) {
+    /// Remembers `addr` as a peer for `root`, with its membership when the tracker named it.
+    /// A member's `since_ms` keeps its earliest estimate: each answer's differs by its delay.
+    pub fn learn_member(&self, root: Hash, addr: SocketAddr, member: Option<Membership>) {
+        if self.is_self(addr) || member.as_ref().is_some_and(|m| m.id == self.peer_id) {
             return; // ourselves (a tracker answer may list us under another address too)
         }
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let list = known.entry(root).or_default();
         let changed = match list.iter_mut().find(|(a, _)| *a == addr) {
-            Some(entry) => {
-                let named = entry.1.is_none() && peer_id.is_some();
-                if entry.1.is_none() {
-                    entry.1 = peer_id.map(str::to_string);
+            Some(entry) => match (&mut entry.1, member) {
+                (_, None) => false,
+                (Some(old), Some(new)) if old.id == new.id => {
+                    let earlier = new.since_ms < old.since_ms;
+                    old.since_ms = old.since_ms.min(new.since_ms);
+                    earlier
                 }
-                named
-            }
+                (slot, new) => {
+                    *slot = new;
+                    true
+                }
+            },
             None => {
                 if list.len() >= MAX_KNOWN_PEERS {
                     list.remove(0);
                 }
-                list.push((addr, peer_id.map(str::to_string)));
+                list.push((addr, member));
                 true
             }
         };
@@ -291,16 +303,34 @@ impl Node {
             .collect()
     }
 
-    /// Notes that the tracker answered an announce for `root` (its peers are learnt).
+    /// Notes that the tracker answered an announce for `root` (its peers are learnt). The
+    /// first answer is when this node joined that swarm, as the tracker counts ages.
     pub fn mark_announced(&self, root: Hash) {
-        let first = self
+        let first = match self
             .announced
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(root);
+            .entry(root)
+        {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(unix_ms());
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(_) => false,
+        };
         if first {
             self.tell_downloads();
         }
+    }
+
+    /// When this node joined `root`'s swarm: the tracker's first answer, on this node's clock
+    /// (ms since the Unix epoch); `None` before any answer.
+    pub fn joined_ms(&self, root: &Hash) -> Option<u64> {
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(root)
+            .copied()
     }
 
     /// Whether `root`'s download is short of parts due soon: while one is, this node's other
@@ -334,7 +364,7 @@ impl Node {
         self.announced
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(root)
+            .contains_key(root)
     }
 
     /// Peers known for `root`, with their ids when known.
@@ -360,34 +390,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_carry_the_start_and_the_tracker_says_who_left() {
-        assert_eq!(started_ms_of("al-18f-00000000abcd"), Some(0x18f));
-        assert_eq!(
-            started_ms_of("al-0123456789abcdef"),
-            None,
-            "an id without a start"
-        );
-        assert_eq!(started_ms_of("someone-else"), None);
+    fn ids_are_opaque_members_keep_their_earliest_since_and_the_tracker_says_who_left() {
         let node = Node::new(NodeConfig::default());
-        assert!(node.started_ms().abs_diff(unix_ms()) < 60_000);
+        let other = Node::new(NodeConfig::default());
+        assert_ne!(node.peer_id(), other.peer_id());
+        assert!(
+            node.peer_id().len() == 32 && node.peer_id().bytes().all(|b| b.is_ascii_hexdigit()),
+            "random, saying nothing of the node: {}",
+            node.peer_id()
+        );
         let root = Hash::from(blake3::hash(b"x"));
         let (a, b): (SocketAddr, SocketAddr) = (
             "127.0.0.2:1".parse().unwrap(),
             "127.0.0.3:1".parse().unwrap(),
         );
-        node.learn_member(root, a, Some("al-1-1"));
-        node.learn_member(root, b, Some("al-2-2"));
+        let member = |id: &str, since_ms| {
+            Some(Membership {
+                id: id.to_string(),
+                since_ms,
+            })
+        };
+        node.learn_member(root, a, member("a", 1_000));
+        node.learn_member(root, a, member("a", 1_040)); // a later answer, a longer delay
+        node.learn_member(root, b, member("b", 2_000));
+        assert_eq!(node.known_members(&root)[0].1, member("a", 1_000));
         node.tracker_members(&root, &[a]);
         assert_eq!(
             node.known_members(&root),
-            vec![(a, Some("al-1-1".to_string())), (b, None)],
+            vec![(a, member("a", 1_000)), (b, None)],
             "b left: still a peer, no longer a member"
         );
-        node.learn_member(root, b, Some("al-2-2"));
+        node.learn_member(root, b, member("b", 9_000));
+        assert_eq!(node.known_members(&root)[1].1, member("b", 9_000), "back");
+        assert_eq!(node.joined_ms(&root), None);
+        node.mark_announced(root);
+        let joined = node.joined_ms(&root).unwrap();
+        node.mark_announced(root);
         assert_eq!(
-            node.known_members(&root)[1].1.as_deref(),
-            Some("al-2-2"),
-            "back"
+            node.joined_ms(&root),
+            Some(joined),
+            "the first answer counts"
         );
     }
 
@@ -432,7 +474,11 @@ mod tests {
             .unwrap();
         let root = Hash::from(blake3::hash(b"x"));
         node.learn(root, me);
-        node.learn_member(root, "127.0.0.9:1".parse().unwrap(), Some(node.peer_id()));
+        let itself = Membership {
+            id: node.peer_id().to_string(),
+            since_ms: 0,
+        };
+        node.learn_member(root, "127.0.0.9:1".parse().unwrap(), Some(itself));
         assert!(
             node.known_peers(&root).is_empty(),
             "itself, by address or by id"

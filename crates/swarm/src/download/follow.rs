@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::Event;
 use crate::bitfield::Bitfield;
-use crate::node::{started_ms_of, unix_ms, Node};
+use crate::node::{unix_ms, Node};
 use crate::picker::{member_hash, Picker};
 use crate::proto::{RecordReader, HAVE_STREAM_TYPE, HAVE_VERSION_HEADER, PEER_PORT_HEADER};
 use crate::store::Content;
@@ -28,7 +28,7 @@ const PEER_EXCHANGE_EVERY: Duration = Duration::from_secs(10);
 const MAX_KNOWN_PARTS: u32 = 4_096;
 /// Peers a live download follows (see [`super::DownloadConfig::neighbours`]).
 pub const LIVE_NEIGHBOURS: usize = 8;
-/// A member that started less than this ago is an arrival: a live download follows it at
+/// A member the tracker has known for less than this is an arrival: a live download follows it at
 /// once with a chance of its neighbours over the members (see `adopt_arrivals`).
 const ARRIVAL_MS: u64 = 5_000;
 
@@ -320,11 +320,19 @@ impl Neighbours {
         if rotation > now {
             due = due.min(rotation);
         }
-        let arrived_ms = self.node.started_ms().saturating_add(ARRIVAL_MS);
+        let arrived_ms = self.joined_ms().saturating_add(ARRIVAL_MS);
         if arrived_ms > unix_ms() {
             due = due.min(now + Duration::from_millis(arrived_ms - unix_ms()));
         }
         due
+    }
+
+    /// When this node joined the swarm, as the tracker counts (its first answer), or when the
+    /// node started while no tracker has answered.
+    fn joined_ms(&self) -> u64 {
+        self.node
+            .joined_ms(&self.content.root())
+            .unwrap_or_else(|| self.node.started_ms())
     }
 
     pub(super) fn follows(&self, peer: SocketAddr) -> bool {
@@ -342,18 +350,17 @@ impl Neighbours {
     pub(super) fn tend(&mut self, picker: &mut Picker, rng: &mut impl rand::Rng) {
         let root = self.content.root();
         let mut starts: Vec<(SocketAddr, Option<u64>)> = Vec::new();
-        for (addr, id) in self.node.known_members(&root) {
+        for (addr, member) in self.node.known_members(&root) {
             picker.add_peer(addr);
-            let started = id.as_deref().and_then(started_ms_of);
-            let member = id
-                .as_deref()
-                .map(|id| (member_hash(id), started.unwrap_or(u64::MAX)));
-            picker.set_membership(addr, member);
-            starts.push((addr, started));
+            let since = member.as_ref().map(|m| m.since_ms);
+            picker.set_membership(addr, member.map(|m| (member_hash(&m.id), m.since_ms)));
+            starts.push((addr, since));
         }
+        let joined = self.joined_ms();
+        picker.set_joined(joined);
         let adopted = adopt_arrivals(
             &starts,
-            self.node.started_ms(),
+            joined,
             self.want,
             &self.followed,
             &mut self.considered,
@@ -427,12 +434,11 @@ fn let_go_of_one(
     }
 }
 
-/// Arrivals (members that started less than `ARRIVAL_MS` ago, by the start in their ids)
-/// among `known` that this
-/// download has not decided on yet, each to be followed with a chance of `neighbours` over
+/// Arrivals (members the tracker has known for less than `ARRIVAL_MS`) among `known` that
+/// this download has not decided on yet, each to be followed with a chance of `neighbours` over
 /// the members: a new listener takes a part from the origin as it arrives (a cold entry's
 /// seed), and the swarm learns it holds it only from those who follow it (docs/decisions/022).
-/// Nothing while this node is an arrival itself (`my_start_ms`): its neighbours are the
+/// Nothing while this node is an arrival itself (`my_start_ms`, when it joined the swarm): its neighbours are the
 /// holders of its first seconds, and an arrival holds little of them.
 pub(super) fn adopt_arrivals(
     known: &[(SocketAddr, Option<u64>)],

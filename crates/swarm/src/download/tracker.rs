@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
 use super::SwarmError;
-use crate::node::Node;
+use crate::node::{unix_ms, Membership, Node};
 use crate::store::Content;
 
 /// Announce this often while few peers are known, whatever the tracker's interval.
@@ -122,9 +122,14 @@ pub async fn announce(
                     }
                     event = AnnounceEvent::Update;
                     let mut listed = Vec::with_capacity(answer.peers.len());
+                    let now = unix_ms();
                     for p in &answer.peers {
                         if let Ok(addr) = p.addr.parse::<SocketAddr>() {
-                            node.learn_member(root, addr, Some(&p.peer_id));
+                            let member = Membership {
+                                id: p.peer_id.clone(),
+                                since_ms: now.saturating_sub(p.age_ms),
+                            };
+                            node.learn_member(root, addr, Some(member));
                             listed.push(addr);
                         }
                     }

@@ -48,7 +48,7 @@ pub struct PickerConfig {
     /// the rest never do.
     pub rescue_backups: u16,
     /// Only the members that started first own blocks (take them from the origin ahead of
-    /// time, rescue them): this many of them, by the start time in their ids (`usize::MAX`:
+    /// time, rescue them): this many of them, by when the tracker first saw them (`usize::MAX`:
     /// every member). With deadlines, a block's owners are chosen among the members that
     /// had started `owner_settle_ms` before the block is taken ahead of time (at least the
     /// `min_owners` first): a block's owners then stay the same while listeners join, and it

@@ -147,6 +147,8 @@ pub struct Picker {
     me: u64,
     /// When this node started (ms since the Unix epoch).
     my_start_ms: u64,
+    /// When this node joined the swarm (see `set_joined`).
+    my_joined_ms: Option<u64>,
     /// The picker's time 0 in ms since the Unix epoch (`None`: unknown; owners are then
     /// the first members whatever the block).
     epoch_ms: Option<u64>,
@@ -182,6 +184,7 @@ impl Picker {
             next_id: 1,
             me,
             my_start_ms: 0,
+            my_joined_ms: None,
             epoch_ms: None,
             owned: None,
             last_news: 0,

@@ -118,7 +118,7 @@ impl Picker {
             .filter(|p| !p.banned)
             .filter_map(|p| Some((p.started_ms, p.member?)))
             .collect();
-        members.push((self.my_start_ms, self.me));
+        members.push((self.my_joined_ms.unwrap_or(self.my_start_ms), self.me));
         members.sort_unstable();
         members
     }
@@ -265,9 +265,19 @@ impl Picker {
         self.owned = None;
     }
 
-    /// A known peer's membership: its [`member_hash`] and when it started (ms since the
-    /// Unix epoch, `u64::MAX` unknown), or `None` when it is no longer a member (the
-    /// tracker no longer lists it). Unknown peers are ignored.
+    /// When this node joined the swarm (ms since the Unix epoch, as `set_membership`'s):
+    /// its place among the members. Until told, when it started (`set_started`).
+    pub fn set_joined(&mut self, joined_ms: u64) {
+        if self.my_joined_ms != Some(joined_ms) {
+            self.my_joined_ms = Some(joined_ms);
+            self.owned = None;
+        }
+    }
+
+    /// A known peer's membership: its [`member_hash`] and when the tracker first recorded it
+    /// in this swarm (ms since the Unix epoch on this node's clock, `u64::MAX` unknown), or
+    /// `None` when it is no longer a member (the tracker no longer lists it). Unknown peers
+    /// are ignored.
     pub fn set_membership(&mut self, peer: SocketAddr, member: Option<(u64, u64)>) {
         if let Some(state) = self.peers.get_mut(&peer) {
             let (hash, started) = member.map_or((None, u64::MAX), |(h, s)| (Some(h), s));

@@ -80,20 +80,28 @@ fn a_member_whose_start_is_unknown_owns_nothing_until_it_is_known() {
 /// every member of `members` (started a second apart, see `member`) sees it, knowing the
 /// others: exactly one must own each block.
 fn owner_map(config: PickerConfig, members: &[u64]) -> Vec<u64> {
-    owners_of((0..50).map(|b| b * 4), config, members)
+    owners_of((0..50).map(|b| b * 4), config, members, 0)
 }
 
 /// The owner of each of `parts` (of 200, due one a second from `EPOCH`) as every member
-/// of `members` sees it: exactly one must own each.
+/// of `members` sees it: exactly one must own each. With `skew_ms`, member `i`'s own clock
+/// is `i * skew_ms` wrong, and it learns when it joined from the tracker (`set_joined`).
 fn owners_of(
     parts: impl Iterator<Item = u32> + Clone,
     config: PickerConfig,
     members: &[u64],
+    skew_ms: i64,
 ) -> Vec<u64> {
     let owners_seen_by = |me: u64| -> Vec<bool> {
         let (hash, started) = member(me);
         let mut p = Picker::new(Bitfield::new(200), ONE_A_SECOND, config, hash);
-        p.set_started(started, EPOCH);
+        if skew_ms == 0 {
+            p.set_started(started, EPOCH);
+        } else {
+            let wrong = started.saturating_add_signed(skew_ms * me as i64);
+            p.set_started(wrong, EPOCH);
+            p.set_joined(started);
+        }
         for &o in members.iter().filter(|&&o| o != me) {
             p.add_peer(peer(o as u8 + 1));
             p.set_membership(peer(o as u8 + 1), Some(member(o)));
@@ -174,6 +182,20 @@ fn the_first_members_own_the_blocks_and_newcomers_change_nothing() {
 }
 
 #[test]
+fn a_member_s_place_is_when_the_tracker_first_saw_it_whatever_its_clock_says() {
+    let config = PickerConfig::live();
+    let ten: Vec<u64> = (0..10).collect();
+    let owners = owner_map(config, &ten);
+    for skew_ms in [-3_600_000, -7_000, 90_000] {
+        assert_eq!(
+            owners_of((0..50).map(|b| b * 4), config, &ten, skew_ms),
+            owners,
+            "clocks {skew_ms} ms apart each"
+        );
+    }
+}
+
+#[test]
 fn blocks_are_shared_evenly_among_owners() {
     // Rendezvous alone gave one of six owners 5 of 15 blocks (benchmark): with shares,
     // each owner has 2 or 3, every block has one owner, and the ranks after it are a
@@ -217,7 +239,7 @@ fn a_cold_entry_is_seeded_a_part_per_arrival() {
     // before.
     let one = PickerConfig::live();
     let ten: Vec<u64> = (0..10).collect();
-    let owners = owners_of(0..48, one, &ten);
+    let owners = owners_of(0..48, one, &ten, 0);
     assert!(owners[..12].iter().all(|&o| o == 0), "{owners:?}");
     assert_eq!(owners[12..21], [1, 2, 3, 4, 5, 6, 7, 8, 9], "one part each");
     for block in [&owners[21..24], &owners[24..28], &owners[28..32]] {
@@ -240,7 +262,7 @@ fn a_cold_entry_is_seeded_a_part_per_arrival() {
         cold_owner_lead_ms: 11_500,
         ..one
     };
-    let owners = owners_of(0..48, late, &ten);
+    let owners = owners_of(0..48, late, &ten, 0);
     assert!(owners[..12].iter().all(|&o| o == 0), "{owners:?}");
     assert_eq!(owners[13..22], [1, 2, 3, 4, 5, 6, 7, 8, 9], "{owners:?}");
     // Each owner's origin ask stays within its part.
