@@ -15,7 +15,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::clock::ClockOffset;
-use alluvium_swarm::download::{announce, download, resolve, Announcing, DownloadConfig};
+use alluvium_swarm::download::{
+    announce, download, find_tree, Announcing, DownloadConfig, TreeFrom,
+};
 use alluvium_swarm::picker::{Deadlines, PickerConfig};
 use alluvium_swarm::Node;
 
@@ -460,14 +462,17 @@ impl EntryJob {
     async fn run(self, cancel: CancellationToken) {
         loop {
             let attempt = async {
-                let (info, tree) = resolve(
+                let (info, tree, from) = find_tree(
+                    &self.node,
                     &self.gateway,
                     &self.url,
                     self.expected,
                     RESOLVE_LIMIT,
-                    |_| {},
                 )
                 .await?;
+                if from != TreeFrom::Gateway {
+                    info!(root = %info.blake3, "hash tree from {from}: the gateway did not give it");
+                }
                 let content = self.node.store.open(tree.clone());
                 self.state.set_root(&self.url, info.blake3);
                 let (node, gateway, announced) =

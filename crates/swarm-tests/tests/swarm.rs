@@ -788,3 +788,99 @@ async fn connections_that_say_nothing_do_not_keep_honest_peers_waiting() {
         assert_eq!(n, 0, "an idle connection still open");
     }
 }
+
+/// A peer that answers every `/outboard` ask with `tree`'s bytes under `size`: a liar when
+/// they are not the tree asked for.
+async fn tree_liar(tree: Vec<u8>, size: u64) -> (SocketAddr, tokio_util::sync::DropGuard) {
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move || {
+        let tree = tree.clone();
+        async move { ([("alluvium-size", size.to_string())], tree).into_response() }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { c.cancelled().await })
+            .await
+    });
+    (addr, cancel.drop_guard())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_gateway_the_tree_comes_from_a_peer_checked_or_from_the_origin_hashed_here() {
+    use alluvium_swarm::download::{find_tree, TreeFrom};
+    let (www, data) = www_with("show.bin", 3 * MB, "tree");
+    let nginx = Nginx::start(www.path(), "");
+    let url = format!("{}/show.bin", nginx.url());
+    let gw = gateway().await;
+    let holder = peer().await;
+    fetch(&holder, &gw.url, &url).await.unwrap();
+    let client = Client::new(&gw.url).unwrap();
+    let (info, tree) = resolve(&client, &url, None, Duration::from_secs(60), |_| {})
+        .await
+        .unwrap();
+    let root = info.blake3;
+    gw.cancel.cancel();
+    let dead = Client::new(&gw.url).unwrap();
+    let holder_addr = SocketAddr::from(([127, 0, 0, 1], holder.node.port()));
+    // Another entry of the station, whose peers this listener carries over.
+    let earlier = Hash([7; 32]);
+    let find = |p: &Peer, expected| {
+        let (node, dead, url) = (p.node.clone(), dead.clone(), url.clone());
+        async move { find_tree(&node, &dead, &url, expected, Duration::from_secs(5)).await }
+    };
+
+    // A peer known from the entry before gives the tree; it is the pinned one.
+    let listener = peer().await;
+    listener.node.learn(earlier, holder_addr);
+    let (got, got_tree, from) = find(&listener, Some(root)).await.unwrap();
+    assert_eq!(from, TreeFrom::Peer(holder_addr));
+    assert_eq!(got_tree, tree);
+    assert_eq!(
+        (got.size, got.etag.is_some()),
+        (info.size, true),
+        "the size checked, the origin's validators for If-Range"
+    );
+
+    // A peer whose tree is another file's (same size) is refused and distrusted; the honest
+    // one is asked next.
+    let other = Outboard::compute(&bytes_of(3 * MB, "other")[..], 3 * MB as u64, |_| {}).unwrap();
+    let (liar, _liar) = tree_liar(other.as_bytes().to_vec(), info.size).await;
+    let wary = peer().await;
+    wary.node.learn(root, liar);
+    wary.node.learn(earlier, holder_addr);
+    let (_, got_tree, from) = find(&wary, Some(root)).await.unwrap();
+    assert_eq!(
+        (from, got_tree),
+        (TreeFrom::Peer(holder_addr), tree.clone())
+    );
+    assert!(wary.node.is_distrusted(liar));
+    wary.node.learn(root, liar);
+    assert!(
+        !wary.node.known_peers(&root).contains(&liar),
+        "not learnt again"
+    );
+
+    // Knowing no peer, a listener hashes the origin's file itself: one copy, all of it held.
+    let before = origin_body_bytes(&nginx, "/show.bin");
+    let alone = peer().await;
+    let (_, got_tree, from) = find(&alone, Some(root)).await.unwrap();
+    assert_eq!((from, got_tree), (TreeFrom::Origin, tree.clone()));
+    let content = alone.node.store.get(&root).unwrap();
+    assert!(content.is_complete() && content.read_all().unwrap() == data);
+    assert_eq!(
+        origin_body_bytes(&nginx, "/show.bin") - before,
+        data.len() as u64
+    );
+    // ... and refuses it when the playlist pins another root.
+    let pinned = peer().await;
+    let e = find(&pinned, Some(earlier)).await.unwrap_err();
+    assert!(
+        matches!(e, SwarmError::NoTree { ref reason, .. } if reason.contains("pins")),
+        "{e}"
+    );
+    assert!(pinned.node.store.get(&root).is_none(), "nothing kept");
+}

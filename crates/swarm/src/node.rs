@@ -19,6 +19,9 @@ use crate::uplink::Uplink;
 
 /// Peers remembered per content (tracker answers, peer exchange, incoming requests).
 pub const MAX_KNOWN_PEERS: usize = 200;
+/// Peers last learnt for any content, carried to the station's next entries (see
+/// [`Node::carry_peers`]).
+pub const MAX_CARRIED_PEERS: usize = 32;
 /// Default connections the peer server holds at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Blob answers in progress at once due no later than a new ask (see `crate::answers`: an ask
@@ -113,6 +116,10 @@ pub struct Node {
     auto_upload: bool,
     /// Peers per content, with their ids when the tracker named them.
     known: Mutex<HashMap<Hash, Vec<Member>>>,
+    /// The peers learnt last, whatever the content, the latest first (see `carry_peers`).
+    recent: Mutex<std::collections::VecDeque<SocketAddr>>,
+    /// Peers that sent what does not verify: never learnt again this session.
+    distrusted: Mutex<std::collections::HashSet<SocketAddr>>,
     /// Contents the tracker has answered an announce for, and when it first did (this node's
     /// own "since" in that swarm, on its clock).
     announced: Mutex<HashMap<Hash, u64>>,
@@ -161,6 +168,8 @@ impl Node {
             }),
             auto_upload: config.upload_limit == UploadLimit::Auto,
             known: Mutex::new(HashMap::new()),
+            recent: Mutex::new(std::collections::VecDeque::new()),
+            distrusted: Mutex::new(std::collections::HashSet::new()),
             announced: Mutex::new(HashMap::new()),
             short: Mutex::new(std::collections::HashSet::new()),
             news: tokio::sync::watch::Sender::new(0),
@@ -223,6 +232,10 @@ impl Node {
         if self.is_self(addr) || member.as_ref().is_some_and(|m| m.id == self.peer_id) {
             return; // ourselves (a tracker answer may list us under another address too)
         }
+        if self.is_distrusted(addr) {
+            return;
+        }
+        self.remember_recent(addr);
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let list = known.entry(root).or_default();
         let changed = match list.iter_mut().find(|(a, _)| *a == addr) {
@@ -250,6 +263,67 @@ impl Node {
         if changed {
             self.tell_downloads();
         }
+    }
+
+    fn remember_recent(&self, addr: SocketAddr) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.front() != Some(&addr) {
+            recent.retain(|a| *a != addr);
+            recent.push_front(addr);
+            recent.truncate(MAX_CARRIED_PEERS);
+        }
+    }
+
+    /// The peers learnt last, whatever the content (at most [`MAX_CARRIED_PEERS`]): the
+    /// station's swarm, as this node last saw it.
+    pub fn recent_peers(&self) -> Vec<SocketAddr> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().copied().collect()
+    }
+
+    /// Learns the station's recent peers as peers of `root` too (peer exchange across a
+    /// station's entries): listeners of one entry are those of the next, so a swarm
+    /// gathers while no tracker answers. They are peers, not members: only the tracker
+    /// makes members.
+    pub fn carry_peers(&self, root: Hash) {
+        for addr in self.recent_peers() {
+            let known = self
+                .known
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&root)
+                .is_some_and(|l| l.iter().any(|(a, _)| *a == addr));
+            if !known {
+                self.learn(root, addr);
+            }
+        }
+    }
+
+    /// Never learns `addr` again this session, and forgets it everywhere: it sent what does
+    /// not verify (a part, a tree).
+    pub fn distrust(&self, addr: SocketAddr) {
+        self.distrusted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(addr);
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|a| *a != addr);
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        for list in known.values_mut() {
+            list.retain(|(a, _)| *a != addr);
+        }
+        drop(known);
+        self.tell_downloads();
+    }
+
+    /// Whether `addr` sent what does not verify (see [`Node::distrust`]).
+    pub fn is_distrusted(&self, addr: SocketAddr) -> bool {
+        self.distrusted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&addr)
     }
 
     /// Wakes the downloads: what they read from the node has changed.

@@ -26,6 +26,10 @@
 //!   160 bytes of the uplinks, an answered poll and the next ask about 550.)
 //! - `GET /v1/blob/{blake3}/peers`: the peers this node knows for the content, as JSON
 //!   `["IP:PORT", ...]` (peer exchange).
+//! - `GET /v1/blob/{blake3}/outboard`: the content's hash tree (the gateway's
+//!   `/v1/content/{blake3}/outboard` bytes), with the content's size in [`SIZE_HEADER`];
+//!   `404` unknown content. The asker checks it against the root it expects before any use
+//!   (`Outboard::from_bytes`): a station outlives its gateway.
 //! - `GET /metrics`, `GET /healthz`.
 //!
 //! # Headers
@@ -65,6 +69,8 @@ use crate::bitfield::Bitfield;
 /// Longest a `have?after=N` ask is held open, and how long a have stream stays quiet before it
 /// repeats its last record.
 pub const LONG_POLL: Duration = Duration::from_secs(30);
+/// Header with the content's size on an `/outboard` answer.
+pub const SIZE_HEADER: &str = "alluvium-size";
 /// Header naming the asker's own peer port.
 pub const PEER_PORT_HEADER: &str = "alluvium-peer-port";
 /// Header with the bitfield's version, which grows whenever the peer gains parts.

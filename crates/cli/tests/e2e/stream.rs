@@ -182,8 +182,9 @@ pub(super) struct Noise {
     nginx: Option<Nginx>,
     port: u16,
     gw_port: u16,
-    _gw: Process,
-    _state: tempfile::TempDir,
+    /// The gateway (taken away to simulate its outage).
+    gw: Option<Process>,
+    state: tempfile::TempDir,
     names: Vec<String>,
     pcms: Vec<Vec<i16>>,
     /// Samples per second of `pcms` (per channel; two channels).
@@ -243,8 +244,8 @@ impl Noise {
             nginx: Some(nginx),
             port,
             gw_port,
-            _gw: gw,
-            _state: state,
+            gw: Some(gw),
+            state,
             names,
             pcms,
             rate,
@@ -252,23 +253,42 @@ impl Noise {
         }
     }
 
-    /// A listener; returns it and its stream port, once the stream is up and has data.
+    /// A listener; returns it and its stream port, once the stream is up and has data. Its
+    /// log goes to `log_of(stream port)`.
     pub(super) fn listen(&self) -> (Process, u16) {
+        self.listen_with(&[])
+    }
+
+    /// A listener with more arguments (see `listen`).
+    pub(super) fn listen_with(&self, extra: &[&str]) -> (Process, u16) {
         let stream_port = free_port();
+        let log = std::fs::File::create(self.log_of(stream_port)).unwrap();
         let mut listener = Process {
             child: Command::new(BIN)
                 .args(["listen", &format!("http://127.0.0.1:{}/s.rss", self.port)])
                 .args(["--gateway", &format!("http://127.0.0.1:{}", self.gw_port)])
                 .args(["--peer-listen", "127.0.0.1:0"])
                 .args(["--stream-listen", &format!("127.0.0.1:{stream_port}")])
+                .args(extra)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(log)
                 .spawn()
                 .unwrap(),
         };
         wait_for_port(stream_port, &mut listener.child, "alluvium listen");
         std::thread::sleep(Duration::from_millis(1500)); // the first entries arrive
         (listener, stream_port)
+    }
+
+    fn log_of(&self, stream_port: u16) -> std::path::PathBuf {
+        self.state
+            .path()
+            .join(format!("listener-{stream_port}.log"))
+    }
+
+    /// The log of the listener streaming on `stream_port`.
+    pub(super) fn log(&self, stream_port: u16) -> String {
+        std::fs::read_to_string(self.log_of(stream_port)).unwrap_or_default()
     }
 
     /// The on-air file and offset (seconds) at `at`, from `alluvium schedule --json`.
@@ -575,6 +595,57 @@ fn the_stream_stays_up_through_an_outage_and_comes_back_on_schedule() {
 #[test]
 fn an_ogg_vorbis_stream_fills_an_outage_with_its_own_silence() {
     outage(Codec::Vorbis);
+}
+
+#[test]
+fn four_listeners_play_on_through_a_minute_without_their_gateway() {
+    let mut noise = Noise::start();
+    // Uploads as fast as loopback takes them: the default pacing (1.6 times the bitrate)
+    // starves a swarm this small whether or not the gateway is up (issue 34).
+    let listeners: Vec<(Process, u16)> = (0..4)
+        .map(|_| noise.listen_with(&["--upload-limit", "0"]))
+        .collect();
+    let stall = |p: u16| super::swarm::metric_of(p, "alluvium_stall_seconds_total");
+    // A player on each, for the whole outage.
+    let readers: Vec<_> = listeners
+        .iter()
+        .map(|&(_, port)| std::thread::spawn(move || read_stream(port, 70)))
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let before: Vec<f64> = listeners.iter().map(|&(_, p)| stall(p)).collect();
+    // SIGKILL, for a minute: ten entry changes of 6 s.
+    drop(noise.gw.take());
+    std::thread::sleep(Duration::from_secs(60));
+    for (i, &(_, port)) in listeners.iter().enumerate() {
+        let silence = stall(port) - before[i];
+        eprintln!("listener {i}: {silence:.2} s of silence in the gateway's minute away");
+        assert!(
+            silence <= 0.5,
+            "listener {i} heard {silence:.2} s of silence without its gateway; its log:\n{}",
+            noise.log(port)
+        );
+    }
+    // It comes back on its address: the listeners announce again, with no restart.
+    let gw =
+        super::gateway::start_gateway(noise.gw_port, &noise.state.path().join("g.sqlite"), &[]);
+    noise.gw = Some(gw);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while super::swarm::metric_of(noise.gw_port, "alluvium_gateway_peers") < 4.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the listeners did not announce to the gateway back up"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for r in readers {
+        let (head, body, _) = r.join().unwrap();
+        assert!(head.starts_with("http/1.0 200"), "{head}");
+        assert!(
+            body.len() > 60 * 16_000,
+            "the stream broke off: {} bytes",
+            body.len()
+        );
+    }
 }
 
 fn outage(codec: Codec) {

@@ -23,6 +23,9 @@ use crate::store::Content;
 
 /// How often one known peer is asked for the peers it knows.
 const PEER_EXCHANGE_EVERY: Duration = Duration::from_secs(10);
+/// A download the tracker has not answered for this long carries the station's peers over
+/// (see `Neighbours::carry`); a tracker that answers names them sooner, as members.
+const CARRY_AFTER: Duration = Duration::from_secs(2);
 /// Entries with more parts than this poll for news without saying what they know (see
 /// `poll_have`): 512 bytes of bitfield, 1 KiB in the query.
 const MAX_KNOWN_PARTS: u32 = 4_096;
@@ -284,6 +287,10 @@ pub(super) struct Neighbours {
     /// Arrivals already decided on (see `adopt_arrivals`).
     considered: HashSet<SocketAddr>,
     last_exchange: Instant,
+    /// When the download began, and when it last carried the station's peers over (see
+    /// `carry`).
+    began: Instant,
+    last_carry: Option<Instant>,
 }
 
 impl Neighbours {
@@ -307,6 +314,8 @@ impl Neighbours {
             last_exchange: Instant::now()
                 .checked_sub(PEER_EXCHANGE_EVERY)
                 .unwrap_or_else(Instant::now),
+            began: Instant::now(),
+            last_carry: None,
         }
     }
 
@@ -319,6 +328,13 @@ impl Neighbours {
         let rotation = self.last_rotation + ROTATE_EVERY;
         if rotation > now {
             due = due.min(rotation);
+        }
+        if !self.node.announced(&self.content.root()) {
+            let carry = match self.last_carry {
+                Some(t) => t + PEER_EXCHANGE_EVERY,
+                None => self.began + CARRY_AFTER,
+            };
+            due = due.min(carry);
         }
         let arrived_ms = self.joined_ms().saturating_add(ARRIVAL_MS);
         if arrived_ms > unix_ms() {
@@ -349,6 +365,7 @@ impl Neighbours {
     /// then asks one peer for the peers it knows.
     pub(super) fn tend(&mut self, picker: &mut Picker, rng: &mut impl rand::Rng) {
         let root = self.content.root();
+        self.carry();
         let mut starts: Vec<(SocketAddr, Option<u64>)> = Vec::new();
         for (addr, member) in self.node.known_members(&root) {
             picker.add_peer(addr);
@@ -403,6 +420,21 @@ impl Neighbours {
             if let Some(&peer) = peers.choose(rng) {
                 spawn_exchange(&self.node, root, peer, self.scope.clone());
             }
+        }
+    }
+
+    /// While no tracker has answered for this content (`CARRY_AFTER` in), takes the station's
+    /// recent peers as this content's, every `PEER_EXCHANGE_EVERY`: those not holding it yet
+    /// answer `404` and are asked again next time.
+    fn carry(&mut self) {
+        let root = self.content.root();
+        let due = self.began.elapsed() >= CARRY_AFTER
+            && self
+                .last_carry
+                .is_none_or(|t| t.elapsed() >= PEER_EXCHANGE_EVERY);
+        if due && !self.node.announced(&root) {
+            self.last_carry = Some(Instant::now());
+            self.node.carry_peers(root);
         }
     }
 

@@ -12,6 +12,7 @@ mod origin;
 mod peer;
 mod request;
 mod tracker;
+mod tree;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ use follow::Neighbours;
 pub use follow::LIVE_NEIGHBOURS;
 use request::spawn_request;
 pub use tracker::{announce, resolve, spawn_announcer, Announcing};
+pub use tree::{find_tree, TreeFrom, MAX_HASHED_HERE};
 
 /// The longest the loop sleeps without being woken: a backstop, should a reason to wake
 /// (`Picker::poll_timeout`, the node's news, the neighbours' timers) ever be missed.
@@ -58,6 +60,14 @@ pub enum SwarmError {
     OriginChanged { url: String },
     #[error("{url}: no data for {seconds} s from the origin or any peer")]
     Stalled { url: String, seconds: u64 },
+    #[error("{url}: no hash tree: {reason}")]
+    NoTree {
+        url: String,
+        reason: String,
+        /// Why the gateway did not give it.
+        #[source]
+        gateway: Box<SwarmError>,
+    },
     #[error("cancelled")]
     Cancelled,
 }
@@ -319,6 +329,7 @@ fn handle(
 }
 
 /// Bans are reported where they happen; this names the peer.
-fn report_ban(peer: SocketAddr, what: &str) {
+fn report_ban(node: &Node, peer: SocketAddr, what: &str) {
     warn!(%peer, "peer sent {what}: banned for this session");
+    node.distrust(peer);
 }

@@ -63,7 +63,7 @@ pub(super) async fn from_peer(
         Received::Kept { count, bytes } => done(&request, count, bytes),
         Received::Invalid { part } => {
             node.metrics.parts_failed_verification.inc();
-            report_ban(peer, &format!("part {part} failing verification"));
+            report_ban(node, peer, &format!("part {part} failing verification"));
             failed(Failure::BadData)
         }
         other => {

@@ -7,8 +7,9 @@ use rand::Rng;
 use super::{Deadlines, Picker, Request, Source};
 
 impl Picker {
-    /// Urgent parts no peer sends in time (in turn, see `may_rescue`), then parts no peer
-    /// holds that this node owns, nearest first.
+    /// Urgent parts no peer sends in time (in flight too long, or held only by peers that
+    /// just failed or were busy; in turn, see `may_rescue`), then parts no peer holds that
+    /// this node owns, nearest first.
     pub(super) fn ask_origin(&mut self, now: u64, rng: &mut impl Rng, out: &mut Vec<Request>) {
         let n = self.have.len();
         if self.origin_enabled && self.origin_backoff_until <= now {
@@ -23,7 +24,7 @@ impl Picker {
                         break;
                     }
                     if self.askable(p, now, Source::Origin)
-                        && (self.avail[p as usize] == 0 || self.by_part.contains_key(&p))
+                        && (!self.held_by_an_askable_peer(p, now) || self.by_part.contains_key(&p))
                         && self.may_rescue(p, now)
                     {
                         let count = self.run(p, Source::Origin, now, false);

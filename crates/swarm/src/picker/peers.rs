@@ -10,7 +10,8 @@ use super::Picker;
 pub(super) struct PeerState {
     /// Hash of the peer's id, when known (from the tracker): a member for block ownership.
     pub(super) member: Option<u64>,
-    /// When the member started (ms since the Unix epoch, from its id; `u64::MAX` unknown).
+    /// When the tracker first recorded the member (ms since the Unix epoch on this node's
+    /// clock; `u64::MAX` unknown).
     pub(super) started_ms: u64,
     pub(super) have: Option<Bitfield>,
     pub(super) inflight: usize,
@@ -39,6 +40,17 @@ impl PeerState {
 }
 
 impl Picker {
+    /// Whether a peer holding `part` can be asked for it now: one that failed or was busy
+    /// waits out its backoff, and meanwhile the part is as if no peer held it (the origin
+    /// may send it in time, see `ask_origin`).
+    pub(super) fn held_by_an_askable_peer(&self, part: u32, now: u64) -> bool {
+        self.avail[part as usize] > 0
+            && self
+                .peers
+                .values()
+                .any(|p| p.usable(now) && p.have.as_ref().is_some_and(|h| h.get(part)))
+    }
+
     /// No peer known but banned ones.
     pub(super) fn alone(&self) -> bool {
         self.peers.values().all(|p| p.banned)

@@ -30,7 +30,7 @@ use crate::bitfield::Bitfield;
 use crate::node::Node;
 use crate::proto::{
     encode_record, RangeError, DUE_HEADER, HAVE_STREAM_TYPE, HAVE_VERSION_HEADER, MAX_RANGE_PARTS,
-    PEER_PORT_HEADER,
+    PEER_PORT_HEADER, SIZE_HEADER,
 };
 use crate::store::Content;
 
@@ -75,6 +75,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/blob/{blake3}", get(blob))
         .route("/v1/blob/{blake3}/have", get(have))
         .route("/v1/blob/{blake3}/peers", get(peers))
+        .route("/v1/blob/{blake3}/outboard", get(outboard))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(node)
@@ -368,6 +369,28 @@ async fn peers(State(node): State<Arc<Node>>, Path(root): Path<String>) -> Respo
         .map(ToString::to_string)
         .collect();
     axum::Json(list).into_response()
+}
+
+/// The tree of held content: another listener resolves an entry with it while no gateway
+/// answers. Charged to the uplink like parts (64 bytes a part).
+async fn outboard(State(node): State<Arc<Node>>, Path(root): Path<String>) -> Response {
+    let content = match held(&node, &root) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let tree = Bytes::copy_from_slice(content.tree().as_bytes());
+    node.uplink.charge(tree.len());
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::HeaderName::from_static(SIZE_HEADER),
+                content.size().to_string(),
+            ),
+        ],
+        tree,
+    )
+        .into_response()
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {

@@ -93,3 +93,36 @@ fn failing_sources_back_off() {
     assert!(p.next(1020, &mut rng()).is_empty(), "origin backs off");
     assert!(!p.next(5_000, &mut rng()).is_empty());
 }
+
+#[test]
+fn an_urgent_part_whose_only_holder_is_busy_comes_from_the_origin_meanwhile() {
+    // Part 0 due 2 s after time 1,000, held only by a peer; this node owns every block (it
+    // knows no member).
+    let d = Deadlines::Linear {
+        start_ms: 3_000,
+        per_part_ms: 1000.0,
+    };
+    let mut p = Picker::new(Bitfield::new(10), d, PickerConfig::live(), 1);
+    p.add_peer(peer(1));
+    p.set_peer_have(peer(1), full(10), 0);
+    let now = 1_000;
+    let asked = p.next(now, &mut rng());
+    assert!(
+        asked.iter().all(|r| r.source == Source::Peer(peer(1))),
+        "peers first: {asked:?}"
+    );
+    assert!(
+        !asked.iter().any(|r| r.source == Source::Origin),
+        "the origin waits while the peer can send"
+    );
+    for r in &asked {
+        p.failed(r.id, Failure::Busy, now + 5);
+    }
+    let rescue = p.next(now + 10, &mut rng());
+    assert!(
+        rescue
+            .iter()
+            .any(|r| r.first == 0 && r.source == Source::Origin),
+        "while its only holder backs off, the origin sends it: {rescue:?}"
+    );
+}
