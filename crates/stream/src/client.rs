@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use alluvium_playlist::Slot;
 use alluvium_station::StationState;
-use alluvium_swarm::{Metrics, Node};
+use alluvium_swarm::Node;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
@@ -159,20 +159,26 @@ fn offset_time(track: &Track, slot: &Slot, offset: u64) -> DateTime<Utc> {
     slot.start + TimeDelta::microseconds((total * frac) as i64)
 }
 
-/// Sends what is ready (`ahead`: how far the stream clock, less `LEAD`, is ahead of now,
-/// negative when the stream is behind), or, with nothing ready, waits until the stream clock
-/// is due. `false` when the player has gone.
-async fn send_or_wait(
-    tx: &mpsc::Sender<Bytes>,
-    out: &mut Vec<u8>,
-    ahead: TimeDelta,
-    metrics: &Metrics,
-) -> bool {
+/// How far the player's ear is ahead of the schedule (negative: behind), from what the stream
+/// has sent: the scheduled moment of the last audio gathered (`clock`), less the audio the
+/// player has not played yet (`sent` since its first sound, less the time since), against
+/// the station's `now`. A player plays from its first sound in real time; one that waits to
+/// fill a buffer first is behind by that too, which the stream cannot see. `None` before
+/// the first sound.
+fn drift(
+    clock: DateTime<Utc>,
+    sent: TimeDelta,
+    since_first_sound: Option<Duration>,
+    now: DateTime<Utc>,
+) -> Option<TimeDelta> {
+    let played = TimeDelta::from_std(since_first_sound?).ok()?;
+    Some(clock - (sent - played) - now)
+}
+
+/// Sends what is ready, or, with nothing ready, waits `ahead` (how far the stream clock, less
+/// `LEAD`, is ahead of now). `false` when the player has gone.
+async fn send_or_wait(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>, ahead: TimeDelta) -> bool {
     if !out.is_empty() {
-        let behind = ahead.min(TimeDelta::zero());
-        metrics
-            .schedule_drift_seconds
-            .set(behind.num_microseconds().unwrap_or(0) as f64 / 1e6);
         return tx.send(Bytes::from(std::mem::take(out))).await.is_ok();
     }
     let wait = ahead.to_std().unwrap_or(Duration::ZERO);
@@ -204,7 +210,15 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         let now = station.state.now();
         let margin = wait_margin(sent, first_sound.map(|t| t.elapsed()), early);
         if clock - LEAD > now || out.len() >= CHUNK {
-            if !send_or_wait(&tx, &mut out, clock - LEAD - now, &metrics).await {
+            // Ogg pages are not counted in `sent`: no measure for them.
+            let measured = drift(clock, sent, first_sound.map(|t| t.elapsed()), now)
+                .filter(|_| output.kind() == Kind::Mpeg);
+            if let Some(d) = measured {
+                metrics
+                    .schedule_drift_seconds
+                    .set(d.num_microseconds().unwrap_or(0) as f64 / 1e6);
+            }
+            if !send_or_wait(&tx, &mut out, clock - LEAD - now).await {
                 break;
             }
             continue;
@@ -687,6 +701,21 @@ mod tests {
         };
         rejoin(&mut p, now);
         p
+    }
+
+    #[test]
+    fn drift_is_where_the_player_hears_against_the_schedule() {
+        let now = Utc::now();
+        let ms = TimeDelta::milliseconds;
+        assert_eq!(drift(now, ms(0), None, now), None, "no sound yet");
+        // 5 s burst then real time, started on schedule: 10 s sent in 5 s, the last frame
+        // gathered 5 s ahead: the ear is on the schedule.
+        let five = Some(Duration::from_secs(5));
+        assert_eq!(drift(now + ms(5_000), ms(10_000), five, now), Some(ms(0)));
+        // Started 0.89 s ahead of the schedule (a later part held first).
+        assert_eq!(drift(now + ms(5_890), ms(10_000), five, now), Some(ms(890)));
+        // Behind: a stall the stream has not caught up on.
+        assert_eq!(drift(now + ms(4_000), ms(10_000), five, now), Some(ms(-1_000)));
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl Metrics {
         );
         r.register(
             "schedule_drift_seconds",
-            "How far the stream runs behind the schedule (0 when on time)",
+            "How far a player of the stream hears ahead of the schedule, negative when behind, from what the stream has sent (MP3 stations)",
             m.schedule_drift_seconds.clone(),
         );
         Self {

@@ -418,6 +418,10 @@ fn the_stream_is_the_schedule_decoded_by_ffmpeg_with_icy_titles() {
     let noise = Noise::start();
     let (_listener, stream_port) = noise.listen();
     let titles = std::thread::spawn(move || icy_titles(stream_port, 30));
+    let drift = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(15));
+        super::swarm::metric_of(stream_port, "alluvium_schedule_drift_seconds")
+    });
     let connected = chrono::Utc::now();
     let (stream, took) = decode_stream(stream_port, 30);
     // Paced: 30 s of audio cannot arrive much faster than 30 s less the 5 s lead and the
@@ -450,7 +454,17 @@ fn the_stream_is_the_schedule_decoded_by_ffmpeg_with_icy_titles() {
         }
     }
     // In time with the schedule: the stream's first sample is what was on air at connection.
-    noise.check_on_schedule(&hits, connected);
+    let (file, pos_s) = noise.check_on_schedule(&hits, connected);
+    // The drift metric says where the stream is against the schedule.
+    let (on_air, offset_s) = noise.on_air(connected);
+    let drift = drift.join().unwrap();
+    if file == on_air {
+        assert!(
+            (drift - (pos_s - offset_s)).abs() < 0.35,
+            "the metric says {drift:.3} s, the stream is {:.3} s off the schedule",
+            pos_s - offset_s
+        );
+    }
 
     let titles = titles.join().unwrap();
     assert!(titles.len() >= 5, "{titles:?}");
