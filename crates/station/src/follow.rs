@@ -19,7 +19,7 @@ use alluvium_swarm::download::{
     announce, download, find_tree, Announcing, DownloadConfig, TreeFrom,
 };
 use alluvium_swarm::picker::{Deadlines, PickerConfig};
-use alluvium_swarm::Node;
+use alluvium_swarm::{Node, Service};
 
 /// Re-read the playlist at least this often, and at most this often.
 const MIN_REFRESH: Duration = Duration::from_secs(10);
@@ -130,6 +130,8 @@ struct PlaylistSource {
     clock: ClockOffset,
     /// From Cache-Control max-age.
     max_age: Option<Duration>,
+    /// Where the gateway's and the web server's outages are told.
+    metrics: alluvium_swarm::Metrics,
 }
 
 impl PlaylistSource {
@@ -171,12 +173,25 @@ impl PlaylistSource {
         if let Some(lm) = &validators.last_modified {
             request = request.header(header::IF_MODIFIED_SINCE, lm);
         }
+        let service = if via_gateway {
+            Service::Gateway
+        } else {
+            Service::Origin
+        };
+        let health = self.metrics.health();
         let sent = Utc::now();
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| transient(format!("unreachable: {e}")))?;
+        let mut response = request.send().await.map_err(|e| {
+            let cause = alluvium_task::error_chain(&e);
+            health.failed(service, &format!("reading the playlist: {cause}"));
+            transient(format!("unreachable: {cause}"))
+        })?;
         let received = Utc::now();
+        // The gateway answers for the station's server too: only its silence is its outage.
+        if !via_gateway && response.status().is_server_error() {
+            health.failed(service, &format!("the playlist: {}", response.status()));
+        } else {
+            health.answered(service);
+        }
         let header_str = |h| {
             response
                 .headers()
@@ -332,6 +347,7 @@ pub async fn run(
         gateway: Validators::default(),
         clock: ClockOffset::default(),
         max_age: None,
+        metrics: node.metrics.clone(),
     };
     let Some(mut parsed) = first_read(&mut source, &cancel).await? else {
         return Ok(());
@@ -364,6 +380,10 @@ pub async fn run(
                     state.set_playlist(parsed.clone());
                 }
                 Ok(None) => debug!("playlist unchanged"),
+                // An unreachable server is said once per outage (the node's health).
+                Err(e @ StationError::Transient { .. }) => {
+                    debug!("keeping the last good playlist: {e}")
+                }
                 Err(e) => warn!("keeping the last good playlist: {e}"),
             }
             state.set_clock(source.clock);
@@ -510,7 +530,13 @@ impl EntryJob {
                 Ok(_) => return,
                 Err(alluvium_swarm::SwarmError::Cancelled) => return,
                 Err(e) => {
-                    warn!("{}; trying again in 5 s", alluvium_task::error_chain(&e));
+                    let text = alluvium_task::error_chain(&e);
+                    // During an outage the node's health has said why, once.
+                    if self.node.metrics.health().outages().is_empty() {
+                        warn!("{text}; trying again in 5 s");
+                    } else {
+                        debug!("{text}; trying again in 5 s");
+                    }
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_secs(5)) => {}

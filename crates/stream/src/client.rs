@@ -715,7 +715,10 @@ mod tests {
         // Started 0.89 s ahead of the schedule (a later part held first).
         assert_eq!(drift(now + ms(5_890), ms(10_000), five, now), Some(ms(890)));
         // Behind: a stall the stream has not caught up on.
-        assert_eq!(drift(now + ms(4_000), ms(10_000), five, now), Some(ms(-1_000)));
+        assert_eq!(
+            drift(now + ms(4_000), ms(10_000), five, now),
+            Some(ms(-1_000))
+        );
     }
 
     #[test]

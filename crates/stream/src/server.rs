@@ -161,6 +161,12 @@ async fn status(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl
                     "bytes_uploaded": m.bytes_uploaded.get(),
                     "peers": m.peers.get(),
                     "stall_seconds": m.stall_seconds.get(),
+                    "schedule_drift_seconds": m.schedule_drift_seconds.get(),
+                    "outages": m.health().outages().iter().map(|o| serde_json::json!({
+                        "service": o.service.name(),
+                        "since": o.since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        "cause": o.cause,
+                    })).collect::<Vec<_>>(),
                     "next": next_up(&station, 5),
                 },
             }

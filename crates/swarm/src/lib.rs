@@ -11,10 +11,12 @@
 //!   the soonest-due answer first.
 //! - [`node`]: one listener's node: store + server + known peers + upload budget + metrics.
 //! - [`mod@download`]: the async shell that runs a download against a node.
+//! - [`health`]: whether the gateway and the origin answer, said once per outage.
 
 mod answers;
 pub mod bitfield;
 pub mod download;
+pub mod health;
 mod metrics;
 pub mod node;
 pub mod picker;
@@ -25,6 +27,7 @@ pub mod uplink;
 
 pub use bitfield::Bitfield;
 pub use download::{download, resolve, spawn_announcer, Announcing, DownloadConfig, SwarmError};
+pub use health::{Health, Outage, Service};
 pub use metrics::Metrics;
 pub use node::{Node, NodeConfig, UploadLimit};
 pub use picker::{Deadlines, PickerConfig};

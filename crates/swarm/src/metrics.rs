@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::health::{Health, ServiceLabel};
+
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -28,6 +31,8 @@ pub struct Metrics {
     /// How far the stream runs behind the schedule (seconds, 0 or negative): the media time
     /// last sent, less the lead, against the station's clock.
     pub schedule_drift_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// The gateway's and the origin's outages (see [`Health`]).
+    health: Arc<Health>,
 }
 
 impl Default for Metrics {
@@ -52,6 +57,7 @@ impl Metrics {
             upload_limit: Gauge::default(),
             stream_clients: Gauge::default(),
             schedule_drift_seconds: Gauge::default(),
+            health: Arc::new(Health::new(Family::default(), Family::default())),
         };
         let mut r = Registry::with_prefix("alluvium");
         r.register(
@@ -110,10 +116,28 @@ impl Metrics {
             "How far a player of the stream hears ahead of the schedule, negative when behind, from what the stream has sent (MP3 stations)",
             m.schedule_drift_seconds.clone(),
         );
+        let unreachable = Family::<ServiceLabel, Gauge>::default();
+        let outages = Family::<ServiceLabel, Counter>::default();
+        r.register(
+            "unreachable",
+            "1 while a service (gateway, origin) does not answer",
+            unreachable.clone(),
+        );
+        r.register(
+            "outages",
+            "Outages of a service (gateway, origin) since start",
+            outages.clone(),
+        );
         Self {
             registry: Arc::new(r),
+            health: Arc::new(Health::new(unreachable, outages)),
             ..m
         }
+    }
+
+    /// The gateway's and the origin's health, counted here.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// The text exposition.

@@ -629,7 +629,14 @@ fn four_listeners_play_on_through_a_minute_without_their_gateway() {
     let before: Vec<f64> = listeners.iter().map(|&(_, p)| stall(p)).collect();
     // SIGKILL, for a minute: ten entry changes of 6 s.
     drop(noise.gw.take());
-    std::thread::sleep(Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(20));
+    let (_, first) = listeners[0];
+    let shown = outages(first);
+    assert!(
+        shown.iter().any(|o| o["service"] == "gateway"),
+        "the outage is shown while it lasts: {shown:?}"
+    );
+    std::thread::sleep(Duration::from_secs(40));
     for (i, &(_, port)) in listeners.iter().enumerate() {
         let silence = stall(port) - before[i];
         eprintln!("listener {i}: {silence:.2} s of silence in the gateway's minute away");
@@ -660,11 +667,36 @@ fn four_listeners_play_on_through_a_minute_without_their_gateway() {
             body.len()
         );
     }
+    // Said once when it began, once when it ended, and no longer shown.
+    let log = noise.log(first);
+    let said = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(said("gateway unreachable"), 1, "{log}");
+    assert_eq!(said("gateway reachable again"), 1, "{log}");
+    assert!(outages(first).is_empty());
+    assert_eq!(
+        super::swarm::metric_of(first, "alluvium_outages_total{service=\"gateway\"}"),
+        1.0
+    );
+}
+
+/// The outages a listener's `/status-json.xsl` lists.
+fn outages(stream_port: u16) -> Vec<Value> {
+    let reply = super::get(stream_port, "/status-json.xsl", &[]);
+    let status: Value = serde_json::from_slice(&reply.body).unwrap();
+    status["icestats"]["source"]["alluvium"]["outages"]
+        .as_array()
+        .cloned()
+        .unwrap()
 }
 
 fn outage(codec: Codec) {
     let mut noise = Noise::start_as(codec);
     let (_listener, port) = noise.listen();
+    let log_path = noise.log_of(port);
+    let log = |what: &str| {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        text.lines().filter(|l| l.contains(what)).count()
+    };
     let rate = codec.rate();
     let tolerated = codec.tolerated();
     let reader = std::thread::spawn(move || decode_stream_at(port, 30, rate, tolerated));
@@ -681,6 +713,9 @@ fn outage(codec: Codec) {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+    // Said once, and shown while it lasts.
+    assert_eq!(log("origin unreachable"), 1, "{}", noise.log(port));
+    assert!(outages(port).iter().any(|o| o["service"] == "origin"));
     // The origin returns on its address: sound resumes on schedule.
     noise.nginx = Some(Nginx::start_at(noise.port, noise.www.path(), ""));
     let (pcm, _) = reader.join().unwrap();
@@ -702,6 +737,8 @@ fn outage(codec: Codec) {
         hits.len()
     );
     assert!(stall(port) >= 1.0);
+    assert_eq!(log("origin reachable again"), 1, "{}", noise.log(port));
+    assert!(outages(port).is_empty());
 }
 
 /// Reads `/stream` raw (asking for ICY metadata, which an Ogg stream does not add) for

@@ -9,6 +9,7 @@ use tracing::debug;
 use super::peer::transport_failure;
 use super::request::{done, failed, range_of, receive, Received};
 use super::Event;
+use crate::health::Service;
 use crate::node::Node;
 use crate::picker::{Failure, Request};
 use crate::proto::range_header;
@@ -37,10 +38,13 @@ pub(super) async fn from_origin(
     let response = match get.send().await {
         Ok(r) => r,
         Err(e) => {
-            debug!("origin request failed: {}", crate::error_chain(&e));
+            let cause = crate::error_chain(&e);
+            debug!("origin request failed: {cause}");
+            node.metrics.health().failed(Service::Origin, &cause);
             return failed(transport_failure(&e));
         }
     };
+    super::tree::report_origin_status(node, response.status());
     match response.status() {
         StatusCode::PARTIAL_CONTENT => {}
         // If-Range failed: the whole new file is coming. Drop it unread.

@@ -8,7 +8,7 @@ use alluvium_content::{ContentInfo, Hash, Outboard};
 use alluvium_gateway_client::wire::{AnnounceRequest, Event as AnnounceEvent, Have};
 use alluvium_gateway_client::Client;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, Instrument};
 
 use super::SwarmError;
 use crate::node::{unix_ms, Membership, Node};
@@ -92,7 +92,6 @@ pub async fn announce(
     let span = tracing::info_span!("announce", %root);
     async move {
         let mut event = AnnounceEvent::Started;
-        let mut failing = false;
         let mut listed_before = 0;
         let mut eager = match announcing {
             Announcing::Fetch => EAGER_FIRST,
@@ -114,12 +113,10 @@ pub async fn announce(
                 have,
                 event,
             };
-            let wait = match gateway.announce(&request).await {
+            let answer = gateway.announce(&request).await;
+            crate::health::report_gateway(node.metrics.health(), answer.as_ref().err());
+            let wait = match answer {
                 Ok(answer) => {
-                    if failing {
-                        info!("tracker reachable again");
-                        failing = false;
-                    }
                     event = AnnounceEvent::Update;
                     let mut listed = Vec::with_capacity(answer.peers.len());
                     let now = unix_ms();
@@ -157,9 +154,10 @@ pub async fn announce(
                     }
                 }
                 Err(e) => {
-                    if !failing {
-                        warn!("tracker unreachable, swarming with the peers already known: {e:#}");
-                        failing = true;
+                    // An outage is said once by the node's health; a refusal is this
+                    // announce's own.
+                    if crate::health::gateway_outage(&e).is_none() {
+                        debug!("announce refused: {}", crate::error_chain(&e));
                     }
                     Duration::from_secs(5)
                 }

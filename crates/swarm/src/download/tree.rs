@@ -14,6 +14,7 @@ use reqwest::StatusCode;
 use tracing::{debug, warn};
 
 use super::{resolve, SwarmError};
+use crate::health::Service;
 use crate::node::Node;
 use crate::proto::{PEER_PORT_HEADER, SIZE_HEADER};
 
@@ -59,9 +60,15 @@ pub async fn find_tree(
     limit: Duration,
 ) -> Result<(ContentInfo, Outboard, TreeFrom), SwarmError> {
     let failed = match resolve(gateway, url, expected, limit, |_| {}).await {
-        Ok((info, tree)) => return Ok((info, tree, TreeFrom::Gateway)),
+        Ok((info, tree)) => {
+            node.metrics.health().answered(Service::Gateway);
+            return Ok((info, tree, TreeFrom::Gateway));
+        }
         Err(e) => e,
     };
+    if let SwarmError::Gateway(e) = &failed {
+        crate::health::report_gateway(node.metrics.health(), Some(e));
+    }
     debug!("no tree from the gateway: {}", crate::error_chain(&failed));
     if let Some(root) = expected {
         if let Some((info, tree, peer)) = from_peers(node, url, root).await {
@@ -182,7 +189,12 @@ async fn hash_origin(
         .timeout(WHOLE_FILE_TIMEOUT)
         .send()
         .await
-        .map_err(|e| format!("the origin is unreachable too: {}", crate::error_chain(&e)))?;
+        .map_err(|e| {
+            let cause = crate::error_chain(&e);
+            node.metrics.health().failed(Service::Origin, &cause);
+            format!("the origin is unreachable too: {cause}")
+        })?;
+    report_origin_status(node, response.status());
     if response.status() != StatusCode::OK {
         return Err(format!("the origin answered {}", response.status()));
     }
@@ -218,6 +230,17 @@ async fn hash_origin(
         .map_err(|e| format!("keeping the file: {e}"))?;
     let info = ContentInfo::new(url.to_string(), size, root, etag, last_modified);
     Ok((info, tree))
+}
+
+/// Reports an origin's answer to the node's health: a server error (but `503`, a busy
+/// server) is an outage, any other answer is the origin answering.
+pub(super) fn report_origin_status(node: &Node, status: StatusCode) {
+    let health = node.metrics.health();
+    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        health.failed(Service::Origin, &format!("it answered {status}"));
+    } else {
+        health.answered(Service::Origin);
+    }
 }
 
 /// A body of at most `most` bytes.
