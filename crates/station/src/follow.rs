@@ -253,6 +253,30 @@ impl PlaylistSource {
         Ok(Some(parsed))
     }
 
+    /// Reads the playlist again, keeping the last good one (`parsed`) on failure, and tells
+    /// `state` what changed. Returns when to read it next.
+    async fn reread(
+        &mut self,
+        parsed: &mut Arc<Parsed>,
+        state: &StationState,
+    ) -> tokio::time::Instant {
+        match self.poll().await {
+            Ok(Some(p)) => {
+                info!(entries = p.playlist.entries.len(), "playlist changed");
+                *parsed = Arc::new(p);
+                state.set_playlist(parsed.clone());
+            }
+            Ok(None) => debug!("playlist unchanged"),
+            // An unreachable server is said once per outage (the node's health).
+            Err(e @ StationError::Transient { .. }) => {
+                debug!("keeping the last good playlist: {e}")
+            }
+            Err(e) => warn!("keeping the last good playlist: {e}"),
+        }
+        state.set_clock(self.clock);
+        tokio::time::Instant::now() + self.refresh_after(parsed, self.clock.now())
+    }
+
     /// When to read the playlist again.
     fn refresh_after(&self, parsed: &Parsed, now: DateTime<Utc>) -> Duration {
         let mut wait = DEFAULT_REFRESH;
@@ -373,22 +397,7 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         if tokio::time::Instant::now() >= next_read {
-            match source.poll().await {
-                Ok(Some(p)) => {
-                    info!(entries = p.playlist.entries.len(), "playlist changed");
-                    parsed = Arc::new(p);
-                    state.set_playlist(parsed.clone());
-                }
-                Ok(None) => debug!("playlist unchanged"),
-                // An unreachable server is said once per outage (the node's health).
-                Err(e @ StationError::Transient { .. }) => {
-                    debug!("keeping the last good playlist: {e}")
-                }
-                Err(e) => warn!("keeping the last good playlist: {e}"),
-            }
-            state.set_clock(source.clock);
-            next_read =
-                tokio::time::Instant::now() + source.refresh_after(&parsed, source.clock.now());
+            next_read = source.reread(&mut parsed, &state).await;
         }
         let now = source.clock.now();
         let wanted: Vec<Slot> = parsed

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use alluvium_playlist::Slot;
 use alluvium_station::StationState;
-use alluvium_swarm::Node;
+use alluvium_swarm::{Metrics, Node};
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
@@ -175,9 +175,20 @@ fn drift(
     Some(clock - (sent - played) - now)
 }
 
-/// Sends what is ready, or, with nothing ready, waits `ahead` (how far the stream clock, less
-/// `LEAD`, is ahead of now). `false` when the player has gone.
-async fn send_or_wait(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>, ahead: TimeDelta) -> bool {
+/// Sends what is ready, showing the `heard` drift, or, with nothing ready, waits `ahead` (how
+/// far the stream clock, less `LEAD`, is ahead of now). `false` when the player has gone.
+async fn send_or_wait(
+    tx: &mpsc::Sender<Bytes>,
+    out: &mut Vec<u8>,
+    ahead: TimeDelta,
+    heard: Option<TimeDelta>,
+    metrics: &Metrics,
+) -> bool {
+    if let Some(d) = heard {
+        metrics
+            .schedule_drift_seconds
+            .set(d.num_microseconds().unwrap_or(0) as f64 / 1e6);
+    }
     if !out.is_empty() {
         return tx.send(Bytes::from(std::mem::take(out))).await.is_ok();
     }
@@ -211,14 +222,9 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         let margin = wait_margin(sent, first_sound.map(|t| t.elapsed()), early);
         if clock - LEAD > now || out.len() >= CHUNK {
             // Ogg pages are not counted in `sent`: no measure for them.
-            let measured = drift(clock, sent, first_sound.map(|t| t.elapsed()), now)
+            let heard = drift(clock, sent, first_sound.map(|t| t.elapsed()), now)
                 .filter(|_| output.kind() == Kind::Mpeg);
-            if let Some(d) = measured {
-                metrics
-                    .schedule_drift_seconds
-                    .set(d.num_microseconds().unwrap_or(0) as f64 / 1e6);
-            }
-            if !send_or_wait(&tx, &mut out, clock - LEAD - now).await {
+            if !send_or_wait(&tx, &mut out, clock - LEAD - now, heard, &metrics).await {
                 break;
             }
             continue;

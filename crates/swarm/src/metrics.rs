@@ -28,8 +28,8 @@ pub struct Metrics {
     pub upload_limit: Gauge,
     /// Players connected to the local stream.
     pub stream_clients: Gauge,
-    /// How far the stream runs behind the schedule (seconds, 0 or negative): the media time
-    /// last sent, less the lead, against the station's clock.
+    /// How far a player hears ahead of the schedule (seconds; negative: behind), from what
+    /// the local stream has sent (`stream::client`).
     pub schedule_drift_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// The gateway's and the origin's outages (see [`Health`]).
     health: Arc<Health>,
