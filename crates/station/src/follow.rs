@@ -98,8 +98,17 @@ impl StationState {
         *self.playlist.write().unwrap_or_else(|p| p.into_inner()) = Some(parsed);
     }
 
-    fn set_clock(&self, clock: ClockOffset) {
-        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = clock;
+    /// The station's clock as known so far.
+    pub fn clock(&self) -> ClockOffset {
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes in a `Date` the station's web server sent (see [`ClockOffset::observe`]).
+    fn observe_clock(&self, sent: DateTime<Utc>, received: DateTime<Utc>, date: DateTime<Utc>) {
+        self.clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(sent, received, date);
     }
 
     fn set_root(&self, url: &str, root: Hash) {
@@ -127,7 +136,8 @@ struct PlaylistSource {
     http: reqwest::Client,
     origin: Validators,
     gateway: Validators,
-    clock: ClockOffset,
+    /// Where the station's clock is kept (from the web server's `Date`, not the gateway's).
+    state: Arc<StationState>,
     /// From Cache-Control max-age.
     max_age: Option<Duration>,
     /// Where the gateway's and the web server's outages are told.
@@ -199,11 +209,12 @@ impl PlaylistSource {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        if let Some(date) =
-            header_str(header::DATE).and_then(|d| httpdate::parse_http_date(&d).ok())
+        if let Some(date) = header_str(header::DATE)
+            .and_then(|d| httpdate::parse_http_date(&d).ok())
+            .filter(|_| !via_gateway)
         {
-            self.clock
-                .observe(sent, received, DateTime::<Utc>::from(date));
+            self.state
+                .observe_clock(sent, received, DateTime::<Utc>::from(date));
         }
         self.max_age = header_str(header::CACHE_CONTROL).and_then(|cc| {
             cc.split(',')
@@ -273,8 +284,7 @@ impl PlaylistSource {
             }
             Err(e) => warn!("keeping the last good playlist: {e}"),
         }
-        state.set_clock(self.clock);
-        tokio::time::Instant::now() + self.refresh_after(parsed, self.clock.now())
+        tokio::time::Instant::now() + self.refresh_after(parsed, self.state.now())
     }
 
     /// When to read the playlist again.
@@ -297,6 +307,65 @@ impl PlaylistSource {
             }
         }
         wait.clamp(MIN_REFRESH, MAX_REFRESH)
+    }
+}
+
+/// How often the station's clock is checked once it is known well enough (a clock may be
+/// stepped, here or at the server).
+const CLOCK_RECHECK: Duration = Duration::from_secs(600);
+
+/// One `HEAD` of the playlist at the station's web server, its `Date` taken in; the round
+/// trip, if it answered.
+async fn probe_clock(http: &reqwest::Client, url: &str, state: &StationState) -> Option<TimeDelta> {
+    let sent = Utc::now();
+    let response = http
+        .head(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let received = Utc::now();
+    let date = response
+        .headers()
+        .get(header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d).ok())?;
+    state.observe_clock(sent, received, DateTime::<Utc>::from(date));
+    Some(received - sent)
+}
+
+/// Narrows the station's clock with probes timed on the server's tick
+/// ([`ClockOffset::next_probe`]) until it is known within about the round trip, then checks
+/// it now and then.
+async fn keep_time(
+    http: reqwest::Client,
+    url: String,
+    state: Arc<StationState>,
+    cancel: CancellationToken,
+) {
+    let mut rtt = TimeDelta::milliseconds(50);
+    loop {
+        let wait = match state.clock().next_probe(Utc::now(), rtt) {
+            Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+            None => CLOCK_RECHECK,
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match probe_clock(&http, &url, &state).await {
+            Some(took) => rtt = took,
+            // Unreachable: the playlist's reads say so; try again in a while.
+            None => tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            },
+        }
+        debug!(
+            offset_ms = state.clock().offset().num_milliseconds(),
+            width_ms = state.clock().width().map(|w| w.num_milliseconds()),
+            "station clock"
+        );
     }
 }
 
@@ -369,23 +438,33 @@ pub async fn run(
         http,
         origin: Validators::default(),
         gateway: Validators::default(),
-        clock: ClockOffset::default(),
+        state: state.clone(),
         max_age: None,
         metrics: node.metrics.clone(),
     };
+    // The clock first: what plays when depends on it.
+    probe_clock(&source.http, &source.url, &state).await;
+    alluvium_task::spawn(
+        "clock",
+        &cancel,
+        keep_time(
+            source.http.clone(),
+            source.url.clone(),
+            state.clone(),
+            cancel.clone(),
+        ),
+    );
     let Some(mut parsed) = first_read(&mut source, &cancel).await? else {
         return Ok(());
     };
     state.set_playlist(parsed.clone());
-    state.set_clock(source.clock);
     info!(
         station = %parsed.playlist.channel.title,
         entries = parsed.playlist.entries.len(),
-        clock_offset_ms = source.clock.offset().num_milliseconds(),
+        clock_offset_ms = state.clock().offset().num_milliseconds(),
         "following the playlist"
     );
-    let mut next_read =
-        tokio::time::Instant::now() + source.refresh_after(&parsed, source.clock.now());
+    let mut next_read = tokio::time::Instant::now() + source.refresh_after(&parsed, state.now());
     let mut tracked: HashMap<String, Tracked> = HashMap::new();
     let announcers = TaskTracker::new();
     let jobs = TaskTracker::new();
@@ -399,7 +478,7 @@ pub async fn run(
         if tokio::time::Instant::now() >= next_read {
             next_read = source.reread(&mut parsed, &state).await;
         }
-        let now = source.clock.now();
+        let now = state.now();
         let wanted: Vec<Slot> = parsed
             .schedule
             .slots_from(now)
@@ -427,7 +506,6 @@ pub async fn run(
                 expected: entry.hash,
                 title: entry.display_title(),
                 slot,
-                clock: source.clock,
                 picker: config.picker,
                 announce: t.announce.clone(),
                 announcers: announcers.clone(),
@@ -479,7 +557,6 @@ struct EntryJob {
     expected: Option<Hash>,
     title: String,
     slot: Slot,
-    clock: ClockOffset,
     picker: PickerConfig,
     announce: CancellationToken,
     /// Where its announcer is tracked, so the station waits for its `stopped` announce.
@@ -522,7 +599,7 @@ impl EntryJob {
                     self.node
                         .offer_bitrate((content.size() as f64 / seconds) as u64);
                 }
-                let start_ms = (self.slot.start - self.clock.now()).num_milliseconds();
+                let start_ms = (self.slot.start - self.state.now()).num_milliseconds();
                 let per_part_ms = self.slot.duration().num_milliseconds() as f64 / f64::from(parts);
                 let config = DownloadConfig {
                     picker: self.picker,

@@ -261,10 +261,24 @@ impl Noise {
 
     /// A listener with more arguments (see `listen`).
     pub(super) fn listen_with(&self, extra: &[&str]) -> (Process, u16) {
+        self.listen_as(&[], extra)
+    }
+
+    /// A listener run through `wrapper` (a program and its arguments, such as `faketime`),
+    /// with more arguments (see `listen`).
+    pub(super) fn listen_as(&self, wrapper: &[&str], extra: &[&str]) -> (Process, u16) {
         let stream_port = free_port();
         let log = std::fs::File::create(self.log_of(stream_port)).unwrap();
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
         let mut listener = Process {
-            child: Command::new(BIN)
+            child: command
                 .args(["listen", &format!("http://127.0.0.1:{}/s.rss", self.port)])
                 .args(["--gateway", &format!("http://127.0.0.1:{}", self.gw_port)])
                 .args(["--peer-listen", "127.0.0.1:0"])
@@ -609,6 +623,43 @@ fn the_stream_stays_up_through_an_outage_and_comes_back_on_schedule() {
 #[test]
 fn an_ogg_vorbis_stream_fills_an_outage_with_its_own_silence() {
     outage(Codec::Vorbis);
+}
+
+#[test]
+fn listeners_whose_clocks_are_minutes_wrong_play_the_same_moment_as_the_schedule() {
+    let faketime = require("faketime");
+    let faketime = faketime.to_str().unwrap();
+    let noise = Noise::start();
+    let (_fast, fast) = noise.listen_as(&[faketime, "-f", "+90s"], &[]);
+    let (_slow, slow) = noise.listen_as(&[faketime, "-f", "-45s"], &[]);
+    // Their clocks settle (a few probes a second apart) and the entry on air is held.
+    std::thread::sleep(Duration::from_secs(8));
+    let both = std::thread::scope(|s| {
+        let a = s.spawn(|| (chrono::Utc::now(), decode_stream(fast, 5).0));
+        let b = s.spawn(|| (chrono::Utc::now(), decode_stream(slow, 5).0));
+        [a.join().unwrap(), b.join().unwrap()]
+    });
+    let mut apart = Vec::new();
+    for (port, (connected, pcm)) in [fast, slow].into_iter().zip(&both) {
+        let (hits, _) = noise.locate(pcm);
+        assert!(!hits.is_empty(), "{}", noise.log(port));
+        let (file, pos) = noise.check_on_schedule(&hits, *connected);
+        let (on_air, offset) = noise.on_air(*connected);
+        if file == on_air {
+            assert!(
+                (pos - offset).abs() < 0.5,
+                "{:.3} s off the schedule; its log:\n{}",
+                pos - offset,
+                noise.log(port)
+            );
+        }
+        let since_first = (*connected - both[0].0).num_milliseconds() as f64 / 1000.0;
+        apart.push((file, pos - since_first));
+    }
+    eprintln!("positions (file, s): {apart:?}");
+    if apart[0].0 == apart[1].0 {
+        assert!((apart[0].1 - apart[1].1).abs() < 0.5, "{apart:?}");
+    }
 }
 
 #[test]
