@@ -48,9 +48,12 @@ pub fn parse(input: &[u8]) -> Result<Parsed, Error> {
         let (line, column) = lines.locate(e.valid_up_to());
         Error::NotUtf8 { line, column }
     })?;
-    let tree = Tree::read(text, &lines)?;
+    let mut items = Items::default();
+    let tree = Tree::read(text, &lines, &mut |tree, item| {
+        items.take(tree, item, &lines)
+    })?;
     let mut warnings = Vec::new();
-    let (playlist, items) = interpret(&tree, &lines, &mut warnings)?;
+    let (playlist, items) = interpret(&tree, &lines, items, &mut warnings)?;
     let (schedule, schedule_warnings) = Schedule::build(&playlist);
     warnings.extend(schedule_warnings);
     if schedule.is_empty() {
@@ -228,11 +231,85 @@ struct Tree {
     elems: Vec<Elem>,
 }
 
+/// The items read so far, each made an [`Entry`] (or a warning) as soon as it ends and its
+/// elements let go: a playlist's tree never holds more than one item, so reading takes a few
+/// times the document's size, not tens.
+#[derive(Default)]
+struct Items {
+    entries: Vec<Entry>,
+    warnings: Vec<Warning>,
+    seen_about: HashSet<String>,
+    count: usize,
+}
+
+impl Items {
+    /// Takes in the item `item` of `tree` (ended just now).
+    fn take(&mut self, tree: &Tree, item: usize, lines: &Lines<'_>) -> Result<(), Error> {
+        self.count += 1;
+        if self.count > MAX_ITEMS {
+            return Err(Error::TooManyItems {
+                count: self.count,
+                limit: MAX_ITEMS,
+            });
+        }
+        let item = &tree.elems[item];
+        let about = item.attr(ns::RDF, "about").map(str::to_string);
+        if let Some(about) = &about {
+            if !self.seen_about.insert(about.clone()) {
+                let name = format!("item {} ({about})", self.count);
+                let w = warn(lines, item.offset, &name, WarningKind::DuplicateItem);
+                self.warnings.push(w);
+                return Ok(());
+            }
+        }
+        match read_item(tree, item, about) {
+            Ok(mut entry) => {
+                (entry.line, entry.column) = lines.locate(item.offset);
+                self.entries.push(entry);
+            }
+            Err((name, kind)) => {
+                let name = format!("item {} ({name})", self.count);
+                self.warnings.push(warn(lines, item.offset, &name, kind));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hands element `ended` to `on_item` if it is an item of an `rdf:RDF` root (`depth` 1 once
+/// it ended), then drops it and its elements from the tree.
+fn take_item(
+    elems: &mut Vec<Elem>,
+    ended: usize,
+    depth: usize,
+    on_item: &mut impl FnMut(&Tree, usize) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if depth != 1 || !elems[0].is(ns::RDF, "RDF") || !elems[ended].is(ns::RSS, "item") {
+        return Ok(());
+    }
+    let view = Tree {
+        elems: std::mem::take(elems),
+    };
+    on_item(&view, ended)?;
+    *elems = view.elems;
+    // The item is the root's last child, and its elements the last ones.
+    elems.truncate(ended);
+    elems[0].children.pop();
+    Ok(())
+}
+
 impl Tree {
-    fn read(text: &str, lines: &Lines<'_>) -> Result<Tree, Error> {
+    /// Reads the document's elements. Each `item` of an `rdf:RDF` root goes to `on_item` as
+    /// it ends, and is then dropped from the tree.
+    fn read(
+        text: &str,
+        lines: &Lines<'_>,
+        on_item: &mut impl FnMut(&Tree, usize) -> Result<(), Error>,
+    ) -> Result<Tree, Error> {
         let mut reader = NsReader::from_str(text);
         reader.config_mut().expand_empty_elements = true;
-        let mut elems: Vec<Elem> = Vec::new();
+        let mut tree = Tree { elems: Vec::new() };
+        let elems = &mut tree.elems;
         let mut stack: Vec<usize> = Vec::new();
         let xml_error = |offset: u64, message: String| {
             let (line, column) = lines.locate(usize::try_from(offset).unwrap_or(usize::MAX));
@@ -297,7 +374,9 @@ impl Tree {
                     stack.push(id);
                 }
                 Event::End(_) => {
-                    stack.pop();
+                    if let Some(ended) = stack.pop() {
+                        take_item(elems, ended, stack.len(), on_item)?;
+                    }
                 }
                 Event::Text(t) => {
                     if let Some(&top) = stack.last() {
@@ -341,7 +420,7 @@ impl Tree {
                 message: format!("<{}> is never closed", elems[stack[stack.len() - 1]].local),
             });
         }
-        Ok(Tree { elems })
+        Ok(tree)
     }
 
     fn children<'t>(&'t self, of: &'t Elem) -> impl Iterator<Item = &'t Elem> + 't {
@@ -360,6 +439,7 @@ impl Tree {
 fn interpret(
     tree: &Tree,
     lines: &Lines<'_>,
+    items: Items,
     warnings: &mut Vec<Warning>,
 ) -> Result<(Playlist, usize), Error> {
     let root = &tree.elems[0];
@@ -393,39 +473,9 @@ fn interpret(
     }
     let channel = read_channel(tree, channel_elem, lines, warnings);
 
-    let items: Vec<&Elem> = tree
-        .children(root)
-        .filter(|c| c.is(ns::RSS, "item"))
-        .collect();
-    if items.len() > MAX_ITEMS {
-        return Err(Error::TooManyItems {
-            count: items.len(),
-            limit: MAX_ITEMS,
-        });
-    }
-    let item_count = items.len();
-    let mut seen_about = HashSet::new();
-    let mut entries = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        let about = item.attr(ns::RDF, "about").map(str::to_string);
-        if let Some(about) = &about {
-            if !seen_about.insert(about.clone()) {
-                let name = format!("item {} ({about})", index + 1);
-                warnings.push(warn(lines, item.offset, &name, WarningKind::DuplicateItem));
-                continue;
-            }
-        }
-        match read_item(tree, item, about) {
-            Ok(mut entry) => {
-                (entry.line, entry.column) = lines.locate(item.offset);
-                entries.push(entry);
-            }
-            Err((name, kind)) => {
-                let name = format!("item {} ({name})", index + 1);
-                warnings.push(warn(lines, item.offset, &name, kind));
-            }
-        }
-    }
+    warnings.extend(items.warnings);
+    let item_count = items.count;
+    let entries = items.entries;
     Ok((Playlist { channel, entries }, item_count))
 }
 
