@@ -30,6 +30,9 @@ use tokio::time::Instant;
 
 /// Bytes that may be granted at once beyond the rate: about two steps.
 pub const BURST: u64 = 4 * 1024;
+/// How far ahead of the link small answers may charge it without waiting in line
+/// ([`Uplink::charge_small`]).
+pub const MAX_DEBT: Duration = Duration::from_millis(500);
 
 /// Which waiting step goes first: urgency class (0 with a deadline, 1 without), then the
 /// deadline (ms since the uplink was made), then arrival.
@@ -161,6 +164,23 @@ impl Uplink {
         }
     }
 
+    /// Counts `n` bytes of a small answer (a bitfield, a tree, an answer's head) before it
+    /// is sent: at once while the link owes less than [`MAX_DEBT`] (news is not made to wait
+    /// behind parts), else in line after every ask that has a deadline. So a flood of cheap
+    /// asks delays the parts honest peers wait for by `MAX_DEBT` at most.
+    pub async fn charge_small(&self, n: usize) {
+        let Some(rate) = self.rate() else { return };
+        {
+            let mut s = self.lock();
+            let now = Instant::now();
+            if s.free_at.saturating_duration_since(now) < MAX_DEBT {
+                s.free_at = s.free_at.max(now) + span(n as u64, rate);
+                return;
+            }
+        }
+        self.send(n, None).await;
+    }
+
     /// Counts `n` bytes sent outside the line (small answers that are not worth a wait) so
     /// the rate holds for everything.
     pub fn charge(&self, n: usize) {
@@ -246,6 +266,34 @@ mod tests {
         up.send(10, None).await;
         // 5096 bytes at 1000 B/s, less the 4096-byte burst.
         assert_eq!(t0.elapsed().as_millis(), 1000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_small_answers_does_not_hold_up_a_part() {
+        // 200 bitfield answers of 100 bytes: 20 s of a 1,000 B/s link.
+        let up = Arc::new(Uplink::new(Some(1000)));
+        let t0 = Instant::now();
+        let flood: Vec<_> = (0..200)
+            .map(|_| {
+                let up = up.clone();
+                tokio::spawn(async move { up.charge_small(100).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        up.send(1000, Some(up.deadline(1_000))).await;
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "a part due in a second waited {:?} behind the flood",
+            t0.elapsed()
+        );
+        for f in flood {
+            f.await.unwrap();
+        }
+        assert!(
+            t0.elapsed() >= Duration::from_secs(15),
+            "the flood is paced: {:?}",
+            t0.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -260,7 +260,9 @@ async fn have(
     }
     let (bits, version) = content.have();
     node.metrics.have_answers.inc();
-    node.uplink.charge(ANSWER_HEAD + bits.as_bytes().len());
+    node.uplink
+        .charge_small(ANSWER_HEAD + bits.as_bytes().len())
+        .await;
     have_answer(
         "application/octet-stream",
         version,
@@ -344,7 +346,9 @@ fn have_records(
             }
             let (bits, version) = content.have();
             node.metrics.have_answers.inc();
-            node.uplink.charge(RECORD_HEAD + 8 + bits.as_bytes().len());
+            node.uplink
+                .charge_small(RECORD_HEAD + 8 + bits.as_bytes().len())
+                .await;
             let record = encode_record(version, &bits);
             let known = match known {
                 Some(k) => k.union(&bits).or(Some(bits)),
@@ -379,7 +383,7 @@ async fn outboard(State(node): State<Arc<Node>>, Path(root): Path<String>) -> Re
         Err(r) => return r,
     };
     let tree = Bytes::copy_from_slice(content.tree().as_bytes());
-    node.uplink.charge(tree.len());
+    node.uplink.charge_small(tree.len()).await;
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
