@@ -74,9 +74,9 @@ pub(crate) struct Args {
     #[arg(long, env = "ALLUVIUM_IDLE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     idle_timeout: Duration,
 
-    /// Least average rate of an origin's body once it has had 10 s (per second, e.g. 4KiB):
+    /// Least average rate of an origin's body once it has had 20 s (per second, e.g. 1KiB):
     /// a slower origin's fetch fails and frees its slot.
-    #[arg(long, env = "ALLUVIUM_MIN_RATE", default_value = "4KiB", value_parser = crate::units::parse_size, value_name = "SIZE")]
+    #[arg(long, env = "ALLUVIUM_MIN_RATE", default_value = "1KiB", value_parser = crate::units::parse_size, value_name = "SIZE")]
     min_rate: u64,
 
     /// How often peers are told to announce.

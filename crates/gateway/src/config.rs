@@ -24,11 +24,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default longest silence from an origin (headers or body) before the fetch is abandoned.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default least average rate of an origin's body, from `DEFAULT_RATE_GRACE` on: below it the
-/// fetch fails and frees its slot. Far under any origin worth swarming (a 512 kbit/s origin
-/// shared by four fetches gives each 16 KB/s), far over one that drips to hold slots.
-pub const DEFAULT_MIN_RATE: u64 = 4 * 1024;
+/// fetch fails and frees its slot. Far under any origin worth swarming, whose fetches share
+/// its uplink unevenly (a 512 kbit/s origin hashing four files at once gave one of them
+/// 4 KB/s), far over one that drips to hold slots (docs/decisions/037).
+pub const DEFAULT_MIN_RATE: u64 = 1024;
 /// Time an origin's body is given before its rate is judged (slow starts, a busy origin).
-pub const DEFAULT_RATE_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_RATE_GRACE: Duration = Duration::from_secs(20);
 /// Default announce interval told to peers.
 pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(30);
 /// A peer not heard from for this many intervals is dropped.
