@@ -7,9 +7,9 @@ use rand::Rng;
 use super::{Deadlines, Picker, Request, Source};
 
 impl Picker {
-    /// Urgent parts no peer sends in time (in flight too long, or held only by peers that
-    /// just failed or were busy; in turn, see `may_rescue`), then parts no peer holds that
-    /// this node owns, nearest first.
+    /// Urgent parts no peer sends in time (held by none, in flight too long, or not yet due
+    /// and held only by peers that cannot send it in time: see `held_by_a_peer_in_time`; in
+    /// turn, see `may_rescue`), then parts no peer holds that this node owns, nearest first.
     pub(super) fn ask_origin(&mut self, now: u64, rng: &mut impl Rng, out: &mut Vec<Request>) {
         let n = self.have.len();
         if self.origin_enabled && self.origin_backoff_until <= now {
@@ -24,7 +24,10 @@ impl Picker {
                         break;
                     }
                     if self.askable(p, now, Source::Origin)
-                        && (!self.held_by_an_askable_peer(p, now) || self.by_part.contains_key(&p))
+                        && (self.avail[p as usize] == 0
+                            || self.by_part.contains_key(&p)
+                            || (self.deadline(p).is_some_and(|d| d > now as i64)
+                                && !self.held_by_a_peer_in_time(p, now)))
                         && self.may_rescue(p, now)
                     {
                         let count = self.run(p, Source::Origin, now, false);

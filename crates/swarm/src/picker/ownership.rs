@@ -292,9 +292,9 @@ impl Picker {
     /// Whether an urgent part no peer sends in time may be taken from the origin now. Alone,
     /// always. With peers, not in the first moments (their bitfields are on the way), and
     /// then in turn: the block's owner at once, the next members as the moment nears, the
-    /// rest only in the last second. So a part that nobody has yet reaches the swarm from
-    /// the origin about once, not once per listener, and a congested origin does not turn
-    /// every part urgent for everyone.
+    /// rest never. So a part that nobody has yet reaches the swarm from the origin about
+    /// once, not once per listener, and a congested origin does not turn every part urgent
+    /// for everyone.
     pub(super) fn may_rescue(&mut self, part: u32, now: u64) -> bool {
         let alone = self.alone();
         // The tracker's answer and the peers' bitfields come in the first moments; a node

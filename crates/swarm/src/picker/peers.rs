@@ -40,15 +40,21 @@ impl PeerState {
 }
 
 impl Picker {
-    /// Whether a peer holding `part` can be asked for it now: one that failed or was busy
-    /// waits out its backoff, and meanwhile the part is as if no peer held it (the origin
-    /// may send it in time, see `ask_origin`).
-    pub(super) fn held_by_an_askable_peer(&self, part: u32, now: u64) -> bool {
-        self.avail[part as usize] > 0
-            && self
-                .peers
-                .values()
-                .any(|p| p.usable(now) && p.have.as_ref().is_some_and(|h| h.get(part)))
+    /// Whether a peer holding `part` can still send it in time: one not backing off, or one
+    /// back from its backoff (after failing or being busy) with its usual answer time to
+    /// spare before the part is due. When none can, the part is as if no peer held it: the
+    /// origin may send it (`ask_origin`).
+    pub(super) fn held_by_a_peer_in_time(&self, part: u32, now: u64) -> bool {
+        if self.avail[part as usize] == 0 {
+            return false;
+        }
+        let due = self.deadline(part);
+        self.peers.values().any(|p| {
+            let back = p.backoff_until.max(now) as f64 + p.latency_ms;
+            !p.banned
+                && p.have.as_ref().is_some_and(|h| h.get(part))
+                && (p.backoff_until <= now || due.is_some_and(|d| back <= d as f64))
+        })
     }
 
     /// No peer known but banned ones.

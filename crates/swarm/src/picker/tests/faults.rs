@@ -94,10 +94,9 @@ fn failing_sources_back_off() {
     assert!(!p.next(5_000, &mut rng()).is_empty());
 }
 
-#[test]
-fn an_urgent_part_whose_only_holder_is_busy_comes_from_the_origin_meanwhile() {
-    // Part 0 due 2 s after time 1,000, held only by a peer; this node owns every block (it
-    // knows no member).
+/// Part 0 due 2 s after time 1,000 and held only by a peer, whose first asks end with
+/// `failure`; this node owns every block (it knows no member). What is asked just after.
+fn after_the_only_holder_fails(failure: Failure) -> Vec<Request> {
     let d = Deadlines::Linear {
         start_ms: 3_000,
         per_part_ms: 1000.0,
@@ -108,21 +107,33 @@ fn an_urgent_part_whose_only_holder_is_busy_comes_from_the_origin_meanwhile() {
     let now = 1_000;
     let asked = p.next(now, &mut rng());
     assert!(
-        asked.iter().all(|r| r.source == Source::Peer(peer(1))),
-        "peers first: {asked:?}"
-    );
-    assert!(
-        !asked.iter().any(|r| r.source == Source::Origin),
-        "the origin waits while the peer can send"
+        !asked.is_empty() && asked.iter().all(|r| r.source == Source::Peer(peer(1))),
+        "peers first, the origin waits while the peer can send: {asked:?}"
     );
     for r in &asked {
-        p.failed(r.id, Failure::Busy, now + 5);
+        p.failed(r.id, failure, now + 5);
     }
-    let rescue = p.next(now + 10, &mut rng());
+    p.next(now + 10, &mut rng())
+}
+
+#[test]
+fn an_urgent_part_whose_only_holder_stopped_answering_comes_from_the_origin() {
+    // Timed out: back off 2 s, past the part's moment.
+    let asked = after_the_only_holder_fails(Failure::TimedOut);
     assert!(
-        rescue
+        asked
             .iter()
             .any(|r| r.first == 0 && r.source == Source::Origin),
-        "while its only holder backs off, the origin sends it: {rescue:?}"
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn an_urgent_part_whose_only_holder_is_busy_a_moment_waits_for_it() {
+    // Busy: back in 0.5 s, well before the part's moment.
+    let asked = after_the_only_holder_fails(Failure::Busy);
+    assert!(
+        !asked.iter().any(|r| r.source == Source::Origin),
+        "{asked:?}"
     );
 }
