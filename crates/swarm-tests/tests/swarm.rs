@@ -303,24 +303,7 @@ async fn hostile(gw: &str, info: &ContentInfo, data: Vec<u8>) -> Hostile {
             .with_graceful_shutdown(async move { c.cancelled().await })
             .await
     });
-    // Announce as a complete holder, again and again, so every listener meets it.
-    let client = Client::new(gw).unwrap();
-    let root = info.blake3;
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        while !c.is_cancelled() {
-            let _ = client
-                .announce(&AnnounceRequest {
-                    blake3: root,
-                    port,
-                    peer_id: format!("hostile-{port}"),
-                    have: Have::Complete,
-                    event: Event::Update,
-                })
-                .await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
+    announce_as_holder(gw, info.blake3, port, &cancel);
     Hostile {
         asked,
         _cancel: cancel.drop_guard(),
@@ -904,6 +887,14 @@ async fn never_answers(gw: &str, root: Hash) -> tokio_util::sync::DropGuard {
             }
         }
     });
+    announce_as_holder(gw, root, port, &cancel);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    cancel.drop_guard()
+}
+
+/// Announces a peer on `port` as a complete holder of `root`, every 500 ms until `cancel`, so
+/// every listener meets it.
+fn announce_as_holder(gw: &str, root: Hash, port: u16, cancel: &CancellationToken) {
     let client = Client::new(gw).unwrap();
     let c = cancel.clone();
     tokio::spawn(async move {
@@ -912,16 +903,14 @@ async fn never_answers(gw: &str, root: Hash) -> tokio_util::sync::DropGuard {
                 .announce(&AnnounceRequest {
                     blake3: root,
                     port,
-                    peer_id: format!("first-{port}"),
+                    peer_id: format!("holder-{port}"),
                     have: Have::Complete,
-                    event: Event::Started,
+                    event: Event::Update,
                 })
                 .await;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    cancel.drop_guard()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
