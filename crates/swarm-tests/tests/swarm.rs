@@ -131,6 +131,39 @@ fn www_with(name: &str, size: usize, seed: &str) -> (tempfile::TempDir, Vec<u8>)
     (dir, data)
 }
 
+/// One file on nginx (`conf` added to its server block) and a gateway that has resolved it.
+struct Served {
+    www: tempfile::TempDir,
+    data: Vec<u8>,
+    nginx: Nginx,
+    gw: GatewayRun,
+    url: String,
+    client: Client,
+    info: ContentInfo,
+    tree: Outboard,
+}
+
+async fn served(name: &str, size: usize, seed: &str, conf: &str) -> Served {
+    let (www, data) = www_with(name, size, seed);
+    let nginx = Nginx::start(www.path(), conf);
+    let gw = gateway().await;
+    let url = format!("{}/{name}", nginx.url());
+    let client = Client::new(&gw.url).unwrap();
+    let (info, tree) = resolve(&client, &url, None, Duration::from_secs(60), |_| {})
+        .await
+        .unwrap();
+    Served {
+        www,
+        data,
+        nginx,
+        gw,
+        url,
+        client,
+        info,
+        tree,
+    }
+}
+
 /// Body bytes nginx sent for `path`, from its access log.
 fn origin_body_bytes(nginx: &Nginx, path: &str) -> u64 {
     nginx
@@ -312,15 +345,16 @@ async fn hostile(gw: &str, info: &ContentInfo, data: Vec<u8>) -> Hostile {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_peers_are_banned_and_corrupt_no_byte() {
-    let (www, data) = www_with("song.bin", 4 * MB, "song");
-    let nginx = Nginx::start(www.path(), "limit_rate 1m;");
-    let gw = gateway().await;
-    let url = format!("{}/song.bin", nginx.url());
-    let client = Client::new(&gw.url).unwrap();
-    let info = client
-        .resolve(&url, Duration::from_secs(60), |_| {})
-        .await
-        .unwrap();
+    let Served {
+        www: _www,
+        data,
+        nginx: _nginx,
+        gw,
+        url,
+        client: _,
+        info,
+        ..
+    } = served("song.bin", 4 * MB, "song", "limit_rate 1m;").await;
     let mut flipped = data.clone();
     for b in flipped.iter_mut().step_by(4096) {
         *b ^= 0x55;
@@ -377,14 +411,17 @@ async fn hostile_peers_are_banned_and_corrupt_no_byte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_swarm_outlives_peers_origin_and_tracker() {
-    let (www, data) = www_with("show.bin", 8 * MB, "show");
-    let mut nginx = Some(Nginx::start(www.path(), "limit_rate 2m;"));
-    let gw = gateway().await;
-    let url = format!("{}/show.bin", nginx.as_ref().unwrap().url());
-    let client = Client::new(&gw.url).unwrap();
-    let (info, tree) = resolve(&client, &url, None, Duration::from_secs(60), |_| {})
-        .await
-        .unwrap();
+    let Served {
+        www: _www,
+        data,
+        nginx,
+        gw,
+        client,
+        info,
+        tree,
+        ..
+    } = served("show.bin", 8 * MB, "show", "limit_rate 2m;").await;
+    let mut nginx = Some(nginx);
 
     // Six listeners start; two are killed mid-transfer.
     let mut peers = Vec::new();
@@ -449,15 +486,16 @@ async fn the_swarm_outlives_peers_origin_and_tracker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_disk_cache_is_logged_and_memory_carries_on() {
-    let (www, data) = www_with("a.bin", 2 * MB, "a");
-    let nginx = Nginx::start(www.path(), "");
-    let gw = gateway().await;
-    let url = format!("{}/a.bin", nginx.url());
-    let client = Client::new(&gw.url).unwrap();
-    let info = client
-        .resolve(&url, Duration::from_secs(60), |_| {})
-        .await
-        .unwrap();
+    let Served {
+        www: _www,
+        data,
+        nginx: _nginx,
+        gw,
+        url,
+        client: _,
+        info,
+        ..
+    } = served("a.bin", 2 * MB, "a", "").await;
 
     // Full: every write fails with ENOSPC.
     let full = peer_with(|dir| {
@@ -483,14 +521,16 @@ async fn a_failing_disk_cache_is_logged_and_memory_carries_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_file_replaced_mid_transfer_is_never_mixed_in() {
-    let (www, old) = www_with("live.bin", 3 * MB, "old version");
-    let nginx = Nginx::start(www.path(), "limit_rate 600k;");
-    let gw = gateway().await;
-    let url = format!("{}/live.bin", nginx.url());
-    let client = Client::new(&gw.url).unwrap();
-    let (info, tree) = resolve(&client, &url, None, Duration::from_secs(60), |_| {})
-        .await
-        .unwrap();
+    let Served {
+        www,
+        data: old,
+        nginx: _nginx,
+        gw: _gw,
+        url: _,
+        client: _,
+        info,
+        tree,
+    } = served("live.bin", 3 * MB, "old version", "limit_rate 600k;").await;
 
     // Alone: it starts from the origin, the file is replaced, If-Range answers 200.
     let alone = peer().await;
@@ -795,16 +835,18 @@ async fn tree_liar(tree: Vec<u8>, size: u64) -> (SocketAddr, tokio_util::sync::D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_gateway_the_tree_comes_from_a_peer_checked_or_from_the_origin_hashed_here() {
     use alluvium_swarm::download::{find_tree, TreeFrom};
-    let (www, data) = www_with("show.bin", 3 * MB, "tree");
-    let nginx = Nginx::start(www.path(), "");
-    let url = format!("{}/show.bin", nginx.url());
-    let gw = gateway().await;
+    let Served {
+        www: _www,
+        data,
+        nginx,
+        gw,
+        url,
+        info,
+        tree,
+        ..
+    } = served("show.bin", 3 * MB, "tree", "").await;
     let holder = peer().await;
     fetch(&holder, &gw.url, &url).await.unwrap();
-    let client = Client::new(&gw.url).unwrap();
-    let (info, tree) = resolve(&client, &url, None, Duration::from_secs(60), |_| {})
-        .await
-        .unwrap();
     let root = info.blake3;
     gw.cancel.cancel();
     let dead = Client::new(&gw.url).unwrap();
@@ -916,14 +958,16 @@ fn announce_as_holder(gw: &str, root: Hash, port: u16, cancel: &CancellationToke
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_member_that_never_answers_makes_no_one_late() {
     use alluvium_swarm::{Deadlines, PickerConfig};
-    let (www, data) = www_with("live.bin", 2 * MB, "live");
-    let nginx = Nginx::start(www.path(), "");
-    let url = format!("{}/live.bin", nginx.url());
-    let gw = gateway().await;
-    let client = Client::new(&gw.url).unwrap();
-    let (info, tree) = resolve(&client, &url, None, Duration::from_secs(60), |_| {})
-        .await
-        .unwrap();
+    let Served {
+        www: _www,
+        data,
+        nginx: _nginx,
+        gw,
+        client,
+        info,
+        tree,
+        ..
+    } = served("live.bin", 2 * MB, "live", "").await;
     let _first = never_answers(&gw.url, info.blake3).await;
     // Three listeners play it live: the first part due in 8 s (a station downloads an entry
     // from the one before on), then one every 100 ms.
