@@ -110,13 +110,12 @@ impl Picker {
         self.ownership(part).rank
     }
 
-    /// The members this node knows (start, member hash), itself included, by start; not the
-    /// silent ones (`set_silent`).
+    /// The members this node knows (start, member hash), itself included, by start.
     fn members(&self) -> Vec<(u64, u64)> {
         let mut members: Vec<(u64, u64)> = self
             .peers
             .values()
-            .filter(|p| !p.banned && !p.silent)
+            .filter(|p| !p.banned)
             .filter_map(|p| Some((p.started_ms, p.member?)))
             .collect();
         members.push((self.my_joined_ms.unwrap_or(self.my_start_ms), self.me));
