@@ -30,6 +30,10 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 const KEEP_ANNOUNCING: TimeDelta = TimeDelta::minutes(10);
 /// How long the gateway may take to hash an entry before the attempt is retried.
 const RESOLVE_LIMIT: Duration = Duration::from_secs(120);
+/// See `may_hash_here`.
+const HASH_HERE_PATIENCE: Duration = Duration::from_secs(10);
+/// See `may_hash_here`.
+const HASH_HERE_LEAD: TimeDelta = TimeDelta::seconds(20);
 /// How often the station loop looks at the schedule.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -549,6 +553,19 @@ pub async fn run(
     Ok(())
 }
 
+/// Whether an entry's tree may come from the origin's whole file, fetched and hashed here,
+/// once neither the gateway nor a peer gave it: one more copy from the origin for this
+/// listener alone, so only when nothing else would play. A gateway that does not answer has
+/// not for `HASH_HERE_PATIENCE` (`outage`: not a blip, nor a listener whose network is still
+/// coming up; one that answered, say that the origin failed it, is not waited for), the entry
+/// plays within `HASH_HERE_LEAD` (the gateway or a peer may answer before), and at least half
+/// of it is still to play (not a copy for its last seconds).
+fn may_hash_here(outage: Option<Duration>, slot: &Slot, now: DateTime<Utc>) -> bool {
+    outage.is_none_or(|lasted| lasted >= HASH_HERE_PATIENCE)
+        && slot.start - now <= HASH_HERE_LEAD
+        && slot.end - now >= slot.duration() / 2
+}
+
 /// Fetching one entry for its slot.
 struct EntryJob {
     node: Arc<Node>,
@@ -565,6 +582,12 @@ struct EntryJob {
 }
 
 impl EntryJob {
+    /// See [`may_hash_here`].
+    fn may_hash_here(&self) -> bool {
+        let outage = self.node.metrics.health().outage(Service::Gateway);
+        may_hash_here(outage.map(|o| o.lasted()), &self.slot, self.state.now())
+    }
+
     async fn run(self, cancel: CancellationToken) {
         loop {
             let attempt = async {
@@ -574,6 +597,7 @@ impl EntryJob {
                     &self.url,
                     self.expected,
                     RESOLVE_LIMIT,
+                    || self.may_hash_here(),
                 )
                 .await?;
                 if from != TreeFrom::Gateway {
@@ -630,5 +654,37 @@ impl EntryJob {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_s_file_is_hashed_here_only_when_nothing_else_would_play() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let slot = |start_s: i64, len_s: i64| Slot {
+            entry: 0,
+            start: now + TimeDelta::seconds(start_s),
+            end: now + TimeDelta::seconds(start_s + len_s),
+        };
+        let outage = Some(Duration::from_secs(30));
+        assert!(may_hash_here(outage, &slot(10, 60), now), "due in 10 s");
+        assert!(
+            may_hash_here(None, &slot(10, 60), now),
+            "the gateway answered, failing: not waited for"
+        );
+        let blip = Some(Duration::from_secs(3));
+        assert!(!may_hash_here(blip, &slot(10, 60), now), "a blip");
+        assert!(!may_hash_here(outage, &slot(45, 60), now), "due in 45 s");
+        assert!(
+            may_hash_here(outage, &slot(-20, 60), now),
+            "40 s of 60 to play"
+        );
+        assert!(
+            !may_hash_here(outage, &slot(-40, 60), now),
+            "20 s of 60 to play"
+        );
     }
 }

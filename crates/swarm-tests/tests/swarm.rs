@@ -855,7 +855,12 @@ async fn with_no_gateway_the_tree_comes_from_a_peer_checked_or_from_the_origin_h
     let earlier = Hash([7; 32]);
     let find = |p: &Peer, expected| {
         let (node, dead, url) = (p.node.clone(), dead.clone(), url.clone());
-        async move { find_tree(&node, &dead, &url, expected, Duration::from_secs(5)).await }
+        async move {
+            find_tree(&node, &dead, &url, expected, Duration::from_secs(5), || {
+                true
+            })
+            .await
+        }
     };
 
     // A peer known from the entry before gives the tree; it is the pinned one.
@@ -910,6 +915,30 @@ async fn with_no_gateway_the_tree_comes_from_a_peer_checked_or_from_the_origin_h
     assert!(pinned.node.store.get(&root).is_none(), "nothing kept");
 }
 
+/// A "peer" that accepts connections and never answers, announced to the tracker as holding
+/// everything, again and again, before anyone else: the swarm's first member.
+async fn never_answers(gw: &str, root: Hash) -> tokio_util::sync::DropGuard {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                _ = c.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, _)) => held.push(socket),
+                    Err(_) => return,
+                },
+            }
+        }
+    });
+    announce_as_holder(gw, root, port, &cancel);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    cancel.drop_guard()
+}
+
 /// Announces a peer on `port` as a complete holder of `root`, every 500 ms until `cancel`, so
 /// every listener meets it.
 fn announce_as_holder(gw: &str, root: Hash, port: u16, cancel: &CancellationToken) {
@@ -929,4 +958,96 @@ fn announce_as_holder(gw: &str, root: Hash, port: u16, cancel: &CancellationToke
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_member_that_never_answers_makes_no_one_late() {
+    use alluvium_swarm::{Deadlines, PickerConfig};
+    let Served {
+        www: _www,
+        data,
+        nginx: _nginx,
+        gw,
+        client,
+        info,
+        tree,
+        ..
+    } = served("live.bin", 2 * MB, "live", "").await;
+    let _first = never_answers(&gw.url, info.blake3).await;
+    // Three listeners play it live: the first part due in 8 s (a station downloads an entry
+    // from the one before on), then one every 100 ms.
+    let (first_ms, per_part_ms) = (8_000u64, 100u64);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let mut arrivals = Vec::new();
+    for _ in 0..3 {
+        let p = Arc::new(peer().await);
+        let content = p.node.store.open(tree.clone());
+        spawn_announcer(
+            p.node.clone(),
+            client.clone(),
+            content.clone(),
+            Announcing::Live,
+            p.cancel.child_token(),
+        );
+        // When each part arrived.
+        let arrived = Arc::new(Mutex::new(vec![None::<Duration>; content.parts() as usize]));
+        let (watched, seen) = (content.clone(), arrived.clone());
+        tokio::spawn(async move {
+            loop {
+                let (have, _) = watched.have();
+                let all = {
+                    let mut seen = seen.lock().unwrap();
+                    for (part, at) in seen.iter_mut().enumerate() {
+                        if at.is_none() && have.get(part as u32) {
+                            *at = Some(start.elapsed());
+                        }
+                    }
+                    seen.iter().all(Option::is_some)
+                };
+                if all {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let config = DownloadConfig {
+            picker: PickerConfig::live(),
+            deadlines: Deadlines::Linear {
+                start_ms: first_ms as i64 - start.elapsed().as_millis() as i64,
+                per_part_ms: per_part_ms as f64,
+            },
+            neighbours: alluvium_swarm::download::LIVE_NEIGHBOURS,
+        };
+        let (node, info, tree, cancel) = (
+            p.node.clone(),
+            info.clone(),
+            tree.clone(),
+            p.cancel.child_token(),
+        );
+        tasks.push(tokio::spawn(async move {
+            download(node, &info, tree, config, cancel).await
+        }));
+        arrivals.push((p, arrived));
+    }
+    // Until the last part's moment and a little more: by then every part must have come.
+    let due = |part: usize| Duration::from_millis(first_ms + part as u64 * per_part_ms);
+    let parts = tree.parts() as usize;
+    tokio::time::sleep(due(parts).saturating_sub(start.elapsed()) + Duration::from_secs(2)).await;
+    let mut worst = Duration::ZERO;
+    for (i, (_, arrived)) in arrivals.iter().enumerate() {
+        for (part, at) in arrived.lock().unwrap().iter().enumerate() {
+            let at = at.unwrap_or_else(|| panic!("listener {i} never got part {part}"));
+            worst = worst.max(at.saturating_sub(due(part)));
+        }
+    }
+    eprintln!("the latest part came {worst:?} after its moment");
+    assert!(
+        worst <= Duration::from_millis(500),
+        "a part came {worst:?} late"
+    );
+    for t in tasks {
+        let got = t.await.unwrap().unwrap();
+        assert!(got.read_all().unwrap() == data);
+    }
 }

@@ -50,6 +50,13 @@ pub struct Outage {
     started: Instant,
 }
 
+impl Outage {
+    /// How long it has lasted.
+    pub fn lasted(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+}
+
 /// The services' health. Shared by the node.
 pub struct Health {
     outages: Mutex<[Option<Outage>; 2]>,
@@ -114,6 +121,12 @@ impl Health {
     pub fn outages(&self) -> Vec<Outage> {
         let outages = self.outages.lock().unwrap_or_else(|p| p.into_inner());
         outages.iter().flatten().cloned().collect()
+    }
+
+    /// The outage of `service` going on, if any.
+    pub fn outage(&self, service: Service) -> Option<Outage> {
+        let outages = self.outages.lock().unwrap_or_else(|p| p.into_inner());
+        outages[service.index()].clone()
     }
 }
 

@@ -23,6 +23,9 @@ use crate::store::Content;
 
 /// How often one known peer is asked for the peers it knows.
 const PEER_EXCHANGE_EVERY: Duration = Duration::from_secs(10);
+/// A followed peer whose first bitfield has not come in this long owns no blocks until it
+/// does (`Picker::set_silent`). A first record is sent at once (`server::have_records`).
+const SILENT_AFTER: Duration = Duration::from_secs(5);
 /// A download the tracker has not answered for this long carries the station's peers over
 /// (see `Neighbours::carry`); a tracker that answers names them sooner, as members.
 const CARRY_AFTER: Duration = Duration::from_secs(2);
@@ -283,6 +286,8 @@ pub(super) struct Neighbours {
     /// How many to follow (see `DownloadConfig::neighbours`).
     want: usize,
     followed: HashMap<SocketAddr, CancellationToken>,
+    /// When each followed peer was followed, until its first bitfield is in (`SILENT_AFTER`).
+    followed_at: HashMap<SocketAddr, Instant>,
     last_rotation: Instant,
     /// Arrivals already decided on (see `adopt_arrivals`).
     considered: HashSet<SocketAddr>,
@@ -308,6 +313,7 @@ impl Neighbours {
             scope: scope.clone(),
             want,
             followed: HashMap::new(),
+            followed_at: HashMap::new(),
             last_rotation: Instant::now(),
             considered: HashSet::new(),
             // Ask for other peers at once: a listener that knows only one peer learns the rest.
@@ -335,6 +341,9 @@ impl Neighbours {
                 None => self.began + CARRY_AFTER,
             };
             due = due.min(carry);
+        }
+        if let Some(silent) = self.followed_at.values().map(|&at| at + SILENT_AFTER).min() {
+            due = due.min(silent.max(now));
         }
         let arrived_ms = self.joined_ms().saturating_add(ARRIVAL_MS);
         if arrived_ms > unix_ms() {
@@ -366,6 +375,7 @@ impl Neighbours {
     pub(super) fn tend(&mut self, picker: &mut Picker, rng: &mut impl rand::Rng) {
         let root = self.content.root();
         self.carry();
+        self.mark_silent(picker);
         let mut starts: Vec<(SocketAddr, Option<u64>)> = Vec::new();
         for (addr, member) in self.node.known_members(&root) {
             picker.add_peer(addr);
@@ -423,6 +433,23 @@ impl Neighbours {
         }
     }
 
+    /// Tells the picker of followed peers whose first bitfield has not come in
+    /// `SILENT_AFTER`: they own no blocks until it comes.
+    fn mark_silent(&mut self, picker: &mut Picker) {
+        let followed = &self.followed;
+        self.followed_at.retain(|a, _| followed.contains_key(a));
+        self.followed_at.retain(|&addr, at| {
+            if picker.has_bitfield(addr) {
+                return false;
+            }
+            if at.elapsed() >= SILENT_AFTER {
+                picker.set_silent(addr);
+                return false;
+            }
+            true
+        });
+    }
+
     /// While no tracker has answered for this content (`CARRY_AFTER` in), takes the station's
     /// recent peers as this content's, every `PEER_EXCHANGE_EVERY`: those not holding it yet
     /// answer `404` and are asked again next time.
@@ -442,6 +469,7 @@ impl Neighbours {
     fn follow(&mut self, addr: SocketAddr) {
         let poller = self.scope.child_token();
         self.followed.insert(addr, poller.clone());
+        self.followed_at.insert(addr, Instant::now());
         spawn_poller(&self.node, &self.content, addr, self.tx.clone(), poller);
     }
 }

@@ -25,6 +25,9 @@ const TREE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest file hashed here (it is held in memory meanwhile): past it, only a gateway or
 /// a peer can give the tree.
 pub const MAX_HASHED_HERE: u64 = 1 << 30;
+/// While the origin's file is fetched to be hashed here, the gateway and the peers are asked
+/// again this often.
+const RECHECK_WHILE_HASHING: Duration = Duration::from_secs(5);
 /// How long fetching a whole file to hash it may take.
 const WHOLE_FILE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -50,39 +53,88 @@ impl std::fmt::Display for TreeFrom {
 
 /// `url`'s content info and verified tree: the gateway's (waiting up to `limit` while it
 /// hashes); when the gateway fails, a peer's, checked against `expected` (the root the
-/// playlist pins), asking this node's peers for that content and the station's; else the
-/// origin's file, fetched whole and hashed here (and kept: this node then holds it all).
+/// playlist pins), asking this node's peers for that content and the station's; else, if
+/// `hash_here()` (asked then), the origin's file, fetched whole and hashed here (and kept:
+/// this node then holds it all). That is one more copy from the origin for this listener
+/// alone: the caller allows it only when nothing else would play.
 pub async fn find_tree(
     node: &Arc<Node>,
     gateway: &Client,
     url: &str,
     expected: Option<Hash>,
     limit: Duration,
+    hash_here: impl FnOnce() -> bool,
 ) -> Result<(ContentInfo, Outboard, TreeFrom), SwarmError> {
-    let failed = match resolve(gateway, url, expected, limit, |_| {}).await {
-        Ok((info, tree)) => {
-            node.metrics.health().answered(Service::Gateway);
-            return Ok((info, tree, TreeFrom::Gateway));
-        }
+    let failed = match from_gateway(node, gateway, url, expected, limit).await {
+        Ok(found) => return Ok(found),
         Err(e) => e,
     };
-    if let SwarmError::Gateway(e) = &failed {
-        crate::health::report_gateway(node.metrics.health(), Some(e));
-    }
     debug!("no tree from the gateway: {}", crate::error_chain(&failed));
-    if let Some(root) = expected {
-        if let Some((info, tree, peer)) = from_peers(node, url, root).await {
-            return Ok((info, tree, TreeFrom::Peer(peer)));
+    if let Some(found) = from_any_peer(node, url, expected).await {
+        return Ok(found);
+    }
+    if !hash_here() {
+        return Err(SwarmError::NoTree {
+            url: url.to_string(),
+            reason: "no peer gave it, and the origin's file is not hashed here yet".into(),
+            gateway: Box::new(failed),
+        });
+    }
+    // The whole file takes a copy's time; a gateway or a peer that answers meanwhile ends it.
+    let better = async {
+        loop {
+            tokio::time::sleep(RECHECK_WHILE_HASHING).await;
+            if let Ok(found) = from_gateway(node, gateway, url, expected, limit).await {
+                return found;
+            }
+            if let Some(found) = from_any_peer(node, url, expected).await {
+                return found;
+            }
+        }
+    };
+    tokio::select! {
+        found = better => Ok(found),
+        hashed = hash_origin(node, url, expected) => match hashed {
+            Ok((info, tree)) => Ok((info, tree, TreeFrom::Origin)),
+            Err(reason) => Err(SwarmError::NoTree {
+                url: url.to_string(),
+                reason,
+                gateway: Box::new(failed),
+            }),
+        },
+    }
+}
+
+/// The gateway's tree, its answer (or outage) told to the node's health.
+async fn from_gateway(
+    node: &Arc<Node>,
+    gateway: &Client,
+    url: &str,
+    expected: Option<Hash>,
+    limit: Duration,
+) -> Result<(ContentInfo, Outboard, TreeFrom), SwarmError> {
+    match resolve(gateway, url, expected, limit, |_| {}).await {
+        Ok((info, tree)) => {
+            node.metrics.health().answered(Service::Gateway);
+            Ok((info, tree, TreeFrom::Gateway))
+        }
+        Err(e) => {
+            if let SwarmError::Gateway(e) = &e {
+                crate::health::report_gateway(node.metrics.health(), Some(e));
+            }
+            Err(e)
         }
     }
-    match hash_origin(node, url, expected).await {
-        Ok((info, tree)) => Ok((info, tree, TreeFrom::Origin)),
-        Err(reason) => Err(SwarmError::NoTree {
-            url: url.to_string(),
-            reason,
-            gateway: Box::new(failed),
-        }),
-    }
+}
+
+/// A peer's tree of the pinned root, if the playlist pins one and a peer gives it.
+async fn from_any_peer(
+    node: &Arc<Node>,
+    url: &str,
+    expected: Option<Hash>,
+) -> Option<(ContentInfo, Outboard, TreeFrom)> {
+    let (info, tree, peer) = from_peers(node, url, expected?).await?;
+    Some((info, tree, TreeFrom::Peer(peer)))
 }
 
 /// The tree of `root` from the first of this node's peers (for `root`, then the station's)

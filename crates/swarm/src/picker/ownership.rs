@@ -110,12 +110,13 @@ impl Picker {
         self.ownership(part).rank
     }
 
-    /// The members this node knows (start, member hash), itself included, by start.
+    /// The members this node knows (start, member hash), itself included, by start; not the
+    /// silent ones (`set_silent`).
     fn members(&self) -> Vec<(u64, u64)> {
         let mut members: Vec<(u64, u64)> = self
             .peers
             .values()
-            .filter(|p| !p.banned)
+            .filter(|p| !p.banned && !p.silent)
             .filter_map(|p| Some((p.started_ms, p.member?)))
             .collect();
         members.push((self.my_joined_ms.unwrap_or(self.my_start_ms), self.me));

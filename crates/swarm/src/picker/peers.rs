@@ -23,6 +23,8 @@ pub(super) struct PeerState {
     pub(super) false_claims: u32,
     pub(super) banned: bool,
     pub(super) backoff_until: u64,
+    /// Followed, and no bitfield came in its first moments (see [`Picker::set_silent`]).
+    pub(super) silent: bool,
 }
 
 impl PeerState {
@@ -67,6 +69,11 @@ impl Picker {
         self.peers.values().filter(|p| !p.banned).count()
     }
 
+    /// Whether `peer`'s bitfield is known.
+    pub fn has_bitfield(&self, peer: SocketAddr) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.have.is_some())
+    }
+
     pub fn is_banned(&self, peer: SocketAddr) -> bool {
         self.peers.get(&peer).is_some_and(|p| p.banned)
     }
@@ -90,6 +97,7 @@ impl Picker {
                 false_claims: 0,
                 banned: false,
                 backoff_until: 0,
+                silent: false,
             },
         );
         true
@@ -114,6 +122,12 @@ impl Picker {
         if state.banned {
             return;
         }
+        if state.silent {
+            state.silent = false;
+            if state.member.is_some() {
+                self.owned = None; // an owner again
+            }
+        }
         if state
             .have
             .as_ref()
@@ -130,6 +144,19 @@ impl Picker {
             self.avail[p as usize] = self.avail[p as usize].saturating_add(1);
         }
         state.have = Some(have);
+    }
+
+    /// A followed peer sent no bitfield in its first moments: a member that says nothing owns
+    /// no blocks until it does (an owner that never fetches would leave them to no one).
+    pub fn set_silent(&mut self, peer: SocketAddr) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            if !state.silent && state.have.is_none() {
+                state.silent = true;
+                if state.member.is_some() {
+                    self.owned = None;
+                }
+            }
+        }
     }
 
     /// The peer's news is no longer followed: it stays a member (block ownership) but is not

@@ -346,9 +346,15 @@ fn have_records(
             }
             let (bits, version) = content.have();
             node.metrics.have_answers.inc();
-            node.uplink
-                .charge_small(RECORD_HEAD + 8 + bits.as_bytes().len())
-                .await;
+            let n = RECORD_HEAD + 8 + bits.as_bytes().len();
+            // A stream's first record goes at once: an asker that hears nothing from a
+            // member for a few seconds takes it for silent (`download::follow`). One per
+            // stream, and a stream holds its connection.
+            if after.is_none() {
+                node.uplink.charge(n);
+            } else {
+                node.uplink.charge_small(n).await;
+            }
             let record = encode_record(version, &bits);
             let known = match known {
                 Some(k) => k.union(&bits).or(Some(bits)),

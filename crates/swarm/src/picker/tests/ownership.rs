@@ -405,3 +405,82 @@ fn members_split_the_origin_between_them() {
     }
     assert_eq!(asked.len(), 400, "together they cover the file");
 }
+
+#[test]
+fn a_first_member_that_never_sends_owns_nothing_once_found_silent() {
+    // Members 0-3 joined a cold entry a second apart (`member`; its parts due one a second
+    // from `EPOCH`). Member 0 never sends anything: no bitfield, no part; each of the others
+    // finds it silent 5 s after it started following it (`Neighbours`' `SILENT_AFTER`). They
+    // trade, every ask landing at once. From then on each part they play comes in time, from
+    // the origin once.
+    let parts = 40u32;
+    let live = [1u64, 2, 3];
+    let mut pickers: Vec<Picker> = live
+        .iter()
+        .map(|&i| {
+            let (hash, started) = member(i);
+            let d = Deadlines::Linear {
+                start_ms: -1000 * i as i64,
+                per_part_ms: 1000.0,
+            };
+            let mut p = Picker::new(Bitfield::new(parts), d, PickerConfig::live(), hash);
+            p.set_started(started, started);
+            for o in (0..4).filter(|&o| o != i) {
+                p.add_peer(peer(o as u8 + 1));
+                p.set_membership(peer(o as u8 + 1), Some(member(o)));
+            }
+            p.set_tracker_answered();
+            p
+        })
+        .collect();
+    let mut r = rng();
+    let mut from_origin = vec![0u32; parts as usize];
+    let mut held_at = vec![vec![None::<u64>; parts as usize]; live.len()];
+    for g in (0..45_000u64).step_by(50) {
+        for (k, &i) in live.iter().enumerate() {
+            let Some(now) = g.checked_sub(1000 * i) else {
+                continue;
+            };
+            if now == 5_000 {
+                pickers[k].set_silent(peer(1));
+            }
+            let asks = pickers[k].next(now, &mut r);
+            if asks.is_empty() {
+                continue;
+            }
+            for q in asks {
+                if q.source == Source::Origin {
+                    for part in q.first..q.first + q.count {
+                        from_origin[part as usize] += 1;
+                    }
+                }
+                pickers[k].completed(q.id, q.first, q.count, 16384 * u64::from(q.count), now);
+                for part in q.first..q.first + q.count {
+                    held_at[k][part as usize].get_or_insert(g);
+                }
+            }
+            let have = pickers[k].have().clone();
+            for (j, &o) in live.iter().enumerate() {
+                if j != k {
+                    let their_now = g.saturating_sub(1000 * o);
+                    pickers[j].set_peer_have(peer(i as u8 + 1), have.clone(), their_now);
+                }
+            }
+        }
+    }
+    // Member 3 finds member 0 silent at 8 s: from 9 s on every part comes in time, to each.
+    for (k, held) in held_at.iter().enumerate() {
+        for (part, at) in held.iter().enumerate().skip(9) {
+            let at = at.unwrap_or_else(|| panic!("member {} lacks {part}", live[k]));
+            assert!(
+                at <= part as u64 * 1000,
+                "member {}: part {part} at {at} ms",
+                live[k]
+            );
+        }
+    }
+    assert!(
+        from_origin[9..].iter().all(|&n| n == 1),
+        "each part from the origin once: {from_origin:?}"
+    );
+}
