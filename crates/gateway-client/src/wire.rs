@@ -63,6 +63,12 @@ pub struct PeerInfo {
 pub struct AnnounceResponse {
     /// Announce again after this many seconds.
     pub interval_s: u64,
+    /// How long the tracker has known the announcer itself in this swarm, as `PeerInfo`'s
+    /// `age_ms` is for the others: so each peer places itself as the others place it.
+    /// Absent when it is not recorded (it stopped, or the swarm is full), or from older
+    /// trackers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_ms: Option<u64>,
     pub peers: Vec<PeerInfo>,
 }
 

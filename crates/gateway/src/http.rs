@@ -330,10 +330,12 @@ async fn announce(
     }
     // The address is the one the request came from; only the port is the peer's to say.
     let addr = SocketAddr::new(from.ip().to_canonical(), request.port);
-    let peers = {
+    let (peers, age_ms) = {
         let mut rng = lock(&shared.rng);
-        lock(&shared.tracker).announce(
-            now_ms(),
+        let mut tracker = lock(&shared.tracker);
+        let now = now_ms();
+        let peers = tracker.announce(
+            now,
             request.blake3,
             addr,
             &request.peer_id,
@@ -341,11 +343,13 @@ async fn announce(
             request.event,
             shared.config.peers_per_answer,
             &mut *rng,
-        )
+        );
+        (peers, tracker.age_of(&request.blake3, addr, now))
     };
     shared.metrics.announce("ok");
     Json(AnnounceResponse {
         interval_s: shared.config.announce_interval.as_secs().max(1),
+        age_ms,
         peers,
     })
     .into_response()

@@ -185,6 +185,12 @@ impl Tracker {
         answer
     }
 
+    /// How long the tracker has known `addr` in `root`'s swarm, if it is recorded.
+    pub fn age_of(&self, root: &Hash, addr: SocketAddr, now_ms: u64) -> Option<u64> {
+        let peer = self.swarms.get(root)?.peers.get(&addr)?;
+        Some(now_ms.saturating_sub(peer.since_ms))
+    }
+
     fn recount(&mut self) {
         self.total = self.swarms.values().map(Swarm::len).sum();
     }
@@ -347,6 +353,12 @@ mod tests {
             "ages on the tracker's clock, from each one's first announce"
         );
         assert_eq!(t.peers(), 3, "the fourth did not fit (per-content cap 3)");
+        assert_eq!(
+            t.age_of(&h, addr(2), 30),
+            Some(20),
+            "an announcer's own age"
+        );
+        assert_eq!(t.age_of(&h, addr(4), 30), None, "not recorded");
         // a expires at 1000, b at 1010, c at 1020.
         let e = t.announce(
             1015,

@@ -377,28 +377,35 @@ impl Node {
             .collect()
     }
 
-    /// Notes that the tracker answered an announce for `root` (its peers are learnt). The
-    /// first answer is when this node joined that swarm, as the tracker counts ages.
-    pub fn mark_announced(&self, root: Hash) {
-        let first = match self
-            .announced
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(root)
-        {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(unix_ms());
-                true
+    /// Notes that the tracker answered an announce for `root` (its peers are learnt), and
+    /// when it says this node joined that swarm (`since_ms`, on this node's clock: the answer's
+    /// arrival less the age the tracker gave it, as for every other member; the answer's
+    /// arrival when it gave none). The earliest estimate is kept: each answer's differs by its
+    /// delay, as the others' estimates of this node do.
+    pub fn mark_announced(&self, root: Hash, since_ms: u64) {
+        let changed = {
+            let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+            match announced.entry(root) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(since_ms);
+                    true
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let earlier = since_ms < *o.get();
+                    if earlier {
+                        o.insert(since_ms);
+                    }
+                    earlier
+                }
             }
-            std::collections::hash_map::Entry::Occupied(_) => false,
         };
-        if first {
+        if changed {
             self.tell_downloads();
         }
     }
 
-    /// When this node joined `root`'s swarm: the tracker's first answer, on this node's clock
-    /// (ms since the Unix epoch); `None` before any answer.
+    /// When this node joined `root`'s swarm, as the tracker counts ages, on this node's clock
+    /// (ms since the Unix epoch; see `mark_announced`); `None` before any answer.
     pub fn joined_ms(&self, root: &Hash) -> Option<u64> {
         self.announced
             .lock()
@@ -497,14 +504,11 @@ mod tests {
         node.learn_member(root, b, member("b", 9_000));
         assert_eq!(node.known_members(&root)[1].1, member("b", 9_000), "back");
         assert_eq!(node.joined_ms(&root), None);
-        node.mark_announced(root);
-        let joined = node.joined_ms(&root).unwrap();
-        node.mark_announced(root);
-        assert_eq!(
-            node.joined_ms(&root),
-            Some(joined),
-            "the first answer counts"
-        );
+        node.mark_announced(root, 5_000);
+        node.mark_announced(root, 5_040);
+        assert_eq!(node.joined_ms(&root), Some(5_000), "the earliest estimate");
+        node.mark_announced(root, 4_990);
+        assert_eq!(node.joined_ms(&root), Some(4_990), "a quicker answer");
     }
 
     #[test]

@@ -135,7 +135,7 @@ pub async fn announce(
                     {
                         node.tracker_members(&root, &listed);
                     }
-                    node.mark_announced(root);
+                    node.mark_announced(root, now.saturating_sub(answer.age_ms.unwrap_or(0)));
                     // While members keep coming, each one's view of who is there lags
                     // by up to an interval, and blocks it wrongly thinks its own are
                     // fetched twice.
