@@ -1,20 +1,26 @@
 //! A deterministic simulator of a station's swarm (issue 34, first step): listeners swarm one
-//! entry with the real [`Picker`], each uplink a queue at its rate (as the harness's `tbf`),
-//! one latency between any two nodes, the tracker exact. It reports what the harness
-//! (`../shared/bench`) measures: origin copies, startup, silence per listener.
+//! entry with the real [`Picker`]. Each listener's peer server takes a few answers and refuses
+//! the rest (`503`) as `answers.rs` does, and sends the soonest due first at its paced rate
+//! (the lesser of its link and `--upload-limit`); the origin takes every ask and shares its
+//! link; one latency between any two nodes; the tracker exact; each listener follows a few
+//! neighbours' news. It reports what the harness (`../shared/bench`) measures: origin copies,
+//! startup, silence per listener.
 //!
-//! Not modelled yet: neighbour sets (every listener follows every other), upload pacing and
-//! the order answers are sent in (`uplink.rs`: here first asked, first sent), churn, lying or
-//! silent peers, a warm station, plots.
+//! Not modelled yet: how neighbours are chosen and rotated (here at random, once), peer
+//! exchange, churn, lying or silent peers, a warm station, the next entry, plots.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+mod server;
+
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use alluvium_swarm::picker::{member_hash, Deadlines, Picker, PickerConfig, Source};
+use alluvium_swarm::picker::{member_hash, Deadlines, Failure, Picker, PickerConfig, Source};
 use alluvium_swarm::Bitfield;
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use server::{Answer, Server};
 
 /// A part's size: the swarm's unit (`alluvium_content::PART_SIZE`).
 pub const PART: u64 = 16 * 1024;
@@ -24,6 +30,10 @@ const STEP_MS: u64 = 10;
 const EPOCH_MS: u64 = 1_800_000_000_000;
 /// A live download announces every 2 s (`Announcing::Live`).
 const ANNOUNCE_MS: u64 = 2_000;
+/// A member the tracker has known for less than this is an arrival (`follow.rs`).
+const ARRIVAL_MS: u64 = 5_000;
+/// A full set of neighbours lets one go this often (`follow.rs`).
+const ROTATE_EVERY_MS: u64 = 5_000;
 
 /// One run's setting.
 #[derive(Debug, Clone)]
@@ -40,6 +50,11 @@ pub struct Scenario {
     pub seconds: u32,
     /// One way, between any two nodes.
     pub latency_ms: u64,
+    /// Uploads paced at this multiple of the bitrate (`--upload-limit auto` is 1.6); `None`:
+    /// the link's rate.
+    pub pace_x: Option<f64>,
+    /// Peers whose news each listener follows (`LIVE_NEIGHBOURS`).
+    pub neighbours: usize,
     pub seed: u64,
 }
 
@@ -95,17 +110,20 @@ struct Node {
     arrived: u64,
     picker: Picker,
     hash: u64,
-    /// When its uplink is free.
-    busy_until: u64,
+    server: Server,
+    /// Whose news it follows.
+    follows: Vec<usize>,
+    /// Arrivals already decided on (`adopt_arrivals`).
+    considered: std::collections::HashSet<usize>,
+    last_rotation: u64,
     held_at: Vec<Option<u64>>,
     next_announce: u64,
     /// When its picker next wants waking (simulated ms), or now when news came.
     wake: Option<u64>,
 }
 
-/// A transfer on its way: lands at `.0`.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Landing(u64, u64, usize, u64, u32, u32, u64);
+/// Answers the peer servers take at once (`DEFAULT_MAX_BLOB_ANSWERS`).
+const ANSWERS: usize = 2;
 
 fn addr(i: usize) -> SocketAddr {
     let ip = Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8);
@@ -122,24 +140,27 @@ fn index(a: SocketAddr) -> usize {
     }
 }
 
-/// A run in progress.
+/// A run in progress. Every message takes one latency; each queue is in time order.
 struct Sim<'a> {
     s: &'a Scenario,
     size: u64,
     parts: u32,
     per_part_ms: f64,
-    /// Bytes per ms.
+    /// A listener's sending rate, bytes per ms.
     uplink: f64,
-    origin_rate: f64,
     rng: StdRng,
     nodes: Vec<Node>,
-    landings: BinaryHeap<Reverse<Landing>>,
-    /// A node's news (what it holds) reaching the others: when, whose.
-    news: VecDeque<(u64, usize)>,
-    origin_busy: u64,
+    origin: Server,
+    /// Asks reaching their sender (`None`: the origin).
+    asks: VecDeque<(u64, Option<usize>, Answer)>,
+    /// Answers' last bytes reaching their askers.
+    landings: VecDeque<(u64, Answer)>,
+    /// `503`s reaching their askers: when, who, which request.
+    refusals: VecDeque<(u64, usize, u64)>,
+    /// What a node holds reaching its followers (`None`), or one new follower.
+    news: VecDeque<(u64, usize, Option<usize>)>,
     origin_bytes: u64,
     peer_bytes: u64,
-    seq: u64,
 }
 
 /// Runs `s` to the end of its entry and a moment more.
@@ -150,27 +171,31 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
     let byte_rate = f64::from(s.kbit) * 1000.0 / 8.0;
     let size = (byte_rate * f64::from(s.seconds)) as u64;
     let parts = size.div_ceil(PART) as u32;
+    let link = byte_rate * s.uplink_x / 1000.0;
     let mut sim = Sim {
         s,
         size,
         parts,
         per_part_ms: f64::from(s.seconds) * 1000.0 / f64::from(parts),
-        uplink: byte_rate * s.uplink_x / 1000.0,
-        origin_rate: byte_rate * s.origin_x / 1000.0,
+        uplink: s.pace_x.map_or(link, |x| link.min(byte_rate * x / 1000.0)),
         rng: StdRng::seed_from_u64(s.seed),
         nodes: Vec::with_capacity(s.listeners),
-        landings: BinaryHeap::new(),
+        origin: Server::origin(byte_rate * s.origin_x / 1000.0),
+        asks: VecDeque::new(),
+        landings: VecDeque::new(),
+        refusals: VecDeque::new(),
         news: VecDeque::new(),
-        origin_busy: 0,
         origin_bytes: 0,
         peer_bytes: 0,
-        seq: 0,
     };
     let end = u64::from(s.seconds) * 1000 + 2_000;
     let mut t = 0;
     while t <= end {
         sim.arrive(t);
+        sim.deliver_asks(t);
+        sim.send(t);
         sim.land(t);
+        sim.refuse(t);
         sim.spread_news(t);
         sim.announce(t);
         sim.ask(t);
@@ -193,6 +218,10 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
 }
 
 impl Sim<'_> {
+    fn later(&self, t: u64) -> u64 {
+        t + self.s.latency_ms
+    }
+
     /// Listeners arriving by `t`, each with its picker, deadlines on its own time 0.
     fn arrive(&mut self, t: u64) {
         while self.nodes.len() < self.s.listeners
@@ -214,7 +243,10 @@ impl Sim<'_> {
                 arrived: t,
                 picker,
                 hash,
-                busy_until: 0,
+                server: Server::peer(self.uplink, ANSWERS),
+                follows: Vec::new(),
+                considered: std::collections::HashSet::new(),
+                last_rotation: t,
                 held_at: vec![None; self.parts as usize],
                 next_announce: t + 2 * self.s.latency_ms,
                 wake: Some(t),
@@ -222,34 +254,80 @@ impl Sim<'_> {
         }
     }
 
-    /// Transfers that land by `t`: kept, and told to the others a latency later.
-    fn land(&mut self, t: u64) {
-        while self.landings.peek().is_some_and(|l| l.0 .0 <= t) {
-            let Some(Reverse(Landing(_, _, i, id, first, count, bytes))) = self.landings.pop()
-            else {
+    /// Asks reaching their senders: taken, or refused.
+    fn deliver_asks(&mut self, t: u64) {
+        while self.asks.front().is_some_and(|(at, _, _)| *at <= t) {
+            let Some((_, to, answer)) = self.asks.pop_front() else {
                 break;
             };
-            let n = &mut self.nodes[i];
-            let _cancelled = n.picker.completed(id, first, count, bytes, t - n.arrived);
-            for p in first..first + count {
+            let server = match to {
+                None => &mut self.origin,
+                Some(j) => &mut self.nodes[j].server,
+            };
+            if let Err(refused) = server.take(answer, t as i64) {
+                self.refusals
+                    .push_back((t + self.s.latency_ms, refused.asker, refused.id));
+            }
+        }
+    }
+
+    /// A step of every sender's link.
+    fn send(&mut self, t: u64) {
+        let at = self.later(t);
+        for done in self.origin.send(STEP_MS) {
+            self.origin_bytes += done.bytes;
+            self.landings.push_back((at, done));
+        }
+        for n in &mut self.nodes {
+            for done in n.server.send(STEP_MS) {
+                self.peer_bytes += done.bytes;
+                self.landings.push_back((at, done));
+            }
+        }
+    }
+
+    /// Answers that land by `t`: kept, and told to the followers a latency later.
+    fn land(&mut self, t: u64) {
+        let at = self.later(t);
+        while self.landings.front().is_some_and(|(when, _)| *when <= t) {
+            let Some((_, a)) = self.landings.pop_front() else {
+                break;
+            };
+            let n = &mut self.nodes[a.asker];
+            let _cancelled = n
+                .picker
+                .completed(a.id, a.first, a.count, a.bytes, t - n.arrived);
+            for p in a.first..a.first + a.count {
                 if n.picker.have().get(p) {
                     n.held_at[p as usize].get_or_insert(t);
                 }
             }
             n.wake = Some(t);
-            self.news.push_back((t + self.s.latency_ms, i));
+            self.news.push_back((at, a.asker, None));
         }
     }
 
-    /// What each holds, reaching the others.
+    /// `503`s that reach their askers by `t`.
+    fn refuse(&mut self, t: u64) {
+        while self.refusals.front().is_some_and(|(at, _, _)| *at <= t) {
+            let Some((_, asker, id)) = self.refusals.pop_front() else {
+                break;
+            };
+            let n = &mut self.nodes[asker];
+            n.picker.failed(id, Failure::Busy, t - n.arrived);
+            n.wake = Some(t);
+        }
+    }
+
+    /// What a node holds, reaching those that follow it.
     fn spread_news(&mut self, t: u64) {
-        while self.news.front().is_some_and(|&(at, _)| at <= t) {
-            let Some((_, from)) = self.news.pop_front() else {
+        while self.news.front().is_some_and(|&(at, _, _)| at <= t) {
+            let Some((_, from, to)) = self.news.pop_front() else {
                 break;
             };
             let have = self.nodes[from].picker.have().clone();
             for (j, n) in self.nodes.iter_mut().enumerate() {
-                if j != from {
+                if to.is_none_or(|to| to == j) && n.follows.contains(&from) {
                     n.picker
                         .set_peer_have(addr(from), have.clone(), t - n.arrived);
                     n.wake = Some(t);
@@ -258,10 +336,13 @@ impl Sim<'_> {
         }
     }
 
-    /// Announces due by `t`: the tracker names every member, with when it first saw each.
+    /// Announces due by `t`: the tracker names every member with when it first saw each, and
+    /// a listener following fewer than its neighbours follows more, at random.
     fn announce(&mut self, t: u64) {
         let members: Vec<(u64, u64)> = self.nodes.iter().map(|n| (n.hash, n.arrived)).collect();
-        for (i, n) in self.nodes.iter_mut().enumerate() {
+        let at = t + 2 * self.s.latency_ms;
+        for i in 0..self.nodes.len() {
+            let n = &mut self.nodes[i];
             if n.next_announce > t {
                 continue;
             }
@@ -276,11 +357,16 @@ impl Sim<'_> {
             n.picker.set_joined(EPOCH_MS + n.arrived);
             n.picker.set_tracker_answered();
             n.wake = Some(t);
+            for j in tend(n, i, &members, t, self.s.neighbours, &mut self.rng) {
+                self.news.push_back((at, j, Some(i)));
+            }
         }
+        self.news.make_contiguous().sort_by_key(|(at, _, _)| *at);
     }
 
-    /// Every picker that wants waking asks; each ask waits its turn on its source's uplink.
+    /// Every picker that wants waking asks; each ask reaches its sender a latency later.
     fn ask(&mut self, t: u64) {
+        let at = self.later(t);
         for i in 0..self.nodes.len() {
             if self.nodes[i].wake.is_none_or(|w| w > t) {
                 continue;
@@ -290,32 +376,76 @@ impl Sim<'_> {
             for q in asks {
                 let end = (u64::from(q.first + q.count) * PART).min(self.size);
                 let bytes = end - u64::from(q.first) * PART;
-                let sent_at = t + self.s.latency_ms;
-                let done = match q.source {
-                    Source::Origin => {
-                        self.origin_busy = self.origin_busy.max(sent_at)
-                            + (bytes as f64 / self.origin_rate) as u64;
-                        self.origin_bytes += bytes;
-                        self.origin_busy + self.s.latency_ms
-                    }
-                    Source::Peer(a) => {
-                        let Some(server) = self.nodes.get_mut(index(a)) else {
-                            continue;
-                        };
-                        server.busy_until =
-                            server.busy_until.max(sent_at) + (bytes as f64 / self.uplink) as u64;
-                        self.peer_bytes += bytes;
-                        server.busy_until + self.s.latency_ms
-                    }
+                let deadline = q.due_in_ms.map_or(i64::MAX, |d| t as i64 + d);
+                let answer = Answer::new(i, q.id, (q.first, q.count), bytes, deadline);
+                let to = match q.source {
+                    Source::Origin => None,
+                    Source::Peer(a) => Some(index(a)).filter(|&j| j < self.nodes.len()),
                 };
-                self.seq += 1;
-                let landing = Landing(done, self.seq, i, q.id, q.first, q.count, bytes);
-                self.landings.push(Reverse(landing));
+                if to.is_none() && q.source != Source::Origin {
+                    continue;
+                }
+                self.asks.push_back((at, to, answer));
             }
             let n = &mut self.nodes[i];
             n.wake = n.picker.poll_timeout(local).map(|w| w + n.arrived);
         }
     }
+}
+
+/// Whom `n` (node `i`) follows from `t`, as `Neighbours::tend` chooses: arrivals (members
+/// the tracker has known under `ARRIVAL_MS`) at once with a chance of neighbours over members,
+/// one let go every `ROTATE_EVERY` for another, and more at random while it follows fewer
+/// than `want`. The newly followed.
+fn tend(
+    n: &mut Node,
+    i: usize,
+    members: &[(u64, u64)],
+    t: u64,
+    want: usize,
+    rng: &mut StdRng,
+) -> Vec<usize> {
+    let mut new = Vec::new();
+    let others = members.len().saturating_sub(1);
+    let chance = want as f64 / others.max(want).max(1) as f64;
+    if t.saturating_sub(n.arrived) >= ARRIVAL_MS {
+        for (j, &(_, arrived)) in members.iter().enumerate() {
+            if j == i || n.follows.contains(&j) || t.saturating_sub(arrived) > ARRIVAL_MS {
+                continue;
+            }
+            if n.considered.insert(j) && rng.random_bool(chance) {
+                if n.follows.len() >= want {
+                    let_go_of_one(n, rng);
+                }
+                n.follows.push(j);
+                new.push(j);
+            }
+        }
+    }
+    let mut candidates: Vec<usize> = (0..members.len())
+        .filter(|j| *j != i && !n.follows.contains(j))
+        .collect();
+    candidates.shuffle(rng);
+    if n.follows.len() >= want && t >= n.last_rotation + ROTATE_EVERY_MS && !candidates.is_empty() {
+        n.last_rotation = t;
+        let_go_of_one(n, rng);
+    }
+    for j in candidates {
+        if n.follows.len() >= want {
+            break;
+        }
+        n.follows.push(j);
+        new.push(j);
+    }
+    new
+}
+
+fn let_go_of_one(n: &mut Node, rng: &mut StdRng) {
+    if n.follows.is_empty() {
+        return;
+    }
+    let gone = n.follows.swap_remove(rng.random_range(0..n.follows.len()));
+    n.picker.unfollow(addr(gone));
 }
 
 /// A listener's startup and silence: it starts at the first moment it holds the part playing
@@ -358,6 +488,8 @@ mod tests {
             kbit: 128,
             seconds: 30,
             latency_ms: 20,
+            pace_x: Some(1.6),
+            neighbours: 8,
             seed: 1,
         }
     }

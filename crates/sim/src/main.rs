@@ -30,6 +30,13 @@ struct Args {
     /// One-way latency between any two nodes, in ms.
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
+    /// Uploads paced at this multiple of the bitrate (as `--upload-limit auto`, 1.6); 0: the
+    /// link's rate.
+    #[arg(long, default_value_t = 1.6)]
+    pace_x: f64,
+    /// Peers whose news each listener follows.
+    #[arg(long, default_value_t = 8)]
+    neighbours: usize,
     /// The seed of every random choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -45,6 +52,8 @@ fn main() -> anyhow::Result<()> {
         kbit: a.kbit,
         seconds: a.seconds,
         latency_ms: a.latency_ms,
+        pace_x: (a.pace_x > 0.0).then_some(a.pace_x),
+        neighbours: a.neighbours,
         seed: a.seed,
     };
     let outcome = run(&scenario)?;
