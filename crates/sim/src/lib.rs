@@ -30,6 +30,9 @@ const STEP_MS: u64 = 10;
 const EPOCH_MS: u64 = 1_800_000_000_000;
 /// A live download announces every 2 s (`Announcing::Live`).
 const ANNOUNCE_MS: u64 = 2_000;
+/// The stream waits this long past a part's moment before it plays silence, its player
+/// having audio left (`stream/src/client.rs`, `LATE_GRACE`).
+const LATE_GRACE_MS: u64 = 1_000;
 /// A member the tracker has known for less than this is an arrival (`follow.rs`).
 const ARRIVAL_MS: u64 = 5_000;
 /// A full set of neighbours lets one go this often (`follow.rs`).
@@ -449,8 +452,9 @@ fn let_go_of_one(n: &mut Node, rng: &mut StdRng) {
 }
 
 /// A listener's startup and silence: it starts at the first moment it holds the part playing
-/// then, and from there each part it lacks at its moment is silence until it comes (a whole
-/// part at most). One that never starts heard silence from its arrival to the end.
+/// then, and from there each part it lacks `LATE_GRACE_MS` after its moment is silence until
+/// it comes (a whole part at most). One that never starts heard silence from its arrival to
+/// the end.
 fn heard(n: &Node, parts: u32, part_ms: u64, due: &impl Fn(u32) -> u64) -> (u64, u64) {
     let first = (0..parts).find(|&p| due(p + 1) > n.arrived);
     let Some(first) = first else {
@@ -468,6 +472,7 @@ fn heard(n: &Node, parts: u32, part_ms: u64, due: &impl Fn(u32) -> u64) -> (u64,
     let silence = (first..parts)
         .filter(|&p| due(p) >= start)
         .map(|p| match n.held_at[p as usize] {
+            Some(at) if at <= due(p) + LATE_GRACE_MS => 0,
             Some(at) => at.saturating_sub(due(p)).min(part_ms),
             None => part_ms,
         })
