@@ -11,7 +11,8 @@
 
 mod server;
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 
 use alluvium_swarm::picker::{member_hash, Deadlines, Failure, Picker, PickerConfig, Source};
@@ -143,6 +144,10 @@ fn index(a: SocketAddr) -> usize {
     }
 }
 
+/// News on its way: when it lands, its order among equals, whose, to whom (`None`: every
+/// follower).
+type News = Reverse<(u64, u64, usize, Option<usize>)>;
+
 /// A run in progress. Every message takes one latency; each queue is in time order.
 struct Sim<'a> {
     s: &'a Scenario,
@@ -160,8 +165,9 @@ struct Sim<'a> {
     landings: VecDeque<(u64, Answer)>,
     /// `503`s reaching their askers: when, who, which request.
     refusals: VecDeque<(u64, usize, u64)>,
-    /// What a node holds reaching its followers (`None`), or one new follower.
-    news: VecDeque<(u64, usize, Option<usize>)>,
+    /// What a node holds reaching its followers, or one new follower.
+    news: BinaryHeap<News>,
+    news_seq: u64,
     origin_bytes: u64,
     peer_bytes: u64,
 }
@@ -187,7 +193,8 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         asks: VecDeque::new(),
         landings: VecDeque::new(),
         refusals: VecDeque::new(),
-        news: VecDeque::new(),
+        news: BinaryHeap::new(),
+        news_seq: 0,
         origin_bytes: 0,
         peer_bytes: 0,
     };
@@ -306,7 +313,8 @@ impl Sim<'_> {
                 }
             }
             n.wake = Some(t);
-            self.news.push_back((at, a.asker, None));
+            self.news_seq += 1;
+            self.news.push(Reverse((at, self.news_seq, a.asker, None)));
         }
     }
 
@@ -324,8 +332,8 @@ impl Sim<'_> {
 
     /// What a node holds, reaching those that follow it.
     fn spread_news(&mut self, t: u64) {
-        while self.news.front().is_some_and(|&(at, _, _)| at <= t) {
-            let Some((_, from, to)) = self.news.pop_front() else {
+        while self.news.peek().is_some_and(|n| n.0 .0 <= t) {
+            let Some(Reverse((_, _, from, to))) = self.news.pop() else {
                 break;
             };
             let have = self.nodes[from].picker.have().clone();
@@ -342,6 +350,9 @@ impl Sim<'_> {
     /// Announces due by `t`: the tracker names every member with when it first saw each, and
     /// a listener following fewer than its neighbours follows more, at random.
     fn announce(&mut self, t: u64) {
+        if self.nodes.iter().all(|n| n.next_announce > t) {
+            return;
+        }
         let members: Vec<(u64, u64)> = self.nodes.iter().map(|n| (n.hash, n.arrived)).collect();
         let at = t + 2 * self.s.latency_ms;
         for i in 0..self.nodes.len() {
@@ -361,10 +372,10 @@ impl Sim<'_> {
             n.picker.set_tracker_answered();
             n.wake = Some(t);
             for j in tend(n, i, &members, t, self.s.neighbours, &mut self.rng) {
-                self.news.push_back((at, j, Some(i)));
+                self.news_seq += 1;
+                self.news.push(Reverse((at, self.news_seq, j, Some(i))));
             }
         }
-        self.news.make_contiguous().sort_by_key(|(at, _, _)| *at);
     }
 
     /// Every picker that wants waking asks; each ask reaches its sender a latency later.
