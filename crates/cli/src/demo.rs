@@ -258,7 +258,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 &playlist_url,
                 SocketAddr::new(LOCALHOST, peer),
                 SocketAddr::new(LOCALHOST, stream),
-                1,
+                listen::Follow {
+                    ahead: 1,
+                    burst: listen::DEFAULT_BURST,
+                },
                 cancel.clone(),
             )
             .await
@@ -309,7 +312,7 @@ fn copy_media(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()
 /// The entry on air at the listener's station clock.
 fn on_air_entry(l: &Listener) -> Option<alluvium_playlist::Entry> {
     let playlist = l.state.playlist()?;
-    let on = playlist.schedule.on_air(l.state.now())?;
+    let on = playlist.schedule.on_air(l.state.heard_now())?;
     playlist.playlist.entries.get(on.slot.entry).cloned()
 }
 

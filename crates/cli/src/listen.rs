@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use alluvium_station::{self as station, StationConfig, StationState};
 use alluvium_swarm::store::DEFAULT_MEMORY_PER_CONTENT;
@@ -21,9 +22,10 @@ use crate::swarm_args::{stop_on_ctrl_c, SwarmArgs};
 /// listener holds is served to others on --peer-listen.
 ///
 /// The station plays as a local internet-radio stream at http://STREAM-LISTEN/stream, paced
-/// in real time at the scheduled moment (MP3 stations with ICY titles, Ogg Vorbis and Opus
-/// stations as a chained Ogg stream): open it in VLC, mpv, mpg123 or a browser
-/// (http://STREAM-LISTEN/ has a player and the swarm's numbers).
+/// in real time (MP3 stations with ICY titles, Ogg Vorbis and Opus stations as a chained Ogg
+/// stream): open it in VLC, mpv, mpg123 or a browser (http://STREAM-LISTEN/ has a player and
+/// the swarm's numbers). Like Icecast, a player that connects gets the last --burst seconds at
+/// once and then real time, so it starts at once and every player hears the same moment.
 /// Swarm numbers are also logged and at /metrics.
 ///
 /// Example:
@@ -60,6 +62,44 @@ pub(crate) struct Args {
     /// Entries after the one on air to fetch ahead.
     #[arg(long, env = "ALLUVIUM_AHEAD", default_value_t = 1, value_name = "N")]
     ahead: usize,
+
+    /// Seconds of audio a player gets at once when it connects, as Icecast's burst-on-connect
+    /// does: players start at once from audio every peer already holds, and every player
+    /// hears the schedule this much late, all alike. 0 plays at the scheduled moment.
+    #[arg(
+        long,
+        env = "ALLUVIUM_BURST",
+        default_value_t = DEFAULT_BURST.as_secs_f64(),
+        value_name = "SECONDS",
+        value_parser = parse_burst
+    )]
+    burst: f64,
+}
+
+/// Icecast's 64 KiB burst-on-connect at 128 kbit/s; Chromium waits for about 4 s of audio.
+pub(crate) const DEFAULT_BURST: Duration = Duration::from_secs(4);
+
+/// The longest burst: players would hear the schedule this late, and a joiner's first ask
+/// would reach back past what peers keep of an entry on air.
+const MAX_BURST_S: f64 = 30.0;
+
+fn parse_burst(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(0.0..=MAX_BURST_S).contains(&v) {
+        return Err(format!("{v} s: the burst must be 0 to {MAX_BURST_S} s"));
+    }
+    Ok(v)
+}
+
+/// How a listener follows its station.
+pub(crate) struct Follow {
+    /// Entries after the one on air to fetch ahead.
+    pub(crate) ahead: usize,
+    /// The audio a joining player gets at once (see `Args::burst`).
+    pub(crate) burst: Duration,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -85,7 +125,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             &args.playlist_url,
             args.peer_listen,
             args.stream_listen,
-            args.ahead,
+            Follow {
+                ahead: args.ahead,
+                burst: Duration::from_secs_f64(args.burst),
+            },
             cancel,
         )
         .await?;
@@ -116,7 +159,7 @@ pub(crate) async fn start(
     playlist_url: &str,
     peer_listen: SocketAddr,
     stream_listen: SocketAddr,
-    ahead: usize,
+    follow: Follow,
     cancel: CancellationToken,
 ) -> anyhow::Result<Listener> {
     let (node, peer_addr) = swarm
@@ -127,7 +170,7 @@ pub(crate) async fn start(
             cancel.clone(),
         )
         .await?;
-    let state = StationState::new();
+    let state = StationState::new(follow.burst);
     let player = Arc::new(alluvium_stream::Station {
         node: node.clone(),
         state: state.clone(),
@@ -140,7 +183,7 @@ pub(crate) async fn start(
     });
     let config = StationConfig {
         playlist_url: playlist_url.to_string(),
-        ahead,
+        ahead: follow.ahead,
         picker: PickerConfig::live(),
     };
     let task = alluvium_task::spawn_awaited("station", &cancel, |cancel| {

@@ -37,10 +37,15 @@ fn repo() -> PathBuf {
 /// `alluvium broadcast MEDIA --base-url BASE/media --start now EXTRA... -o OUT`: a schedule
 /// starting now, for the tests that listen to it.
 fn broadcast_now(media: &Path, base: &str, out: &Path, extra: &[&str]) -> Output {
+    broadcast_from("now", media, base, out, extra)
+}
+
+/// `alluvium broadcast` of a station on air from `start` (a time or `now`).
+fn broadcast_from(start: &str, media: &Path, base: &str, out: &Path, extra: &[&str]) -> Output {
     Command::new(BIN)
         .arg("broadcast")
         .arg(media)
-        .args(["--base-url", &format!("{base}/media"), "--start", "now"])
+        .args(["--base-url", &format!("{base}/media"), "--start", start])
         .args(extra)
         .arg("-o")
         .arg(out)

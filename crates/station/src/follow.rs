@@ -62,18 +62,35 @@ pub struct StationConfig {
     pub picker: PickerConfig,
 }
 
-/// What the station loop knows, shared with the stream: the playlist, the clock, and the root
-/// each media URL resolved to.
+/// What the station loop knows, shared with the stream: the playlist, the clock, the root
+/// each media URL resolved to, and how far behind the schedule players hear it.
 #[derive(Default)]
 pub struct StationState {
     playlist: std::sync::RwLock<Option<Arc<Parsed>>>,
     clock: std::sync::Mutex<ClockOffset>,
     roots: std::sync::Mutex<HashMap<String, Hash>>,
+    burst: TimeDelta,
 }
 
 impl StationState {
-    pub fn new() -> Arc<Self> {
-        Arc::default()
+    /// A station whose players get `burst` of audio at once when they join, and so hear the
+    /// schedule that much late, all alike (Icecast's burst-on-connect; design section 4).
+    pub fn new(burst: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            burst: TimeDelta::from_std(burst).unwrap_or(TimeDelta::zero()),
+            ..Self::default()
+        })
+    }
+
+    /// The burst a joining player gets at once: how far behind the live edge players hear.
+    pub fn burst(&self) -> TimeDelta {
+        self.burst
+    }
+
+    /// The moment of the schedule players hear now: the station's now less the burst. Each
+    /// part is due when it is heard, so this is the clock downloads are scheduled by.
+    pub fn heard_now(&self) -> DateTime<Utc> {
+        self.now() - self.burst
     }
 
     /// The last good playlist.
@@ -482,7 +499,7 @@ pub async fn run(
         if tokio::time::Instant::now() >= next_read {
             next_read = source.reread(&mut parsed, &state).await;
         }
-        let now = state.now();
+        let now = state.heard_now();
         let wanted: Vec<Slot> = parsed
             .schedule
             .slots_from(now)
@@ -585,7 +602,11 @@ impl EntryJob {
     /// See [`may_hash_here`].
     fn may_hash_here(&self) -> bool {
         let outage = self.node.metrics.health().outage(Service::Gateway);
-        may_hash_here(outage.map(|o| o.lasted()), &self.slot, self.state.now())
+        may_hash_here(
+            outage.map(|o| o.lasted()),
+            &self.slot,
+            self.state.heard_now(),
+        )
     }
 
     async fn run(self, cancel: CancellationToken) {
@@ -623,7 +644,7 @@ impl EntryJob {
                     self.node
                         .offer_bitrate((content.size() as f64 / seconds) as u64);
                 }
-                let start_ms = (self.slot.start - self.state.now()).num_milliseconds();
+                let start_ms = (self.slot.start - self.state.heard_now()).num_milliseconds();
                 let per_part_ms = self.slot.duration().num_milliseconds() as f64 / f64::from(parts);
                 let config = DownloadConfig {
                     picker: self.picker,

@@ -1,14 +1,16 @@
 //! One player's stream: frames of what is on air, paced at the media's own rate from the
 //! schedule, silence where there is nothing to play.
 //!
-//! The client keeps a stream clock: the scheduled time of the next frame it sends. A new
-//! client starts at the station's now, so it joins the entry on air at the scheduled position
-//! (the frame nearest it), and bytes run `LEAD` ahead of real time (the burst that lets a
-//! player start at once). Each entry is anchored at its slot's start and counted in samples
-//! from there, so nothing drifts; at the slot's end the next entry's first audio frame
-//! follows the last frame of this one (no tags, no Xing frame in between). Missing data at
-//! play time, or no entry, is filled with silent frames of the station's shape and counted in
-//! `stall_seconds`; when data is back the stream rejoins the schedule where it is by then.
+//! Joining is Icecast's (design section 4): the stream's live edge is the schedule's now, and a
+//! new player gets the last `burst` seconds at once, then real time, so every player hears the
+//! schedule a burst late, alike (`StationState::heard_now`). The client keeps a stream clock:
+//! the scheduled time of the next frame it sends. It starts at the heard moment (the frame
+//! nearest it) and runs up to the live edge. Each entry is anchored at its slot's start and
+//! counted in samples from there, so nothing drifts; at the slot's end the next entry's first
+//! audio frame follows the last frame of this one (no tags, no Xing frame in between). Missing
+//! data when the player's ear reaches it, or no entry, is filled with silent frames of the
+//! station's shape and counted in `stall_seconds`; when data is back the stream rejoins the
+//! schedule where it is by then.
 //!
 //! Ogg stations are chained Ogg streams: each entry, and each rejoin, starts a new logical
 //! stream (a fresh serial number, the entry's header pages with its title in the comments),
@@ -30,9 +32,6 @@ use alluvium_media::{OggHead, PageWriter};
 use crate::icy::IcyWriter;
 use crate::track::{Advance, Format, Kind, Track, Unit};
 
-/// How far ahead of real time bytes are sent: the burst a new player gets at once (80 KiB at
-/// 128 kbit/s; Chromium waits for about 4 s of audio before it starts playing).
-pub const LEAD: TimeDelta = TimeDelta::seconds(5);
 /// Data for a frame due later than this is waited for; closer than this, the frame is
 /// given up as a stall and played as silence (unless `LATE_GRACE` applies).
 const STALL_MARGIN: TimeDelta = TimeDelta::milliseconds(500);
@@ -52,13 +51,14 @@ const OGG_EARLY: TimeDelta = TimeDelta::seconds(2);
 /// Bytes gathered before a write to the player.
 const CHUNK: usize = 8 * 1024;
 /// A new player whose moment is not held yet gets nothing (rather than silence) for up to
-/// this long, its moment moving with real time: when data arrives it starts with sound, on
-/// schedule, and gets its burst at once.
+/// this long, its moment moving with real time: when data arrives it starts with sound, at
+/// the heard moment, and gets its burst at once.
 const JOIN_WAIT: Duration = Duration::from_secs(3);
 /// A new player whose moment is not held yet, while a moment a little later is (the part
-/// after the one playing now came first), starts there at once, up to this far ahead of the
-/// schedule, rather than waiting for its own moment's part or for that later moment. A
-/// player starts late by its own buffering anyway; this takes some of that back.
+/// after the one heard now came first), starts there at once, up to this far ahead of the
+/// others (and never past the live edge), rather than waiting for its own moment's part. A
+/// player starts late by its own buffering anyway; this takes some of that back, and players
+/// stay within a second of each other.
 const JOIN_AHEAD: TimeDelta = TimeDelta::milliseconds(1_000);
 /// The steps in which `JOIN_AHEAD` is searched for held audio.
 const JOIN_STEP: TimeDelta = TimeDelta::milliseconds(100);
@@ -159,12 +159,12 @@ fn offset_time(track: &Track, slot: &Slot, offset: u64) -> DateTime<Utc> {
     slot.start + TimeDelta::microseconds((total * frac) as i64)
 }
 
-/// How far the player's ear is ahead of the schedule (negative: behind), from what the stream
-/// has sent: the scheduled moment of the last audio gathered (`clock`), less the audio the
-/// player has not played yet (`sent` since its first sound, less the time since), against
-/// the station's `now`. A player plays from its first sound in real time; one that waits to
-/// fill a buffer first is behind by that too, which the stream cannot see. `None` before
-/// the first sound.
+/// How far the player's ear is ahead of where players should be (negative: behind), from what
+/// the stream has sent: the scheduled moment of the last audio gathered (`clock`), less the
+/// audio the player has not played yet (`sent` since its first sound, less the time since),
+/// against the heard moment `now` (the schedule's now less the burst). A player plays from
+/// its first sound in real time; one that waits to fill a buffer first is behind by that too,
+/// which the stream cannot see. `None` before the first sound.
 fn drift(
     clock: DateTime<Utc>,
     sent: TimeDelta,
@@ -176,7 +176,7 @@ fn drift(
 }
 
 /// Sends what is ready, showing the `heard` drift, or, with nothing ready, waits `ahead` (how
-/// far the stream clock, less `LEAD`, is ahead of now). `false` when the player has gone.
+/// far the stream clock is past the live edge). `false` when the player has gone.
 async fn send_or_wait(
     tx: &mpsc::Sender<Bytes>,
     out: &mut Vec<u8>,
@@ -203,7 +203,8 @@ async fn send_or_wait(
 pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option<IcyWriter>) {
     let metrics = station.node.metrics.clone();
     metrics.stream_clients.inc();
-    let mut clock = station.state.now();
+    let burst = station.state.burst();
+    let mut clock = station.state.heard_now();
     let mut playing: Option<Playing> = None;
     let mut output = Output::new(station.kind(), clock);
     let mut title = String::new();
@@ -218,13 +219,14 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
     // that much before its moment, so every wait ends that much sooner.
     let mut early = TimeDelta::zero();
     loop {
-        let now = station.state.now();
+        // The moment the player's ear is at, had it played from the first sound without a gap.
+        let now = station.state.heard_now();
         let margin = wait_margin(sent, first_sound.map(|t| t.elapsed()), early);
-        if clock - LEAD > now || out.len() >= CHUNK {
+        if clock - burst > now || out.len() >= CHUNK {
             // Ogg pages are not counted in `sent`: no measure for them.
             let heard = drift(clock, sent, first_sound.map(|t| t.elapsed()), now)
                 .filter(|_| output.kind() == Kind::Mpeg);
-            if !send_or_wait(&tx, &mut out, clock - LEAD - now, heard, &metrics).await {
+            if !send_or_wait(&tx, &mut out, clock - burst - now, heard, &metrics).await {
                 break;
             }
             continue;
@@ -289,14 +291,15 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             None => None,
         };
         if unit.is_none() && first_sound.is_none() && connected.elapsed() < JOIN_WAIT {
-            if let Some(ahead) = playing.as_mut().and_then(|p| start_ahead(p, now)) {
+            let reach = JOIN_AHEAD.min(burst);
+            if let Some(ahead) = playing.as_mut().and_then(|p| start_ahead(p, now, reach)) {
                 early = ahead;
                 continue;
             }
             if !pause(&tx, &mut out).await {
                 break;
             }
-            clock = station.state.now();
+            clock = station.state.heard_now();
             if let Some(p) = playing.as_mut() {
                 p.rejoin = true;
             }
@@ -322,11 +325,10 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
                 }
                 None => {
                     // Nothing has ever played: no shape for silence yet. Wait for data.
-                    tokio::select! {
-                        _ = tx.closed() => break,
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    if !pause(&tx, &mut out).await {
+                        break;
                     }
-                    clock = station.state.now();
+                    clock = station.state.heard_now();
                 }
             },
         }
@@ -602,11 +604,11 @@ fn wait_margin(sent: TimeDelta, since: Option<Duration>, early: TimeDelta) -> Ti
         }
 }
 
-/// Positions `p` at the first held unit within `JOIN_AHEAD` after `now` (in the entry on air),
+/// Positions `p` at the first held unit within `reach` after `now` (in the entry on air),
 /// if there is one, and says how far ahead that is; otherwise leaves it as it was.
-fn start_ahead(p: &mut Playing, now: DateTime<Utc>) -> Option<TimeDelta> {
+fn start_ahead(p: &mut Playing, now: DateTime<Utc>, reach: TimeDelta) -> Option<TimeDelta> {
     let mut ahead = JOIN_STEP;
-    while ahead <= JOIN_AHEAD && now + ahead < p.slot.end {
+    while ahead <= reach && now + ahead < p.slot.end {
         let before = (p.cursor, p.anchor, p.samples, p.new_link, p.rejoin);
         rejoin(p, now + ahead);
         if !p.rejoin && matches!(p.track.unit(p.cursor), Some(Ok(_))) {
@@ -756,7 +758,7 @@ mod tests {
         let into = TimeDelta::milliseconds(1_224);
         let mut p = playing(&bytes, &[0, 2], now, into);
         assert!(p.rejoin, "the moment's part is not held");
-        let ahead = start_ahead(&mut p, now).unwrap();
+        let ahead = start_ahead(&mut p, now, JOIN_AHEAD).unwrap();
         assert!(ahead > TimeDelta::zero() && ahead <= JOIN_AHEAD, "{ahead}");
         assert!(!p.rejoin);
         let part = p.cursor / PART_SIZE;
@@ -771,7 +773,7 @@ mod tests {
         // Only part 3 held (about 1.8 s ahead): too far, nothing changes.
         let mut p = playing(&bytes, &[0, 3], now, into);
         let before = (p.cursor, p.anchor, p.rejoin);
-        assert_eq!(start_ahead(&mut p, now), None);
+        assert_eq!(start_ahead(&mut p, now, JOIN_AHEAD), None);
         assert_eq!((p.cursor, p.anchor, p.rejoin), before);
     }
 }

@@ -59,7 +59,7 @@ fn station_name(station: &Station) -> (String, String) {
 
 fn on_air(station: &Station) -> Option<String> {
     let playlist = station.state.playlist()?;
-    let on = playlist.schedule.on_air(station.state.now())?;
+    let on = playlist.schedule.on_air(station.state.heard_now())?;
     let entry = playlist.playlist.entries.get(on.slot.entry)?;
     Some(entry.display_title())
 }
@@ -69,7 +69,7 @@ fn next_up(station: &Station, count: usize) -> Vec<serde_json::Value> {
     let Some(playlist) = station.state.playlist() else {
         return Vec::new();
     };
-    let now = station.state.now();
+    let now = station.state.heard_now();
     playlist
         .schedule
         .slots_from(now)

@@ -28,8 +28,8 @@ pub struct Metrics {
     pub upload_limit: Gauge,
     /// Players connected to the local stream.
     pub stream_clients: Gauge,
-    /// How far a player hears ahead of the schedule (seconds; negative: behind), from what
-    /// the local stream has sent (`stream::client`).
+    /// How far a player hears ahead of the schedule less the burst, where every player should
+    /// be (seconds; negative: behind), from what the local stream has sent (`stream::client`).
     pub schedule_drift_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// The gateway's and the origin's outages (see [`Health`]).
     health: Arc<Health>,
@@ -113,7 +113,7 @@ impl Metrics {
         );
         r.register(
             "schedule_drift_seconds",
-            "How far a player of the stream hears ahead of the schedule, negative when behind, from what the stream has sent (MP3 stations)",
+            "How far a player of the stream hears ahead of the schedule less the join burst (where every player should be), negative when behind, from what the stream has sent (MP3 stations)",
             m.schedule_drift_seconds.clone(),
         );
         let unreachable = Family::<ServiceLabel, Gauge>::default();

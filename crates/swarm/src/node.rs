@@ -199,6 +199,13 @@ impl Node {
         &self.peer_id
     }
 
+    /// Whether answers to `asker` are paced by the uplink. `auto` paces for the link to the
+    /// network, which an asker on this machine (loopback) is not reached over; a rate the
+    /// user set holds for every answer.
+    pub(crate) fn paces_to(&self, asker: std::net::IpAddr) -> bool {
+        !(self.auto_upload && asker.to_canonical().is_loopback())
+    }
+
     /// Tells the node the bitrate (bytes per second) of media it fetches for playing: with
     /// [`UploadLimit::Auto`] the uplink then paces at [`AUTO_UPLOAD_FACTOR`] times the
     /// highest such bitrate. Otherwise nothing changes.

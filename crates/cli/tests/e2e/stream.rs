@@ -15,7 +15,11 @@ use alluvium_testkit::{
 use serde_json::Value;
 
 use super::gateway::start_gateway;
-use super::{broadcast_now, BIN};
+use super::{broadcast_from, BIN};
+
+/// The listener's default `--burst`: a player that connects gets this much audio at once and
+/// hears the schedule this much late.
+pub(super) const BURST: chrono::TimeDelta = chrono::TimeDelta::seconds(4);
 
 /// A station's codec in these tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,7 +229,11 @@ impl Noise {
         let pcms: Vec<Vec<i16>> = names.iter().map(|n| pcm_of(&media.join(n), rate)).collect();
         let port = free_port();
         let nginx = Nginx::start_at(port, www.path(), "");
-        let out = broadcast_now(
+        // On air a burst ago: a player that connects hears the station from its start on.
+        let start =
+            (chrono::Utc::now() - BURST).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let out = broadcast_from(
+            &start,
             &media,
             &nginx.url(),
             &www.path().join("s.rss"),
@@ -267,6 +275,13 @@ impl Noise {
     /// A listener run through `wrapper` (a program and its arguments, such as `faketime`),
     /// with more arguments (see `listen`).
     pub(super) fn listen_as(&self, wrapper: &[&str], extra: &[&str]) -> (Process, u16) {
+        let listener = self.spawn_listener(wrapper, extra);
+        std::thread::sleep(Duration::from_millis(1500)); // the first entries arrive
+        listener
+    }
+
+    /// A listener (see `listen_as`), returned as soon as its stream port is open.
+    fn spawn_listener(&self, wrapper: &[&str], extra: &[&str]) -> (Process, u16) {
         let stream_port = free_port();
         let log = std::fs::File::create(self.log_of(stream_port)).unwrap();
         let mut command = match wrapper.split_first() {
@@ -290,7 +305,6 @@ impl Noise {
                 .unwrap(),
         };
         wait_for_port(stream_port, &mut listener.child, "alluvium listen");
-        std::thread::sleep(Duration::from_millis(1500)); // the first entries arrive
         (listener, stream_port)
     }
 
@@ -349,14 +363,15 @@ impl Noise {
         (hits, tried)
     }
 
-    /// Checks the stream's first located window against the schedule at `connected`; returns
-    /// the stream's position (file, seconds) at its sample 0.
+    /// Checks the stream's first located window against the schedule a burst before
+    /// `connected` (the moment players hear then); returns the stream's position (file,
+    /// seconds) at its sample 0.
     fn check_on_schedule(
         &self,
         hits: &[(usize, usize, usize)],
         connected: chrono::DateTime<chrono::Utc>,
     ) -> (usize, f64) {
-        let (file, offset_s) = self.on_air(connected);
+        let (file, offset_s) = self.on_air(connected - BURST);
         let (first_at, first_file, first_pos) = hits[0];
         let pos_s = (first_pos as f64 - first_at as f64) / (2 * self.rate) as f64;
         if first_file == file {
@@ -438,9 +453,9 @@ fn the_stream_is_the_schedule_decoded_by_ffmpeg_with_icy_titles() {
     });
     let connected = chrono::Utc::now();
     let (stream, took) = decode_stream(stream_port, 30);
-    // Paced: 30 s of audio cannot arrive much faster than 30 s less the 5 s lead and the
+    // Paced: 30 s of audio cannot arrive much faster than 30 s less the 4 s burst and the
     // up to 1 s a joining player may start ahead of its moment (`JOIN_AHEAD`); a second
-    // more for frame and decoder slack (one run took 23.6 s). Unpaced, it takes a second.
+    // more for frame and decoder slack. Unpaced, it takes a second.
     assert!(
         took >= Duration::from_secs(23),
         "30 s of audio arrived in {took:?}"
@@ -467,10 +482,11 @@ fn the_stream_is_the_schedule_decoded_by_ffmpeg_with_icy_titles() {
             assert_eq!(f1, (f0 + 1) % 3, "entries follow the schedule: {hits:?}");
         }
     }
-    // In time with the schedule: the stream's first sample is what was on air at connection.
+    // In time with the schedule: the stream's first sample is what was on air a burst before
+    // the connection (Icecast's joining).
     let (file, pos_s) = noise.check_on_schedule(&hits, connected);
-    // The drift metric says where the stream is against the schedule.
-    let (on_air, offset_s) = noise.on_air(connected);
+    // The drift metric says where the stream is against the schedule less the burst.
+    let (on_air, offset_s) = noise.on_air(connected - BURST);
     let drift = drift.join().unwrap();
     if file == on_air {
         assert!(
@@ -644,7 +660,7 @@ fn listeners_whose_clocks_are_minutes_wrong_play_the_same_moment_as_the_schedule
         let (hits, _) = noise.locate(pcm);
         assert!(!hits.is_empty(), "{}", noise.log(port));
         let (file, pos) = noise.check_on_schedule(&hits, *connected);
-        let (on_air, offset) = noise.on_air(*connected);
+        let (on_air, offset) = noise.on_air(*connected - BURST);
         if file == on_air {
             assert!(
                 (pos - offset).abs() < 0.5,
@@ -867,7 +883,7 @@ fn an_ogg_station_plays(codec: Codec) {
     let (_listener, port) = noise.listen();
     let mid_entry = || loop {
         let now = chrono::Utc::now();
-        let (file, offset) = noise.on_air(now);
+        let (file, offset) = noise.on_air(now - BURST);
         if (1.5..3.5).contains(&offset) {
             return (now, file);
         }
@@ -942,4 +958,80 @@ fn an_ogg_vorbis_station_plays_through_ffmpeg() {
 #[test]
 fn an_opus_station_plays_through_ffmpeg() {
     an_ogg_station_plays(Codec::Opus);
+}
+
+/// Plays `/stream` on `port` for `seconds` as a player does: the body's bytes, and when the
+/// first 64 KiB (4 s at 128 kbit/s, a player's prebuffer) had come.
+fn play(port: u16, seconds: u64) -> (usize, Option<Duration>) {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let deadline = started + Duration::from_secs(seconds);
+    let (mut got, mut prebuffered) = (0, None);
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+        if got >= 64 * 1024 && prebuffered.is_none() {
+            prebuffered = Some(started.elapsed());
+        }
+    }
+    (got, prebuffered)
+}
+
+/// `n` listeners on this machine, each with a player from the moment it starts, joining as
+/// the station starts or mid-entry: none plays a moment of silence over 20 s, three entry
+/// changes included (design section 6).
+fn few_listeners_hear_no_silence(n: usize, mid_entry: bool) {
+    const SECONDS: u64 = 20;
+    let noise = Noise::start();
+    // Mid-entry: the moment players hear 2.5-3.5 s into an entry.
+    while mid_entry && !(2.5..3.5).contains(&noise.on_air(chrono::Utc::now() - BURST).1) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut listeners = Vec::new();
+    let mut players = Vec::new();
+    for _ in 0..n {
+        let (listener, port) = noise.spawn_listener(&[], &[]);
+        players.push(std::thread::spawn(move || play(port, SECONDS)));
+        listeners.push((listener, port));
+    }
+    for ((_, port), player) in listeners.iter().zip(players) {
+        let (got, prebuffered) = player.join().unwrap();
+        let silence = super::swarm::metric_of(*port, "alluvium_stall_seconds_total");
+        eprintln!(
+            "listener {port}: {got} bytes, 64 KiB after {prebuffered:?}, {silence} s of silence"
+        );
+        assert_eq!(
+            silence,
+            0.0,
+            "{silence} s of silence; its log:\n{}",
+            noise.log(*port)
+        );
+        // The stream ran: the burst and real time since (128 kbit/s), less a second of slack.
+        assert!(
+            got as u64 >= 16_000 * (SECONDS - 1),
+            "{got} bytes in {SECONDS} s; its log:\n{}",
+            noise.log(*port)
+        );
+    }
+}
+
+#[test]
+fn two_listeners_joining_as_the_station_starts_hear_no_silence() {
+    few_listeners_hear_no_silence(2, false);
+}
+
+#[test]
+fn three_listeners_joining_mid_entry_hear_no_silence() {
+    few_listeners_hear_no_silence(3, true);
+}
+
+#[test]
+fn eight_listeners_joining_as_the_station_starts_hear_no_silence() {
+    few_listeners_hear_no_silence(8, false);
 }

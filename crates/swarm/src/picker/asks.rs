@@ -80,7 +80,7 @@ impl Picker {
         // come after their moment, and chasing them keeps a listener behind for good (the
         // stream plays silence briefly and takes up from the parts that do arrive in time).
         let horizon = now as i64 + self.config.peer_ahead_ms;
-        let soonest = now as i64 + self.config.peer_min_lead_ms;
+        let soonest = now as i64 + self.quickest_lead(now);
         let in_order = now as i64 + self.config.peer_in_order_ms.min(i64::MAX / 2);
         let (order, mut later): (Vec<u32>, Vec<u32>) = self
             .wanted_order(now)
@@ -142,11 +142,16 @@ impl Picker {
         let mut free: Vec<SocketAddr> = Vec::new();
         let mut least = usize::MAX;
         // Time left before the part plays (pinned parts are needed whenever they come); for
-        // the part playing as a listener tunes in, before too little of it is left.
+        // the part playing as a listener tunes in, before too little of it is left, and then
+        // only answers measured slower than that rule a peer out.
+        let tuning_in = self
+            .deadline(part)
+            .is_some_and(|d| d < now as i64 + self.config.peer_min_lead_ms)
+            && self.tuning_in(now);
         let left = (!self.pinned(part))
             .then(|| {
                 let d = self.deadline(part)?;
-                if d < now as i64 + self.config.peer_min_lead_ms && self.tuning_in(now) {
+                if tuning_in {
                     self.left_tuning_in(part, now)
                 } else {
                     Some(d - now as i64)
@@ -160,7 +165,12 @@ impl Picker {
                 || !self.peer_has(addr, part)
                 || !self.askable(part, now, Source::Peer(addr))
                 || left.is_some_and(|left| {
-                    (left as f64) < self.config.peer_lead_by_latency * state.latency_ms
+                    let lead = if tuning_in {
+                        self.config.peer_lead_by_latency * state.latency_ms
+                    } else {
+                        self.lead(state)
+                    };
+                    (left as f64) < lead
                 })
             {
                 continue;

@@ -19,8 +19,9 @@ pub struct PickerConfig {
     /// With deadlines, how far ahead of their play time parts are asked of peers: the window
     /// in which the swarm trades, so uplinks carry what is due soon, not what plays later.
     pub peer_ahead_ms: i64,
-    /// With deadlines, parts due sooner than this are not asked of peers (an ask takes
-    /// about that long on a thin uplink).
+    /// With deadlines, parts due sooner than this are not asked of a peer whose answer time
+    /// is not known yet (an ask takes about that long on a thin uplink); once it is,
+    /// `peer_lead_by_latency` decides.
     pub peer_min_lead_ms: i64,
     /// With deadlines, parts due within this are asked of peers in deadline order, later ones
     /// rarest first: a part new in the swarm (its owner just took it from the origin) is

@@ -42,6 +42,29 @@ impl PeerState {
 }
 
 impl Picker {
+    /// How long before a part is due `peer` must be asked for it: its answers' usual time
+    /// (`peer_lead_by_latency` of it), or `peer_min_lead_ms` until one came. A peer on this
+    /// machine or a fast link is asked for a part due in a few milliseconds; a slow one not
+    /// for what it would send after its moment.
+    pub(super) fn lead(&self, peer: &PeerState) -> f64 {
+        if peer.latency_ms > 0.0 {
+            self.config.peer_lead_by_latency * peer.latency_ms
+        } else {
+            self.config.peer_min_lead_ms as f64
+        }
+    }
+
+    /// The shortest [`Picker::lead`] of the peers usable now (`peer_min_lead_ms` with none):
+    /// a part due sooner is asked of no peer.
+    pub(super) fn quickest_lead(&self, now: u64) -> i64 {
+        self.peers
+            .values()
+            .filter(|p| p.usable(now))
+            .map(|p| self.lead(p).ceil() as i64)
+            .min()
+            .unwrap_or(self.config.peer_min_lead_ms)
+    }
+
     /// Whether a peer holding `part` can still send it in time: one not backing off, or one
     /// back from its backoff (after failing or being busy) with its usual answer time to
     /// spare before the part is due. When none can, the part is as if no peer held it: the

@@ -212,7 +212,11 @@ async fn blob(
             format!("bytes {start}-{}/{size}", start + len - 1),
         );
     }
-    node.uplink.charge(ANSWER_HEAD);
+    let over_link = node.paces_to(from.ip());
+    if over_link {
+        node.uplink.charge(ANSWER_HEAD);
+    }
+    let due = over_link.then_some(due);
     let body = paced(node.clone(), bytes, due, permit, written);
     builder
         .body(body)

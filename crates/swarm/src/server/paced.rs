@@ -19,16 +19,18 @@ pub(super) const PACED_STEP: usize = 2 * 1024;
 /// upload rate besides bodies.
 pub(super) const ANSWER_HEAD: usize = 200;
 
-/// The body in steps, each waiting for the upload limit and for the socket to have taken the
-/// steps before it; the blob slot is held until the socket has taken the last byte. The HTTP
-/// server buffers whatever it is handed, so without the wait every answer would be handed
-/// over at once, its slot freed at once, and a thin uplink would queue answers for many
-/// seconds: with it, only a few answers are on their way (`crate::answers`), and askers past
-/// them get `503` and go elsewhere. Bytes count as uploaded when the socket takes them.
+/// The body in steps, each waiting for the upload limit (`due`: `Some` with when the asker
+/// plays it, if known; `None` for an answer that does not cross the uplink, such as one to
+/// this machine) and for the socket to have taken the steps before it; the blob slot is held
+/// until the socket has taken the last byte. The HTTP server buffers whatever it is handed,
+/// so without the wait every answer would be handed over at once, its slot freed at once, and
+/// a thin uplink would queue answers for many seconds: with it, only a few answers are on
+/// their way (`crate::answers`), and askers past them get `503` and go elsewhere. Bytes count
+/// as uploaded when the socket takes them.
 pub(super) fn paced(
     node: Arc<Node>,
     bytes: Bytes,
-    due: Option<i64>,
+    due: Option<Option<i64>>,
     slot: Slot,
     written: Written,
 ) -> Body {
@@ -52,13 +54,16 @@ pub(super) fn paced(
         }
         // What the socket took in all (the answer's head too, once it went with the first
         // step): where the next step starts on the wire.
-        let n = if tail.node.uplink.rate().is_some() {
-            paced_step(tail.written.total(), tail.written.segment())
-        } else {
-            BODY_STEP
+        let n = match due {
+            Some(_) if tail.node.uplink.rate().is_some() => {
+                paced_step(tail.written.total(), tail.written.segment())
+            }
+            _ => BODY_STEP,
         };
         let n = rest.len().min(n);
-        tail.node.uplink.send(n, due).await;
+        if let Some(due) = due {
+            tail.node.uplink.send(n, due).await;
+        }
         tail.target += n as u64;
         tail.pending = n as u64;
         Some((

@@ -277,6 +277,37 @@ fn a_slow_peer_is_asked_only_for_parts_due_later_than_its_answers_take() {
 }
 
 #[test]
+fn a_peer_that_answers_fast_is_asked_for_a_part_due_sooner_than_an_unknown_one() {
+    let d = Deadlines::Linear {
+        start_ms: 0,
+        per_part_ms: 1000.0,
+    };
+    let config = PickerConfig {
+        peer_total_slots: 1,
+        spread_slots: 0,
+        ..PickerConfig::live()
+    };
+    let mut have = Bitfield::new(60);
+    have.set(0);
+    let mut p = Picker::new(have, d, config, 1);
+    p.add_peer(peer(1));
+    p.set_peer_have(peer(1), full(60), 0);
+    let to_peer = |reqs: Vec<Request>| -> Vec<u32> {
+        reqs.iter()
+            .filter(|r| r.source == Source::Peer(peer(1)))
+            .map(|r| r.first)
+            .collect()
+    };
+    // Its answer time unknown: part 11, due in 0.3 s, is not asked of it (`peer_min_lead_ms`
+    // is 1 s); part 12 is.
+    let first = p.next(10_700, &mut rng());
+    assert_eq!(to_peer(first.clone()), [12], "{first:?}");
+    // It answered in 20 ms (a peer on this machine): part 11, due in 0.28 s, is asked now.
+    p.completed(first[0].id, 12, 1, 16_384, 10_720);
+    assert_eq!(to_peer(p.next(10_720, &mut rng())), [11]);
+}
+
+#[test]
 fn deadlines_order_and_urgent_parts_may_come_from_the_origin() {
     let d = Deadlines::Linear {
         start_ms: 10_000,
