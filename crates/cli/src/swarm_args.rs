@@ -34,7 +34,7 @@ pub(crate) struct SwarmArgs {
     /// limit). A little below what your link uploads (about 90 %) keeps its queue short, so
     /// the parts other listeners need soonest go out first and your own traffic still flows.
     /// `auto`: 1.6 times the station's bitrate (about 205 kbit/s for a 128 kbit/s station), from
-    /// the first entry on; no limit for a plain `fetch`.
+    /// the first entry on, and no limit to listeners on this machine; none for a plain `fetch`.
     #[arg(long, env = "ALLUVIUM_UPLOAD_LIMIT", default_value = "auto", value_parser = parse_upload_limit, value_name = "RATE")]
     pub(crate) upload_limit: UploadLimit,
 }

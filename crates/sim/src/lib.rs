@@ -3,8 +3,10 @@
 //! the rest (`503`) as `answers.rs` does, and sends the soonest due first at its paced rate
 //! (the lesser of its link and `--upload-limit`); the origin takes every ask and shares its
 //! link; one latency between any two nodes; the tracker exact; each listener follows a few
-//! neighbours' news. It reports what the harness (`../shared/bench`) measures: origin copies,
-//! startup, silence per listener.
+//! neighbours' news. Players join as the stream lets them (Icecast's burst: they hear the
+//! schedule `burst_ms` late and get that much at once). It reports what the harness
+//! (`../shared/bench`) measures: origin copies, startup (to a 64 KiB prebuffer), silence per
+//! listener.
 //!
 //! Not modelled yet: how neighbours are chosen and rotated (here at random, once), peer
 //! exchange, churn, lying or silent peers, a warm station, the next entry, plots.
@@ -34,6 +36,10 @@ const ANNOUNCE_MS: u64 = 2_000;
 /// The stream waits this long past a part's moment before it plays silence, its player
 /// having audio left (`stream/src/client.rs`, `LATE_GRACE`).
 const LATE_GRACE_MS: u64 = 1_000;
+/// A new player starts at the first held moment this far past the heard one (`JOIN_AHEAD`).
+const JOIN_AHEAD_MS: u64 = 1_000;
+/// A player has started once it has this much (the harness's 64 KiB prebuffer).
+const PREBUFFER_BYTES: u64 = 64 * 1024;
 /// A member the tracker has known for less than this is an arrival (`follow.rs`).
 const ARRIVAL_MS: u64 = 5_000;
 /// A full set of neighbours lets one go this often (`follow.rs`).
@@ -59,6 +65,8 @@ pub struct Scenario {
     pub pace_x: Option<f64>,
     /// Peers whose news each listener follows (`LIVE_NEIGHBOURS`).
     pub neighbours: usize,
+    /// Players hear the schedule this late and get this much at once (`--burst`).
+    pub burst_ms: u64,
     pub seed: u64,
 }
 
@@ -198,7 +206,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         origin_bytes: 0,
         peer_bytes: 0,
     };
-    let end = u64::from(s.seconds) * 1000 + 2_000;
+    let end = u64::from(s.seconds) * 1000 + s.burst_ms + 2_000;
     let mut t = 0;
     while t <= end {
         sim.arrive(t);
@@ -211,13 +219,13 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         sim.ask(t);
         t += STEP_MS;
     }
-    let per_part_ms = sim.per_part_ms;
-    let due = |p: u32| (f64::from(p) * per_part_ms) as u64;
-    let (startup_ms, silence_ms) = sim
-        .nodes
-        .iter()
-        .map(|n| heard(n, parts, per_part_ms as u64, &due))
-        .unzip();
+    let play = Playback {
+        parts,
+        part_ms: sim.per_part_ms,
+        burst_ms: s.burst_ms,
+        prebuffer_ms: PREBUFFER_BYTES as f64 * 1000.0 / byte_rate,
+    };
+    let (startup_ms, silence_ms) = sim.nodes.iter().map(|n| play.heard(n)).unzip();
     Ok(Outcome {
         content_bytes: size,
         origin_bytes: sim.origin_bytes,
@@ -235,11 +243,12 @@ impl Sim<'_> {
     /// Listeners arriving by `t`, each with its picker, deadlines on its own time 0.
     fn arrive(&mut self, t: u64) {
         while self.nodes.len() < self.s.listeners
-            && self.nodes.len() as u64 * self.s.arrival_gap_ms <= t
+            && self.s.burst_ms + self.nodes.len() as u64 * self.s.arrival_gap_ms <= t
         {
             let hash = member_hash(&format!("listener-{}", self.nodes.len()));
+            // A part is due when players hear it, a burst after the schedule plays it.
             let deadlines = Deadlines::Linear {
-                start_ms: -(t as i64),
+                start_ms: self.s.burst_ms as i64 - t as i64,
                 per_part_ms: self.per_part_ms,
             };
             let mut picker = Picker::new(
@@ -462,33 +471,74 @@ fn let_go_of_one(n: &mut Node, rng: &mut StdRng) {
     n.picker.unfollow(addr(gone));
 }
 
-/// A listener's startup and silence: it starts at the first moment it holds the part playing
-/// then, and from there each part it lacks `LATE_GRACE_MS` after its moment is silence until
-/// it comes (a whole part at most). One that never starts heard silence from its arrival to
-/// the end.
-fn heard(n: &Node, parts: u32, part_ms: u64, due: &impl Fn(u32) -> u64) -> (u64, u64) {
-    let first = (0..parts).find(|&p| due(p + 1) > n.arrived);
-    let Some(first) = first else {
-        return (0, 0);
-    };
-    let start = (first..parts).find_map(|p| {
-        let at = n.held_at[p as usize]?.max(due(p)).max(n.arrived);
-        (at < due(p + 1)).then_some(at)
-    });
-    // Never a sound: all of it was silence.
-    let Some(start) = start else {
-        let left = due(parts).saturating_sub(n.arrived);
-        return (left, left);
-    };
-    let silence = (first..parts)
-        .filter(|&p| due(p) >= start)
-        .map(|p| match n.held_at[p as usize] {
-            Some(at) if at <= due(p) + LATE_GRACE_MS => 0,
-            Some(at) => at.saturating_sub(due(p)).min(part_ms),
-            None => part_ms,
-        })
-        .sum();
-    (start - n.arrived, silence)
+/// How players join and play (`stream::client`), to score a listener by.
+struct Playback {
+    parts: u32,
+    part_ms: f64,
+    burst_ms: u64,
+    /// The audio a player gathers before it plays (the harness's 64 KiB).
+    prebuffer_ms: f64,
+}
+
+impl Playback {
+    /// When part `p` starts on the schedule (the entry starts at 0).
+    fn at(&self, p: u32) -> f64 {
+        f64::from(p) * self.part_ms
+    }
+
+    /// A listener's startup and silence. Its player connects as it arrives, when players
+    /// hear the moment a burst back. The stream starts at the first part held within
+    /// `JOIN_AHEAD_MS` past the heard moment, which moves on while nothing is (from the
+    /// heard moment if that part plays then), and sends what it holds in order from there
+    /// up to the live edge at once, then in real time: startup is when the player has its
+    /// prebuffer. Silence: each later part that comes more than `LATE_GRACE_MS` after the
+    /// player's ear reaches it, for as late as it is (a whole part at most). One that never
+    /// starts heard silence from its arrival to the end.
+    fn heard(&self, n: &Node) -> (u64, u64) {
+        let arrived = n.arrived as f64;
+        let burst = self.burst_ms as f64;
+        let held = |p: u32| n.held_at[p as usize].map(|t| t as f64);
+        // The part and moment the stream starts with, and when: the earliest a held part is
+        // within reach of the heard moment (a part held early waits for it to come near).
+        let start = (0..self.parts)
+            .filter_map(|p| {
+                let (from, to) = (self.at(p), self.at(p + 1));
+                let at = held(p)?
+                    .max(arrived)
+                    .max(from + burst - JOIN_AHEAD_MS as f64);
+                let heard = at - burst;
+                (to > heard).then(|| (p, from.max(heard), at))
+            })
+            .min_by(|a, b| a.2.total_cmp(&b.2));
+        let Some((first, moment, began)) = start else {
+            let left = (self.at(self.parts) + burst - arrived).max(0.0) as u64;
+            return (left, left);
+        };
+        // Prebuffered once every part up to `moment + prebuffer` is held and the live edge
+        // has passed it; or, past a part that is not, once the silence the stream plays from
+        // when the ear reaches it has filled the rest (at the latest a prebuffer after the
+        // first sound).
+        let until = moment + self.prebuffer_ms;
+        let mut ready = until.max(began);
+        let mut p = first;
+        while p < self.parts && self.at(p) < until {
+            ready = ready.max(held(p).unwrap_or(f64::INFINITY));
+            p += 1;
+        }
+        let startup = (ready.min(began + self.prebuffer_ms) - arrived) as u64;
+        // The ear reaches moment `m` at `began + (m - moment)`.
+        let silence = (first + 1..self.parts)
+            .map(|p| {
+                let needed = began + self.at(p) - moment + LATE_GRACE_MS as f64;
+                match held(p) {
+                    Some(t) if t <= needed => 0.0,
+                    Some(t) => (t - needed + LATE_GRACE_MS as f64).min(self.part_ms),
+                    None => self.part_ms,
+                }
+            })
+            .sum::<f64>();
+        (startup, silence as u64)
+    }
 }
 
 #[cfg(test)]
@@ -506,6 +556,7 @@ mod tests {
             latency_ms: 20,
             pace_x: Some(1.6),
             neighbours: 8,
+            burst_ms: 4_000,
             seed: 1,
         }
     }
@@ -535,6 +586,29 @@ mod tests {
         assert_eq!(a.summary(), b.summary(), "deterministic");
         assert!(a.peer_bytes > a.origin_bytes, "{}", a.summary());
         assert!(a.origin_copies() < 2.0, "{}", a.summary());
+    }
+
+    #[test]
+    fn with_a_burst_a_joiner_has_its_prebuffer_at_once_from_what_others_hold() {
+        // Listeners 3 s apart with uplinks to spare: each joiner's burst is held by those
+        // before it, and its player has 4 s of audio (the harness's 64 KiB) within a second
+        // and a half. Without a burst it waits for real time to bring the prebuffer.
+        let s = Scenario {
+            listeners: 8,
+            arrival_gap_ms: 3_000,
+            uplink_x: 10.0,
+            pace_x: None,
+            ..alone(4.0)
+        };
+        let with = run(&s).unwrap();
+        let joiners = &with.startup_ms[1..];
+        assert!(joiners.iter().all(|&ms| ms < 1_500), "{}", with.summary());
+        let without = run(&Scenario { burst_ms: 0, ..s }).unwrap();
+        assert!(
+            without.startup_ms[1..].iter().all(|&ms| ms >= 4_000),
+            "{}",
+            without.summary()
+        );
     }
 
     #[test]

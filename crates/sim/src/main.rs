@@ -37,6 +37,10 @@ struct Args {
     /// Peers whose news each listener follows.
     #[arg(long, default_value_t = 8)]
     neighbours: usize,
+    /// Seconds of audio a joining player gets at once; players hear the schedule this late
+    /// (`alluvium listen --burst`).
+    #[arg(long, default_value_t = 4.0)]
+    burst_s: f64,
     /// The seed of every random choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         latency_ms: a.latency_ms,
         pace_x: (a.pace_x > 0.0).then_some(a.pace_x),
         neighbours: a.neighbours,
+        burst_ms: (a.burst_s * 1000.0) as u64,
         seed: a.seed,
     };
     let outcome = run(&scenario)?;

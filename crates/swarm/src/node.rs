@@ -38,7 +38,8 @@ pub enum UploadLimit {
     /// Paced at this many bytes per second.
     Rate(u64),
     /// Paced at [`AUTO_UPLOAD_FACTOR`] times the bitrate of the entries being fetched (the
-    /// highest seen), from the first one on; unlimited until then, and for a plain fetch.
+    /// highest seen), from the first one on; unlimited until then, for a plain fetch, and to
+    /// askers on this machine.
     Auto,
 }
 
@@ -46,6 +47,9 @@ pub enum UploadLimit {
 /// 1x in, so this leaves a swarm room to spread new parts while the headers, acknowledgements
 /// and have records that come on top of it still fit a 2x uplink (docs/decisions/006).
 pub const AUTO_UPLOAD_FACTOR: f64 = 1.6;
+
+/// Askers' addresses remembered as this machine's or not; past this the table starts over.
+const MAX_ADDRESSES_KNOWN: usize = 4_096;
 
 /// How a node runs.
 #[derive(Debug, Clone)]
@@ -114,6 +118,8 @@ pub struct Node {
     pub(crate) uplink: Uplink,
     /// `--upload-limit auto`: the uplink's rate follows the bitrate of what is fetched.
     auto_upload: bool,
+    /// Askers' addresses, and whether each is this machine's own (see `paces_to`).
+    own_addresses: Mutex<HashMap<std::net::IpAddr, bool>>,
     /// Peers per content, with their ids when the tracker named them.
     known: Mutex<HashMap<Hash, Vec<Member>>>,
     /// The peers learnt last, whatever the content, the latest first (see `carry_peers`).
@@ -167,6 +173,7 @@ impl Node {
                 _ => None,
             }),
             auto_upload: config.upload_limit == UploadLimit::Auto,
+            own_addresses: Mutex::default(),
             known: Mutex::new(HashMap::new()),
             recent: Mutex::new(std::collections::VecDeque::new()),
             distrusted: Mutex::new(std::collections::HashSet::new()),
@@ -200,10 +207,21 @@ impl Node {
     }
 
     /// Whether answers to `asker` are paced by the uplink. `auto` paces for the link to the
-    /// network, which an asker on this machine (loopback) is not reached over; a rate the
-    /// user set holds for every answer.
+    /// network, which an asker on this machine (at an address this machine can bind, such
+    /// as 127.0.0.1) is not reached over; a rate the user set holds for every answer.
     pub(crate) fn paces_to(&self, asker: std::net::IpAddr) -> bool {
-        !(self.auto_upload && asker.to_canonical().is_loopback())
+        if !self.auto_upload {
+            return true;
+        }
+        let asker = asker.to_canonical();
+        let mut own = self.own_addresses.lock().unwrap_or_else(|p| p.into_inner());
+        if own.len() >= MAX_ADDRESSES_KNOWN {
+            own.clear();
+        }
+        let local = *own
+            .entry(asker)
+            .or_insert_with(|| std::net::UdpSocket::bind((asker, 0)).is_ok());
+        !local
     }
 
     /// Tells the node the bitrate (bytes per second) of media it fetches for playing: with
@@ -547,6 +565,31 @@ mod tests {
             node.offer_bitrate(16_000);
             assert_eq!(node.uplink.rate(), rate, "{limit:?}");
         }
+    }
+
+    #[test]
+    fn auto_pacing_spares_askers_on_this_machine_and_a_set_rate_does_not() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let auto = Node::new(NodeConfig {
+            upload_limit: UploadLimit::Auto,
+            ..NodeConfig::default()
+        });
+        assert!(
+            !auto.paces_to(ip("127.0.0.1")),
+            "this machine's own address"
+        );
+        assert!(!auto.paces_to(ip("::ffff:127.0.0.1")), "the same, mapped");
+        // An address this machine does not have (TEST-NET-1), as another namespace's
+        // 127.77.x.y is not the harness's listeners': across a link.
+        assert!(auto.paces_to(ip("192.0.2.7")));
+        let set = Node::new(NodeConfig {
+            upload_limit: UploadLimit::Rate(50_000),
+            ..NodeConfig::default()
+        });
+        assert!(
+            set.paces_to(ip("127.0.0.1")),
+            "the user's limit holds for all"
+        );
     }
 
     #[tokio::test]

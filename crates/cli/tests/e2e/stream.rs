@@ -272,26 +272,20 @@ impl Noise {
         self.listen_as(&[], extra)
     }
 
-    /// A listener run through `wrapper` (a program and its arguments, such as `faketime`),
-    /// with more arguments (see `listen`).
-    pub(super) fn listen_as(&self, wrapper: &[&str], extra: &[&str]) -> (Process, u16) {
-        let listener = self.spawn_listener(wrapper, extra);
+    /// A listener with more environment (such as libfaketime's: the process itself is the
+    /// listener, so it is stopped by its PID) and more arguments (see `listen`).
+    pub(super) fn listen_as(&self, env: &[(&str, &str)], extra: &[&str]) -> (Process, u16) {
+        let listener = self.spawn_listener(env, extra);
         std::thread::sleep(Duration::from_millis(1500)); // the first entries arrive
         listener
     }
 
     /// A listener (see `listen_as`), returned as soon as its stream port is open.
-    fn spawn_listener(&self, wrapper: &[&str], extra: &[&str]) -> (Process, u16) {
+    fn spawn_listener(&self, env: &[(&str, &str)], extra: &[&str]) -> (Process, u16) {
         let stream_port = free_port();
         let log = std::fs::File::create(self.log_of(stream_port)).unwrap();
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(BIN);
-                c
-            }
-            None => Command::new(BIN),
-        };
+        let mut command = Command::new(BIN);
+        command.envs(env.iter().copied());
         let mut listener = Process {
             child: command
                 .args(["listen", &format!("http://127.0.0.1:{}/s.rss", self.port)])
@@ -643,11 +637,14 @@ fn an_ogg_vorbis_stream_fills_an_outage_with_its_own_silence() {
 
 #[test]
 fn listeners_whose_clocks_are_minutes_wrong_play_the_same_moment_as_the_schedule() {
-    let faketime = require("faketime");
-    let faketime = faketime.to_str().unwrap();
+    // libfaketime preloaded into the listener itself: the `faketime` program would fork it
+    // and leave it running when killed. `$LIB` is the dynamic linker's own expansion.
+    require("faketime");
+    let lib = "/usr/$LIB/faketime/libfaketime.so.1";
+    let clock = |offset| [("LD_PRELOAD", lib), ("FAKETIME", offset)];
     let noise = Noise::start();
-    let (_fast, fast) = noise.listen_as(&[faketime, "-f", "+90s"], &[]);
-    let (_slow, slow) = noise.listen_as(&[faketime, "-f", "-45s"], &[]);
+    let (_fast, fast) = noise.listen_as(&clock("+90s"), &[]);
+    let (_slow, slow) = noise.listen_as(&clock("-45s"), &[]);
     // Their clocks settle (a few probes a second apart) and the entry on air is held.
     std::thread::sleep(Duration::from_secs(8));
     let both = std::thread::scope(|s| {
