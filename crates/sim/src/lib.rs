@@ -88,6 +88,16 @@ impl Outcome {
         self.origin_bytes as f64 / self.content_bytes.max(1) as f64
     }
 
+    /// The `q` quantile of the listeners' startups (ms).
+    pub fn startup_quantile(&self, q: f64) -> u64 {
+        quantile(&self.startup_ms, q)
+    }
+
+    /// The `q` quantile of the listeners' silences (ms).
+    pub fn silence_quantile(&self, q: f64) -> u64 {
+        quantile(&self.silence_ms, q)
+    }
+
     /// One line of figures, as the harness's RESULT line names them.
     pub fn summary(&self) -> String {
         let s = |v: &[u64], q: f64| quantile(v, q) as f64 / 1000.0;
