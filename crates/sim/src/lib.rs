@@ -2,8 +2,8 @@
 //! entry with the real [`Picker`]. Each listener's peer server takes a few answers and refuses
 //! the rest (`503`) as `answers.rs` does, and sends the soonest due first at its paced rate
 //! (the lesser of its link and `--upload-limit`); the origin takes every ask and shares its
-//! link; one latency between any two nodes; the tracker exact; each listener follows a few
-//! neighbours' news. Players join as the stream lets them (Icecast's burst: they hear the
+//! link; one latency between any two nodes; the tracker exact, naming 50 members an answer as
+//! it does; each listener follows a few neighbours' news. Players join as the stream lets them (Icecast's burst: they hear the
 //! schedule `burst_ms` late and get that much at once). It reports what the harness
 //! (`../shared/bench`) measures: origin copies, startup (to a 64 KiB prebuffer), silence per
 //! listener.
@@ -40,6 +40,11 @@ const LATE_GRACE_MS: u64 = 1_000;
 const JOIN_AHEAD_MS: u64 = 1_000;
 /// A player has started once it has this much (the harness's 64 KiB prebuffer).
 const PREBUFFER_BYTES: u64 = 64 * 1024;
+/// The tracker names at most this many members an answer (`DEFAULT_PEERS_PER_ANSWER`),
+/// complete holders first, the rest at random.
+const PEERS_PER_ANSWER: usize = 50;
+/// A node knows at most this many peers of a content (`MAX_KNOWN_PEERS`).
+const MAX_KNOWN: usize = 200;
 /// A member the tracker has known for less than this is an arrival (`follow.rs`).
 const ARRIVAL_MS: u64 = 5_000;
 /// A full set of neighbours lets one go this often (`follow.rs`).
@@ -135,6 +140,10 @@ struct Node {
     server: Server,
     /// Whose news it follows.
     follows: Vec<usize>,
+    /// Who follows its news.
+    followers: Vec<usize>,
+    /// Peers it knows (named by the tracker).
+    known: std::collections::HashSet<usize>,
     /// Arrivals already decided on (`adopt_arrivals`).
     considered: std::collections::HashSet<usize>,
     last_rotation: u64,
@@ -274,6 +283,8 @@ impl Sim<'_> {
                 hash,
                 server: Server::peer(self.uplink, ANSWERS),
                 follows: Vec::new(),
+                followers: Vec::new(),
+                known: std::collections::HashSet::new(),
                 considered: std::collections::HashSet::new(),
                 last_rotation: t,
                 held_at: vec![None; self.parts as usize],
@@ -356,8 +367,14 @@ impl Sim<'_> {
                 break;
             };
             let have = self.nodes[from].picker.have().clone();
-            for (j, n) in self.nodes.iter_mut().enumerate() {
-                if to.is_none_or(|to| to == j) && n.follows.contains(&from) {
+            let mut to_whom = match to {
+                Some(j) => vec![j],
+                None => self.nodes[from].followers.clone(),
+            };
+            to_whom.sort_unstable();
+            for j in to_whom {
+                let n = &mut self.nodes[j];
+                if n.follows.contains(&from) {
                     n.picker
                         .set_peer_have(addr(from), have.clone(), t - n.arrived);
                     n.wake = Some(t);
@@ -366,31 +383,54 @@ impl Sim<'_> {
         }
     }
 
-    /// Announces due by `t`: the tracker names every member with when it first saw each, and
-    /// a listener following fewer than its neighbours follows more, at random.
+    /// Announces due by `t`: the tracker names members with when it first saw each (all of
+    /// them, or `PEERS_PER_ANSWER` of a larger swarm: complete holders first, the rest at
+    /// random), and a listener following fewer than its neighbours follows more, at random.
     fn announce(&mut self, t: u64) {
         if self.nodes.iter().all(|n| n.next_announce > t) {
             return;
         }
         let members: Vec<(u64, u64)> = self.nodes.iter().map(|n| (n.hash, n.arrived)).collect();
+        let complete: Vec<bool> = self
+            .nodes
+            .iter()
+            .map(|n| n.picker.have().is_complete())
+            .collect();
         let at = t + 2 * self.s.latency_ms;
         for i in 0..self.nodes.len() {
-            let n = &mut self.nodes[i];
-            if n.next_announce > t {
+            if self.nodes[i].next_announce > t {
                 continue;
             }
+            let mut answer: Vec<usize> = (0..members.len()).filter(|&j| j != i).collect();
+            if answer.len() > PEERS_PER_ANSWER {
+                answer.shuffle(&mut self.rng);
+                answer.sort_by_key(|&j| !complete[j]);
+                answer.truncate(PEERS_PER_ANSWER);
+                answer.sort_unstable();
+            }
+            let n = &mut self.nodes[i];
             n.next_announce = t + ANNOUNCE_MS;
-            for (j, &(hash, arrived)) in members.iter().enumerate() {
-                if j != i {
+            for &j in &answer {
+                if !n.known.contains(&j) {
+                    if n.known.len() >= MAX_KNOWN {
+                        continue;
+                    }
+                    n.known.insert(j);
                     n.picker.add_peer(addr(j));
-                    n.picker
-                        .set_membership(addr(j), Some((hash, EPOCH_MS + arrived)));
                 }
+                let (hash, arrived) = members[j];
+                n.picker
+                    .set_membership(addr(j), Some((hash, EPOCH_MS + arrived)));
             }
             n.picker.set_joined(EPOCH_MS + n.arrived);
             n.picker.set_tracker_answered();
             n.wake = Some(t);
-            for j in tend(n, i, &members, t, self.s.neighbours, &mut self.rng) {
+            let tended = tend(n, i, &answer, &members, t, self.s.neighbours, &mut self.rng);
+            for j in tended.gone {
+                self.nodes[j].followers.retain(|&f| f != i);
+            }
+            for j in tended.new {
+                self.nodes[j].followers.push(i);
                 self.news_seq += 1;
                 self.news.push(Reverse((at, self.news_seq, j, Some(i))));
             }
@@ -426,59 +466,71 @@ impl Sim<'_> {
     }
 }
 
-/// Whom `n` (node `i`) follows from `t`, as `Neighbours::tend` chooses: arrivals (members
-/// the tracker has known under `ARRIVAL_MS`) at once with a chance of neighbours over members,
-/// one let go every `ROTATE_EVERY` for another, and more at random while it follows fewer
-/// than `want`. The newly followed.
+/// Whom `n` (node `i`) follows from `t`, as `Neighbours::tend` chooses among the members the
+/// tracker's `answer` named: arrivals (members the tracker has known under `ARRIVAL_MS`) at
+/// once with a chance of neighbours over members, one let go every `ROTATE_EVERY` for
+/// another, and more at random while it follows fewer than `want`.
 fn tend(
     n: &mut Node,
     i: usize,
+    answer: &[usize],
     members: &[(u64, u64)],
     t: u64,
     want: usize,
     rng: &mut StdRng,
-) -> Vec<usize> {
-    let mut new = Vec::new();
+) -> Tended {
+    let mut tended = Tended::default();
     let others = members.len().saturating_sub(1);
     let chance = want as f64 / others.max(want).max(1) as f64;
     if t.saturating_sub(n.arrived) >= ARRIVAL_MS {
-        for (j, &(_, arrived)) in members.iter().enumerate() {
+        for &j in answer {
+            let arrived = members[j].1;
             if j == i || n.follows.contains(&j) || t.saturating_sub(arrived) > ARRIVAL_MS {
                 continue;
             }
             if n.considered.insert(j) && rng.random_bool(chance) {
                 if n.follows.len() >= want {
-                    let_go_of_one(n, rng);
+                    tended.gone.extend(let_go_of_one(n, rng));
                 }
                 n.follows.push(j);
-                new.push(j);
+                tended.new.push(j);
             }
         }
     }
-    let mut candidates: Vec<usize> = (0..members.len())
+    let mut candidates: Vec<usize> = answer
+        .iter()
+        .copied()
         .filter(|j| *j != i && !n.follows.contains(j))
         .collect();
     candidates.shuffle(rng);
     if n.follows.len() >= want && t >= n.last_rotation + ROTATE_EVERY_MS && !candidates.is_empty() {
         n.last_rotation = t;
-        let_go_of_one(n, rng);
+        tended.gone.extend(let_go_of_one(n, rng));
     }
     for j in candidates {
         if n.follows.len() >= want {
             break;
         }
         n.follows.push(j);
-        new.push(j);
+        tended.new.push(j);
     }
-    new
+    tended
 }
 
-fn let_go_of_one(n: &mut Node, rng: &mut StdRng) {
+/// Whom a listener began and stopped following.
+#[derive(Default)]
+struct Tended {
+    new: Vec<usize>,
+    gone: Vec<usize>,
+}
+
+fn let_go_of_one(n: &mut Node, rng: &mut StdRng) -> Option<usize> {
     if n.follows.is_empty() {
-        return;
+        return None;
     }
     let gone = n.follows.swap_remove(rng.random_range(0..n.follows.len()));
     n.picker.unfollow(addr(gone));
+    Some(gone)
 }
 
 /// How players join and play (`stream::client`), to score a listener by.
@@ -619,6 +671,24 @@ mod tests {
             "{}",
             without.summary()
         );
+    }
+
+    #[test]
+    fn past_fifty_members_the_tracker_names_a_sample_and_everyone_still_plays() {
+        // 120 listeners, ten a second into a 30 s entry: each announce names 50 of them, as
+        // the tracker does. Each hears the entry before it ends, almost all of it from peers.
+        let s = Scenario {
+            listeners: 120,
+            arrival_gap_ms: 100,
+            ..alone(4.0)
+        };
+        let o = run(&s).unwrap();
+        assert!(
+            o.startup_ms.iter().all(|&ms| ms < 20_000),
+            "{}",
+            o.summary()
+        );
+        assert!(o.peer_bytes > 20 * o.origin_bytes, "{}", o.summary());
     }
 
     #[test]
