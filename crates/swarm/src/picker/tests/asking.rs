@@ -237,8 +237,9 @@ fn a_download_yields_its_peer_asks_while_another_is_short() {
     assert_eq!(asks(true), 1);
 }
 
-#[test]
-fn a_slow_peer_is_asked_only_for_parts_due_later_than_its_answers_take() {
+/// A live picker of 60 one-second parts from 0, the head held, one ask at a time, and one
+/// peer (`peer(1)`) holding everything; and its config.
+fn one_peer_asked_at_a_time() -> (Picker, PickerConfig) {
     let d = Deadlines::Linear {
         start_ms: 0,
         per_part_ms: 1000.0,
@@ -253,6 +254,12 @@ fn a_slow_peer_is_asked_only_for_parts_due_later_than_its_answers_take() {
     let mut p = Picker::new(have, d, config, 1);
     p.add_peer(peer(1));
     p.set_peer_have(peer(1), full(60), 0);
+    (p, config)
+}
+
+#[test]
+fn a_slow_peer_is_asked_only_for_parts_due_later_than_its_answers_take() {
+    let (mut p, config) = one_peer_asked_at_a_time();
     // Its first answer took 4 s.
     let first = p.next(10_000, &mut rng());
     assert_eq!(first[0].first, 11, "{first:?}");
@@ -278,20 +285,7 @@ fn a_slow_peer_is_asked_only_for_parts_due_later_than_its_answers_take() {
 
 #[test]
 fn a_peer_that_answers_fast_is_asked_for_a_part_due_sooner_than_an_unknown_one() {
-    let d = Deadlines::Linear {
-        start_ms: 0,
-        per_part_ms: 1000.0,
-    };
-    let config = PickerConfig {
-        peer_total_slots: 1,
-        spread_slots: 0,
-        ..PickerConfig::live()
-    };
-    let mut have = Bitfield::new(60);
-    have.set(0);
-    let mut p = Picker::new(have, d, config, 1);
-    p.add_peer(peer(1));
-    p.set_peer_have(peer(1), full(60), 0);
+    let (mut p, _) = one_peer_asked_at_a_time();
     let to_peer = |reqs: Vec<Request>| -> Vec<u32> {
         reqs.iter()
             .filter(|r| r.source == Source::Peer(peer(1)))
