@@ -1,33 +1,54 @@
 //! `cargo run --release -p alluvium-sim -- --help`: one simulated station run, its figures, or
 //! a matrix of them (`--matrix crates/sim/scenarios.txt`).
 
-use alluvium_sim::{run, Scenario};
+use alluvium_sim::{run, Arrivals, Scenario};
 use clap::Parser;
 
-/// Simulates listeners swarming one entry of a station with the real picker, each uplink a
-/// queue at its rate, and prints what the harness (`../shared/bench`) measures: origin
-/// copies, startup, silence per listener. Deterministic for a seed.
+/// Simulates a station's listeners with the real picker, each uplink a queue at its rate, and
+/// prints what the harness (`../shared/bench`) measures: origin copies, startup, silence per
+/// listener. Deterministic for a seed. The defaults are the harness's (`./bench.sh alluvium
+/// N=30 T=120`): entries of 60 s, on air 20 s before the first listener,
+/// who arrive a second apart and play 120 s each.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Listeners.
+    /// Listeners (churn's newcomers besides).
     #[arg(long, default_value_t = 30)]
     listeners: usize,
-    /// Seconds between arrivals (the first arrives as the entry starts: a cold flash crowd).
+    /// Seconds between arrivals (the mean gap with `--arrivals poisson`).
     #[arg(long, default_value_t = 1.0)]
     arrival_gap_s: f64,
-    /// Each listener's uplink, as a multiple of the bitrate.
-    #[arg(long, default_value_t = 2.0)]
-    uplink_x: f64,
+    /// `fixed` gaps or `poisson` (exponential gaps from the seed).
+    #[arg(long, default_value = "fixed", value_parser = ["fixed", "poisson"])]
+    arrivals: String,
+    /// Each listener's uplink as a multiple of the bitrate; a list (`1.25,2,8`) is cycled over
+    /// the listeners, as the harness's `CLIENT_UP_LIST`.
+    #[arg(long, value_delimiter = ',', default_value = "2")]
+    uplink_x: Vec<f64>,
     /// The origin's uplink, as a multiple of the bitrate.
     #[arg(long, default_value_t = 4.0)]
     origin_x: f64,
-    /// The entry's bitrate in kbit/s.
+    /// The station's bitrate in kbit/s.
     #[arg(long, default_value_t = 128)]
     kbit: u32,
-    /// The entry's length in seconds.
+    /// Each entry's length in seconds (each a different file).
+    #[arg(long, default_value_t = 60)]
+    entry_s: u32,
+    /// The station was on air this long before the first listener came (0: a cold crowd at
+    /// the first entry's start).
+    #[arg(long, default_value_t = 20)]
+    start_ago_s: u32,
+    /// Each listener plays this long, then leaves.
     #[arg(long, default_value_t = 120)]
-    seconds: u32,
+    listen_s: u32,
+    /// After the last arrival, every this many seconds the listener here longest leaves and a
+    /// new one comes (the harness's `CHURN_S`; 0: none).
+    #[arg(long, default_value_t = 0.0)]
+    churn_s: f64,
+    /// Seconds from a listener's arrival to its first ask (process, playlist, gateway,
+    /// tracker).
+    #[arg(long, default_value_t = 0.8)]
+    setup_s: f64,
     /// One-way latency between any two nodes, in ms.
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
@@ -45,6 +66,10 @@ struct Args {
     /// The seed of every random choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Draws the run as an SVG picture at FILE: bytes from the origin and from peers each
+    /// second, listeners present, and the silence they heard.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<std::path::PathBuf>,
     /// Runs every scenario of FILE (lines `name: flags`, `#` comments) and prints them as a
     /// Markdown table, with how long each took.
     #[arg(long, value_name = "FILE")]
@@ -53,17 +78,26 @@ struct Args {
 
 impl Args {
     fn scenario(&self) -> Scenario {
+        let ms = |s: f64| (s * 1000.0) as u64;
         Scenario {
             listeners: self.listeners,
-            arrival_gap_ms: (self.arrival_gap_s * 1000.0) as u64,
-            uplink_x: self.uplink_x,
+            arrivals: if self.arrivals == "poisson" {
+                Arrivals::Poisson(ms(self.arrival_gap_s))
+            } else {
+                Arrivals::Fixed(ms(self.arrival_gap_s))
+            },
+            uplinks_x: self.uplink_x.clone(),
             origin_x: self.origin_x,
             kbit: self.kbit,
-            seconds: self.seconds,
+            entry_s: self.entry_s,
+            start_ago_s: self.start_ago_s,
+            listen_s: self.listen_s,
+            churn_ms: ms(self.churn_s),
+            setup_ms: ms(self.setup_s),
             latency_ms: self.latency_ms,
             pace_x: (self.pace_x > 0.0).then_some(self.pace_x),
             neighbours: self.neighbours,
-            burst_ms: (self.burst_s * 1000.0) as u64,
+            burst_ms: ms(self.burst_s),
             seed: self.seed,
         }
     }
@@ -97,9 +131,10 @@ fn matrix(path: &std::path::Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     println!(
-        "| scenario | flags | origin copies | startup median / p90 | silence median / max | run |"
+        "| scenario | flags | origin copies | startup median / p90 | silence median / max | \
+         silence per listener-hour | run |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (name, flags, scenario) in scenarios(&text)? {
         let started = std::time::Instant::now();
         let o = run(&scenario)?;
@@ -110,12 +145,13 @@ fn matrix(path: &std::path::Path) -> anyhow::Result<()> {
             format!("`{flags}`")
         };
         println!(
-            "| {name} | {flags} | {:.2} | {:.2} / {:.2} s | {:.2} / {:.2} s | {:.1} s |",
+            "| {name} | {flags} | {:.2} | {:.2} / {:.2} s | {:.2} / {:.2} s | {:.0} s | {:.1} s |",
             o.origin_copies(),
             s(o.startup_quantile(0.5)),
             s(o.startup_quantile(0.9)),
             s(o.silence_quantile(0.5)),
             s(o.silence_quantile(1.0)),
+            o.silence_per_hour_s(),
             started.elapsed().as_secs_f64(),
         );
     }
@@ -129,6 +165,11 @@ fn main() -> anyhow::Result<()> {
     }
     let outcome = run(&a.scenario())?;
     println!("{}", outcome.summary());
+    if let Some(path) = &a.plot {
+        let flags: Vec<String> = std::env::args().skip(1).collect();
+        alluvium_sim::plot::plot(&outcome, &format!("alluvium-sim {}", flags.join(" ")), path)?;
+        println!("drew {}", path.display());
+    }
     Ok(())
 }
 
@@ -142,8 +183,18 @@ mod tests {
         assert!(all.len() >= 10, "{}", all.len());
         let lan = all.iter().find(|(n, _, _)| n.starts_with("a LAN")).unwrap();
         assert_eq!(
-            (lan.2.uplink_x, lan.2.pace_x, lan.2.latency_ms),
-            (100.0, None, 1)
+            (lan.2.uplinks_x.clone(), lan.2.pace_x, lan.2.latency_ms),
+            (vec![100.0], None, 1)
+        );
+        let mixed = all.iter().find(|(n, _, _)| n.starts_with("mixed")).unwrap();
+        assert_eq!(mixed.2.uplinks_x, [1.25, 2.0, 8.0]);
+        assert!(matches!(mixed.2.arrivals, Arrivals::Poisson(2_000)));
+        let defaults = Args::try_parse_from(["alluvium-sim"]).unwrap().scenario();
+        let lib = Scenario::default();
+        assert_eq!(
+            format!("{defaults:?}"),
+            format!("{lib:?}"),
+            "one set of defaults"
         );
         assert!(scenarios("broken line").is_err());
         assert!(scenarios("x: --no-such-flag").is_err());

@@ -6,6 +6,8 @@
 #[derive(Debug, Clone)]
 pub(crate) struct Answer {
     pub(crate) asker: usize,
+    /// Of which entry.
+    pub(crate) entry: usize,
     pub(crate) id: u64,
     pub(crate) first: u32,
     pub(crate) count: u32,
@@ -19,6 +21,7 @@ pub(crate) struct Answer {
 impl Answer {
     pub(crate) fn new(
         asker: usize,
+        entry: usize,
         id: u64,
         (first, count): (u32, u32),
         bytes: u64,
@@ -26,6 +29,7 @@ impl Answer {
     ) -> Self {
         Self {
             asker,
+            entry,
             id,
             first,
             count,
@@ -34,6 +38,13 @@ impl Answer {
             deadline,
         }
     }
+}
+
+/// What a step of sending did.
+pub(crate) struct Sent {
+    /// The answers whose last byte went.
+    pub(crate) done: Vec<Answer>,
+    pub(crate) bytes: f64,
 }
 
 /// Answers taken past `cap` by asks due sooner than those in flight (`answers.rs`'s `JUMP`).
@@ -85,9 +96,20 @@ impl Server {
         Ok(())
     }
 
-    /// Sends for `ms`; the answers whose last byte went.
-    pub(crate) fn send(&mut self, ms: u64) -> Vec<Answer> {
-        let mut budget = self.rate * ms as f64;
+    /// Stops sending to `asker`: it went away.
+    pub(crate) fn drop_asker(&mut self, asker: usize) {
+        self.answers.retain(|a| a.asker != asker);
+    }
+
+    /// Every answer taken and not sent: the sender went away.
+    pub(crate) fn drop_all(&mut self) -> Vec<Answer> {
+        std::mem::take(&mut self.answers)
+    }
+
+    /// Sends for `ms`: the answers whose last byte went, and the bytes sent.
+    pub(crate) fn send(&mut self, ms: u64) -> Sent {
+        let full = self.rate * ms as f64;
+        let mut budget = full;
         if self.cap.is_some() {
             // Soonest due first (`uplink.rs`).
             self.answers.sort_by_key(|a| a.deadline);
@@ -117,7 +139,10 @@ impl Server {
         let (done, open): (Vec<Answer>, Vec<Answer>) =
             self.answers.drain(..).partition(|a| a.left <= 1e-9);
         self.answers = open;
-        done
+        Sent {
+            done,
+            bytes: full - budget.max(0.0),
+        }
     }
 }
 
@@ -126,7 +151,7 @@ mod tests {
     use super::*;
 
     fn ask(id: u64, deadline: i64) -> Answer {
-        Answer::new(0, id, (0, 1), 1000, deadline)
+        Answer::new(0, 0, id, (0, 1), 1000, deadline)
     }
 
     #[test]
@@ -138,7 +163,9 @@ mod tests {
         assert!(s.take(ask(4, 10_000), 0).is_ok(), "due sooner than both");
         assert!(s.take(ask(5, 2_000), 0).is_ok(), "urgent: one more");
         assert!(s.take(ask(6, 1_000), 0).is_err(), "cap + JUMP in flight");
-        let done: Vec<u64> = s.send(10).iter().map(|a| a.id).collect();
+        let sent = s.send(10);
+        assert_eq!(sent.bytes, 1000.0);
+        let done: Vec<u64> = sent.done.iter().map(|a| a.id).collect();
         assert_eq!(done, [5], "the soonest due first");
     }
 
@@ -148,7 +175,7 @@ mod tests {
         for id in 0..4 {
             assert!(o.take(ask(id, 0), 0).is_ok());
         }
-        assert!(o.send(39).is_empty(), "each has had a quarter");
-        assert_eq!(o.send(1).len(), 4);
+        assert!(o.send(39).done.is_empty(), "each has had a quarter");
+        assert_eq!(o.send(1).done.len(), 4);
     }
 }
