@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 /// Default most peers in one announce answer (BitTorrent trackers give 50 too): an answer with
 /// fewer names every peer the tracker knows.
 pub const DEFAULT_PEERS_PER_ANSWER: usize = 50;
+/// An announce answer names the swarm's eldest members first, this many of them (fewer if
+/// the answer is smaller): past the answer's size every member still knows the same eldest,
+/// who own the origin's blocks (`PickerConfig::owners`, 6 on a live station), so all agree
+/// on who fetches what from the origin.
+pub const ELDEST_PER_ANSWER: usize = 8;
 
 /// How much of a content a peer holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

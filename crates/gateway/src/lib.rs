@@ -14,7 +14,8 @@
 //! - `GET /v1/content/{blake3}/outboard` → the pre-order bao outboard (see
 //!   [`alluvium_content`]), `application/octet-stream`, immutable; `404` unknown root.
 //! - `POST /v1/announce` [`wire::AnnounceRequest`] → [`wire::AnnounceResponse`]: up to 50 other
-//!   peers, holders first, with how long the tracker has known each and the announcer. The
+//!   peers, the eight eldest first ([`wire::ELDEST_PER_ANSWER`]), then holders first, with how
+//!   long the tracker has known each and the announcer. The
 //!   address recorded is the IP the request came from with the port given; a body naming an
 //!   address is ignored. Malformed bodies get `400`.
 //! - `GET /metrics` (Prometheus / OpenMetrics text), `GET /healthz`.

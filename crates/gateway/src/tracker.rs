@@ -13,7 +13,7 @@ use alluvium_content::Hash;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use crate::wire::{Event, Have, PeerInfo};
+use crate::wire::{Event, Have, PeerInfo, ELDEST_PER_ANSWER};
 
 #[derive(Debug, Clone)]
 struct Peer {
@@ -223,9 +223,14 @@ fn pick(
     rng: &mut impl Rng,
 ) -> Vec<PeerInfo> {
     let mut others: Vec<(&SocketAddr, &Peer)> = swarm.iter().filter(|(a, _)| **a != me).collect();
-    others.shuffle(rng);
+    // The eldest first (the same ones in every answer), then the rest, complete holders
+    // first, at random.
+    others.sort_unstable_by_key(|(a, p)| (p.since_ms, **a));
+    let eldest = ELDEST_PER_ANSWER.min(max).min(others.len());
+    let rest = &mut others[eldest..];
+    rest.shuffle(rng);
     // Stable sort keeps the shuffle within each group.
-    others.sort_by_key(|(_, p)| std::cmp::Reverse(p.have));
+    rest.sort_by_key(|(_, p)| std::cmp::Reverse(p.have));
     others
         .into_iter()
         .take(max)
@@ -334,7 +339,7 @@ mod tests {
             50,
             &mut rng,
         );
-        // Holders first.
+        // The eldest first (past them, holders first: see below).
         let d = t.announce(
             30,
             h,
@@ -345,11 +350,11 @@ mod tests {
             50,
             &mut rng,
         );
-        assert_eq!(d[0].peer_id, "c");
-        assert_eq!(d[1].peer_id, "b");
+        let ids: Vec<&str> = d.iter().map(|p| p.peer_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(
-            (d[0].age_ms, d[1].age_ms),
-            (10, 20),
+            (d[0].age_ms, d[1].age_ms, d[2].age_ms),
+            (30, 20, 10),
             "ages on the tracker's clock, from each one's first announce"
         );
         assert_eq!(t.peers(), 3, "the fourth did not fit (per-content cap 3)");
@@ -388,6 +393,89 @@ mod tests {
         );
         t.expire(5000);
         assert_eq!((t.peers(), t.swarms()), (0, 0));
+    }
+
+    #[test]
+    fn past_the_answer_size_every_answer_names_the_eldest_first() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let mut t = Tracker::new(TrackerLimits {
+            per_content: 1_000,
+            per_host: 1_000,
+            total: 10_000,
+            ttl_ms: 60_000,
+        });
+        let h = Hash::from(blake3::hash(b"x"));
+        // 200 members, one a millisecond; the later ones complete.
+        let member = |i: u16| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 7001));
+        for i in 0..200u16 {
+            let have = if i >= 100 { Have::Complete } else { Have::None };
+            t.announce(
+                u64::from(i),
+                h,
+                member(i),
+                "p",
+                have,
+                Event::Started,
+                50,
+                &mut rng,
+            );
+        }
+        let eldest: Vec<String> = (0..ELDEST_PER_ANSWER as u16)
+            .map(|i| member(i).to_string())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for asker in 150..200u16 {
+            let got = t.announce(
+                500,
+                h,
+                member(asker),
+                "p",
+                Have::None,
+                Event::Update,
+                50,
+                &mut rng,
+            );
+            assert_eq!(got.len(), 50);
+            let first: Vec<&str> = got[..ELDEST_PER_ANSWER]
+                .iter()
+                .map(|p| p.addr.as_str())
+                .collect();
+            assert_eq!(
+                first, eldest,
+                "the same eldest, oldest first, in every answer"
+            );
+            // Then complete holders, at random.
+            assert!(got[ELDEST_PER_ANSWER..]
+                .iter()
+                .all(|p| p.have == Have::Complete));
+            seen.extend(got[ELDEST_PER_ANSWER..].iter().map(|p| p.addr.clone()));
+        }
+        assert!(seen.len() > 60, "the rest vary: {}", seen.len());
+        // The eldest's own answer names the next eldest.
+        let got = t.announce(
+            501,
+            h,
+            member(0),
+            "p",
+            Have::None,
+            Event::Update,
+            50,
+            &mut rng,
+        );
+        assert_eq!(got[0].addr, member(1).to_string());
+        // An answer smaller than the eldest: the eldest only.
+        let got = t.announce(
+            502,
+            h,
+            member(199),
+            "p",
+            Have::None,
+            Event::Update,
+            3,
+            &mut rng,
+        );
+        let addrs: Vec<String> = got.iter().map(|p| p.addr.clone()).collect();
+        assert_eq!(addrs, eldest[..3]);
     }
 
     #[test]
