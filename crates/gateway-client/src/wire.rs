@@ -12,6 +12,15 @@ pub const DEFAULT_PEERS_PER_ANSWER: usize = 50;
 /// on who fetches what from the origin.
 pub const ELDEST_PER_ANSWER: usize = 8;
 
+/// A 64-bit hash of a peer id (FNV-1a). Members are ordered by when the tracker first saw
+/// them, then by this: the tracker names the eldest in that order, and each member's picker
+/// gives the origin's blocks to the first of them (`alluvium_swarm::picker`).
+pub fn member_hash(peer_id: &str) -> u64 {
+    peer_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// How much of a content a peer holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

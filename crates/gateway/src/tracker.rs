@@ -13,7 +13,7 @@ use alluvium_content::Hash;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use crate::wire::{Event, Have, PeerInfo, ELDEST_PER_ANSWER};
+use crate::wire::{member_hash, Event, Have, PeerInfo, ELDEST_PER_ANSWER};
 
 #[derive(Debug, Clone)]
 struct Peer {
@@ -223,9 +223,9 @@ fn pick(
     rng: &mut impl Rng,
 ) -> Vec<PeerInfo> {
     let mut others: Vec<(&SocketAddr, &Peer)> = swarm.iter().filter(|(a, _)| **a != me).collect();
-    // The eldest first (the same ones in every answer), then the rest, complete holders
-    // first, at random.
-    others.sort_unstable_by_key(|(a, p)| (p.since_ms, **a));
+    // The eldest first (the same ones in every answer, ordered as the members' pickers order
+    // them), then the rest, complete holders first, at random.
+    others.sort_unstable_by_key(|(a, p)| (p.since_ms, member_hash(&p.peer_id), **a));
     let eldest = ELDEST_PER_ANSWER.min(max).min(others.len());
     let rest = &mut others[eldest..];
     rest.shuffle(rng);
@@ -476,6 +476,41 @@ mod tests {
         );
         let addrs: Vec<String> = got.iter().map(|p| p.addr.clone()).collect();
         assert_eq!(addrs, eldest[..3]);
+    }
+
+    #[test]
+    fn members_first_seen_in_the_same_millisecond_are_named_in_member_hash_order() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut t = Tracker::new(TrackerLimits {
+            per_content: 1_000,
+            per_host: 1_000,
+            total: 10_000,
+            ttl_ms: 60_000,
+        });
+        let h = Hash::from(blake3::hash(b"x"));
+        let ids: Vec<String> = (0..60).map(|i| format!("peer-{i}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let a = SocketAddr::from(([10, 0, 1, i as u8], 7001));
+            t.announce(7, h, a, id, Have::None, Event::Started, 50, &mut rng);
+        }
+        let mut by_hash = ids.clone();
+        by_hash.sort_unstable_by_key(|id| member_hash(id));
+        let asker = SocketAddr::from(([10, 0, 2, 1], 7001));
+        let got = t.announce(
+            9,
+            h,
+            asker,
+            "late",
+            Have::None,
+            Event::Started,
+            50,
+            &mut rng,
+        );
+        let named: Vec<&str> = got[..ELDEST_PER_ANSWER]
+            .iter()
+            .map(|p| p.peer_id.as_str())
+            .collect();
+        assert_eq!(named, by_hash[..ELDEST_PER_ANSWER]);
     }
 
     #[test]

@@ -738,7 +738,9 @@ impl Sim<'_> {
             let mut answer: Vec<usize> = members.iter().filter(|m| m.0 != i).map(|m| m.0).collect();
             if answer.len() > PEERS_PER_ANSWER {
                 // The eldest first, then complete holders, the rest at random (`pick`).
-                answer.sort_unstable_by_key(|j| (since.get(j).map_or(u64::MAX, |m| m.1), *j));
+                answer.sort_unstable_by_key(|j| {
+                    since.get(j).map_or((u64::MAX, 0, *j), |m| (m.1, m.0, *j))
+                });
                 let rest = &mut answer[ELDEST_PER_ANSWER..];
                 rest.shuffle(&mut self.rng);
                 rest.sort_by_key(|&j| !since.get(&j).is_some_and(|m| m.2));

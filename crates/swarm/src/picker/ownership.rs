@@ -22,12 +22,9 @@ pub(super) struct Ownership {
     pub(super) end: u32,
 }
 
-/// A 64-bit hash of a peer id (FNV-1a): the same on every node.
-pub fn member_hash(peer_id: &str) -> u64 {
-    peer_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+/// A 64-bit hash of a peer id: the same on every node, and on the tracker, which names the
+/// eldest by it among members it first saw in the same millisecond.
+pub use alluvium_gateway_client::wire::member_hash;
 
 /// The rendezvous score of `member` for `block` (splitmix64 of the pair).
 pub(super) fn score(member: u64, block: u32) -> u64 {
