@@ -152,6 +152,26 @@ pub struct Outcome {
     pub seconds: Vec<Second>,
     /// When players heard each entry begin (s from the first arrival), within the run.
     pub entry_changes_s: Vec<f64>,
+    /// How each part heard while listeners were on spread among them.
+    pub parts: Vec<PartSpread>,
+}
+
+/// How one part spread: who held it by the time players heard it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartSpread {
+    pub entry: usize,
+    pub part: u32,
+    /// When players heard it (s from the first arrival).
+    pub heard_s: f64,
+    /// When its first holder got it, and the median holder (s).
+    pub first_s: Option<f64>,
+    pub median_s: Option<f64>,
+    /// Listeners playing when it was heard (there since a burst before it at least), and of
+    /// them: held it a second after at the latest, later, never.
+    pub listeners: usize,
+    pub on_time: usize,
+    pub late: usize,
+    pub missed: usize,
 }
 
 /// One second of a run.
@@ -397,6 +417,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
             s.listeners += 1;
         }
     }
+    let parts = spread(&sim, s.burst_ms, &startup_ms);
     Ok(Outcome {
         aired_bytes: (byte_rate * (end - first) as f64 / 1000.0) as u64,
         origin_bytes: (sim.origin_bytes * WIRE) as u64,
@@ -405,6 +426,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         silence_ms,
         listened_ms,
         seconds,
+        parts,
         entry_changes_s: sim
             .entries
             .iter()
@@ -412,6 +434,54 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
             .filter(|&at| at > 0.0 && at < end as f64 / 1000.0)
             .collect(),
     })
+}
+
+/// How every part heard while listeners were on spread among them (`startup_ms` per node:
+/// a listener plays the parts heard after its first sound).
+fn spread(sim: &Sim<'_>, burst_ms: u64, startup_ms: &[u64]) -> Vec<PartSpread> {
+    let mut out = Vec::new();
+    for (e, entry) in sim.entries.iter().enumerate() {
+        for p in 0..entry.parts {
+            let heard = entry.heard(p, burst_ms);
+            let mut held: Vec<u64> = sim
+                .nodes
+                .iter()
+                .filter_map(|n| n.downloads[e].as_ref()?.held_at[p as usize])
+                .collect();
+            held.sort_unstable();
+            let playing: Vec<&Node> = sim
+                .nodes
+                .iter()
+                .zip(startup_ms)
+                .filter(|(n, up)| (n.arrived + **up) as f64 <= heard && n.leaves as f64 > heard)
+                .map(|(n, _)| n)
+                .collect();
+            if playing.is_empty() {
+                continue;
+            }
+            let (mut on_time, mut late, mut missed) = (0, 0, 0);
+            for n in &playing {
+                match n.downloads[e].as_ref().and_then(|d| d.held_at[p as usize]) {
+                    Some(t) if t as f64 <= heard + LATE_GRACE_MS as f64 => on_time += 1,
+                    Some(_) => late += 1,
+                    None => missed += 1,
+                }
+            }
+            let s = |t: u64| t as f64 / 1000.0;
+            out.push(PartSpread {
+                entry: e,
+                part: p,
+                heard_s: heard / 1000.0,
+                first_s: held.first().copied().map(s),
+                median_s: held.get(held.len() / 2).copied().map(s),
+                listeners: playing.len(),
+                on_time,
+                late,
+                missed,
+            });
+        }
+    }
+    out
 }
 
 /// When each listener arrives and leaves, and when churn's leavings are (as the harness:
@@ -1025,12 +1095,25 @@ mod tests {
         assert_eq!(o.silence_ms, [0], "{}", o.summary());
         assert!(o.startup_ms[0] < 800 + 1_500, "{}", o.summary());
         assert_eq!(o.listened_ms, [30_000]);
+        // Every part it played came in time: 28 of them (the first two before its sound).
+        assert!(o.parts.len() >= 25, "{}", o.parts.len());
+        assert!(o
+            .parts
+            .iter()
+            .all(|p| p.on_time == 1 && p.late + p.missed == 0));
     }
 
     #[test]
     fn an_origin_slower_than_the_bitrate_is_heard_as_silence() {
-        let o = run(&alone(0.5)).unwrap();
+        let o = run(&alone(0.8)).unwrap();
         assert!(o.silence_ms[0] > 5_000, "{}", o.summary());
+        // It starts late, and the parts it then hears as silence came late or never.
+        let lost: usize = o.parts.iter().map(|p| p.late + p.missed).sum();
+        assert!(lost >= 5, "{lost}");
+        assert!(o
+            .parts
+            .iter()
+            .all(|p| p.listeners == 1 && p.first_s.is_none_or(|f| f > 0.0)));
     }
 
     #[test]

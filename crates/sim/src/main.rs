@@ -70,6 +70,11 @@ struct Args {
     /// second, listeners present, and the silence they heard.
     #[arg(long, value_name = "FILE")]
     plot: Option<std::path::PathBuf>,
+    /// Lists the parts some listener playing heard late or never held: when players heard
+    /// each, when its first holder and the median one got it, and how many of the listeners
+    /// then playing held it in time, late, or never.
+    #[arg(long)]
+    late_parts: bool,
     /// Runs every scenario of FILE (lines `name: flags`, `#` comments) and prints them as a
     /// Markdown table, with how long each took.
     #[arg(long, value_name = "FILE")]
@@ -158,6 +163,26 @@ fn matrix(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--late-parts`: one line per part that did not reach every listener playing in time.
+fn late_parts(o: &alluvium_sim::Outcome) {
+    let s = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.1}"));
+    println!("entry part  heard_s first_s median_s  playing on_time late missed");
+    for p in o.parts.iter().filter(|p| p.late + p.missed > 0) {
+        println!(
+            "{:>5} {:>4} {:>8.1} {:>7} {:>8} {:>8} {:>7} {:>4} {:>6}",
+            p.entry,
+            p.part,
+            p.heard_s,
+            s(p.first_s),
+            s(p.median_s),
+            p.listeners,
+            p.on_time,
+            p.late,
+            p.missed
+        );
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     if let Some(path) = &a.matrix {
@@ -165,6 +190,9 @@ fn main() -> anyhow::Result<()> {
     }
     let outcome = run(&a.scenario())?;
     println!("{}", outcome.summary());
+    if a.late_parts {
+        late_parts(&outcome);
+    }
     if let Some(path) = &a.plot {
         let flags: Vec<String> = std::env::args().skip(1).collect();
         alluvium_sim::plot::plot(&outcome, &format!("alluvium-sim {}", flags.join(" ")), path)?;
