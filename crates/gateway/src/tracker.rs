@@ -23,6 +23,8 @@ struct Peer {
     /// When the tracker first recorded it in this swarm: its `age_ms` is counted from here,
     /// on the tracker's clock, whatever the peer says of itself.
     since_ms: u64,
+    /// `member_hash(peer_id)`: with `since_ms`, its place among the eldest.
+    hash: u64,
 }
 
 /// Limits of the table.
@@ -154,7 +156,10 @@ impl Tracker {
         if event == Event::Stopped {
             swarm.remove(&addr);
         } else if let Some(p) = swarm.peers.get_mut(&addr) {
-            p.peer_id = peer_id.to_string();
+            if p.peer_id != peer_id {
+                p.peer_id = peer_id.to_string();
+                p.hash = member_hash(peer_id);
+            }
             p.have = if event == Event::Completed {
                 Have::Complete
             } else {
@@ -166,6 +171,7 @@ impl Tracker {
                 addr,
                 Peer {
                     peer_id: peer_id.to_string(),
+                    hash: member_hash(peer_id),
                     have: if event == Event::Completed {
                         Have::Complete
                     } else {
@@ -224,9 +230,14 @@ fn pick(
 ) -> Vec<PeerInfo> {
     let mut others: Vec<(&SocketAddr, &Peer)> = swarm.iter().filter(|(a, _)| **a != me).collect();
     // The eldest first (the same ones in every answer, ordered as the members' pickers order
-    // them), then the rest, complete holders first, at random.
-    others.sort_unstable_by_key(|(a, p)| (p.since_ms, member_hash(&p.peer_id), **a));
+    // them), then the rest, complete holders first, at random. Selected, not sorted: a swarm
+    // may be thousands and every announce picks.
     let eldest = ELDEST_PER_ANSWER.min(max).min(others.len());
+    let key = |(a, p): &(&SocketAddr, &Peer)| (p.since_ms, p.hash, **a);
+    if eldest > 0 && eldest < others.len() {
+        others.select_nth_unstable_by_key(eldest - 1, key);
+    }
+    others[..eldest].sort_unstable_by_key(key);
     let rest = &mut others[eldest..];
     rest.shuffle(rng);
     // Stable sort keeps the shuffle within each group.
@@ -303,6 +314,16 @@ mod tests {
             per_host: 3,
             total: 5,
             ttl_ms: 1000,
+        }
+    }
+
+    /// Limits no test of answers reaches.
+    fn roomy() -> TrackerLimits {
+        TrackerLimits {
+            per_content: 1_000,
+            per_host: 1_000,
+            total: 10_000,
+            ttl_ms: 60_000,
         }
     }
 
@@ -398,12 +419,7 @@ mod tests {
     #[test]
     fn past_the_answer_size_every_answer_names_the_eldest_first() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
-        let mut t = Tracker::new(TrackerLimits {
-            per_content: 1_000,
-            per_host: 1_000,
-            total: 10_000,
-            ttl_ms: 60_000,
-        });
+        let mut t = Tracker::new(roomy());
         let h = Hash::from(blake3::hash(b"x"));
         // 200 members, one a millisecond; the later ones complete.
         let member = |i: u16| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 7001));
@@ -481,12 +497,7 @@ mod tests {
     #[test]
     fn members_first_seen_in_the_same_millisecond_are_named_in_member_hash_order() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-        let mut t = Tracker::new(TrackerLimits {
-            per_content: 1_000,
-            per_host: 1_000,
-            total: 10_000,
-            ttl_ms: 60_000,
-        });
+        let mut t = Tracker::new(roomy());
         let h = Hash::from(blake3::hash(b"x"));
         let ids: Vec<String> = (0..60).map(|i| format!("peer-{i}")).collect();
         for (i, id) in ids.iter().enumerate() {
