@@ -33,8 +33,10 @@ pub(crate) struct SwarmArgs {
     /// Upload at most this much per second to other listeners (e.g. 256KiB, 2mbit; 0: no
     /// limit). A little below what your link uploads (about 90 %) keeps its queue short, so
     /// the parts other listeners need soonest go out first and your own traffic still flows.
-    /// `auto`: 1.6 times the station's bitrate (about 205 kbit/s for a 128 kbit/s station), from
-    /// the first entry on, and no limit to listeners on this machine; none for a plain `fetch`.
+    /// `auto`: from the first entry on, 1.6 times the station's bitrate (about 205 kbit/s for a
+    /// 128 kbit/s station), then higher while the listeners you send to report that your
+    /// answers come as fast as they are paced, settling at about 80 % of what your link
+    /// delivers; no limit to listeners on this machine; none for a plain `fetch`.
     #[arg(long, env = "ALLUVIUM_UPLOAD_LIMIT", default_value = "auto", value_parser = parse_upload_limit, value_name = "RATE")]
     pub(crate) upload_limit: UploadLimit,
 }
@@ -45,7 +47,7 @@ fn parse_upload_limit(s: &str) -> Result<UploadLimit, String> {
         return Ok(UploadLimit::Auto);
     }
     match crate::units::parse_rate(s)
-        .map_err(|e| format!("{e}, or auto (1.6 times the station's bitrate), or 0 (no limit)"))?
+        .map_err(|e| format!("{e}, or auto (from 1.6 times the station's bitrate, following the link), or 0 (no limit)"))?
     {
         0 => Ok(UploadLimit::Unlimited),
         r => Ok(UploadLimit::Rate(r)),

@@ -8,7 +8,7 @@
 //! - [`proto`]: the peer protocol (routes, headers, Range rules, the have record).
 //! - [`store`]: verified parts in memory and in a bounded disk cache.
 //! - [`server`]: the peer server, with its limits; [`uplink`]: the upload paced at its rate,
-//!   the soonest-due answer first.
+//!   the soonest-due answer first; [`link`]: that rate following the link (`auto`).
 //! - [`node`]: one listener's node: store + server + known peers + upload budget + metrics.
 //! - [`mod@download`]: the async shell that runs a download against a node.
 //! - [`health`]: whether the gateway and the origin answer, said once per outage.
@@ -17,6 +17,7 @@ mod answers;
 pub mod bitfield;
 pub mod download;
 pub mod health;
+pub mod link;
 mod metrics;
 pub mod node;
 pub mod picker;

@@ -12,6 +12,7 @@ use alluvium_content::Hash;
 use tokio_util::sync::CancellationToken;
 
 use crate::answers::Answers;
+use crate::link::{Delivered, LinkFollower};
 use crate::metrics::Metrics;
 use crate::proto::LONG_POLL;
 use crate::store::{Store, DEFAULT_MEMORY_PER_CONTENT};
@@ -37,19 +38,23 @@ pub enum UploadLimit {
     Unlimited,
     /// Paced at this many bytes per second.
     Rate(u64),
-    /// Paced at [`AUTO_UPLOAD_FACTOR`] times the bitrate of the entries being fetched (the
-    /// highest seen), from the first one on; unlimited until then, for a plain fetch, and to
-    /// askers on this machine.
+    /// Paced at the link's rate as askers find it ([`crate::link`]), never below
+    /// [`AUTO_UPLOAD_FACTOR`] times the bitrate of the entries being fetched (the highest
+    /// seen), from the first one on; unlimited until then, for a plain fetch, and to askers on
+    /// this machine.
     Auto,
 }
 
-/// `--upload-limit auto` paces at this many times the station's bitrate: a listener needs
-/// 1x in, so this leaves a swarm room to spread new parts while the headers, acknowledgements
-/// and have records that come on top of it still fit a 2x uplink (docs/decisions/006).
+/// `--upload-limit auto` paces at least at this many times the station's bitrate, until
+/// askers show the link carries more: a listener needs 1x in, so this leaves a swarm room to
+/// spread new parts while the headers, acknowledgements and have records that come on top of
+/// it still fit a 2x uplink (docs/decisions/006).
 pub const AUTO_UPLOAD_FACTOR: f64 = 1.6;
 
 /// Askers' addresses remembered as this machine's or not; past this the table starts over.
 const MAX_ADDRESSES_KNOWN: usize = 4_096;
+/// Peers whose last answer's delivery waits to be reported; past this the table starts over.
+const MAX_DELIVERIES_KEPT: usize = 1_024;
 
 /// How a node runs.
 #[derive(Debug, Clone)]
@@ -120,6 +125,12 @@ pub struct Node {
     auto_upload: bool,
     /// Askers' addresses, and whether each is this machine's own (see `paces_to`).
     own_addresses: Mutex<HashMap<std::net::IpAddr, bool>>,
+    /// `auto`: the rate the askers' reports find (see [`crate::link`]).
+    link: Mutex<LinkFollower>,
+    /// How each peer's last answer came, told in the next ask of it.
+    deliveries: Mutex<HashMap<SocketAddr, Delivered>>,
+    /// Time 0 of the link follower's clock.
+    epoch: std::time::Instant,
     /// Peers per content, with their ids when the tracker named them.
     known: Mutex<HashMap<Hash, Vec<Member>>>,
     /// The peers learnt last, whatever the content, the latest first (see `carry_peers`).
@@ -174,6 +185,9 @@ impl Node {
             }),
             auto_upload: config.upload_limit == UploadLimit::Auto,
             own_addresses: Mutex::default(),
+            link: Mutex::default(),
+            deliveries: Mutex::default(),
+            epoch: std::time::Instant::now(),
             known: Mutex::new(HashMap::new()),
             recent: Mutex::new(std::collections::VecDeque::new()),
             distrusted: Mutex::new(std::collections::HashSet::new()),
@@ -226,13 +240,53 @@ impl Node {
 
     /// Tells the node the bitrate (bytes per second) of media it fetches for playing: with
     /// [`UploadLimit::Auto`] the uplink then paces at [`AUTO_UPLOAD_FACTOR`] times the
-    /// highest such bitrate. Otherwise nothing changes.
+    /// highest such bitrate at least. Otherwise nothing changes.
     pub fn offer_bitrate(&self, bytes_per_second: u64) {
         if self.auto_upload && bytes_per_second > 0 {
-            let rate = (bytes_per_second as f64 * AUTO_UPLOAD_FACTOR) as u64;
-            self.uplink.raise_to(rate);
+            let floor = (bytes_per_second as f64 * AUTO_UPLOAD_FACTOR) as u64;
+            let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+            link.set_floor(floor);
+            self.uplink.set_rate(link.rate());
+            drop(link);
             self.show_upload_rate();
         }
+    }
+
+    /// An asker's report of how this node's last answer to it came (`auto` only; the answer
+    /// went over the link).
+    pub(crate) fn delivered(&self, report: Delivered) {
+        if !self.auto_upload {
+            return;
+        }
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let mut link = self.link.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rate) = link.delivered(now, report) {
+            self.uplink.set_rate(rate);
+            drop(link);
+            tracing::debug!(
+                rate,
+                delivered = report.rate(),
+                "upload rate follows the link"
+            );
+            self.show_upload_rate();
+        }
+    }
+
+    /// Keeps how `peer`'s answer came, to tell it in the next ask of it.
+    pub(crate) fn note_delivery(&self, peer: SocketAddr, d: Delivered) {
+        let mut kept = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= MAX_DELIVERIES_KEPT {
+            kept.clear();
+        }
+        kept.insert(peer, d);
+    }
+
+    /// How `peer`'s last answer came, if not told yet.
+    pub(crate) fn take_delivery(&self, peer: SocketAddr) -> Option<Delivered> {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&peer)
     }
 
     /// The uplink's rate in `/metrics` (0: not paced).
@@ -565,6 +619,39 @@ mod tests {
             node.offer_bitrate(16_000);
             assert_eq!(node.uplink.rate(), rate, "{limit:?}");
         }
+    }
+
+    #[test]
+    fn auto_upload_rises_to_the_link_askers_report_and_a_set_rate_does_not_move() {
+        use crate::link::Delivered;
+        // Answers of 16 KiB reported as coming at `got` bytes per second, paced at `pace`.
+        let came = |got: u64, pace: u64| Delivered {
+            bytes: 16_384,
+            us: 16_384 * 1_000_000 / got,
+            paced: pace,
+        };
+        let auto = Node::new(NodeConfig {
+            upload_limit: UploadLimit::Auto,
+            ..NodeConfig::default()
+        });
+        auto.offer_bitrate(16_000);
+        // A 10x link (160 kB/s): each answer at the pace raises it, until two come slower.
+        for _ in 0..20 {
+            let pace = auto.uplink.rate().unwrap();
+            auto.delivered(came(pace.min(160_000), pace));
+        }
+        let rate = auto.uplink.rate().unwrap();
+        assert!((100_000..=160_000).contains(&rate), "{rate}");
+        assert!(auto
+            .metrics
+            .encode()
+            .contains(&format!("alluvium_upload_limit_bytes_per_second {rate}")));
+        let set = Node::new(NodeConfig {
+            upload_limit: UploadLimit::Rate(50_000),
+            ..NodeConfig::default()
+        });
+        set.delivered(came(50_000, 50_000));
+        assert_eq!(set.uplink.rate(), Some(50_000));
     }
 
     #[test]

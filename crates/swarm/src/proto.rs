@@ -38,6 +38,11 @@
 //! - [`DUE_HEADER`] on a blob ask: in how many milliseconds the asker plays the first part
 //!   asked (negative: overdue). The server answers the soonest due first; an ask due within
 //!   [`URGENT_DUE_MS`] is **urgent** and may be taken past one more answer due sooner.
+//! - [`PACED_HEADER`] on a blob answer the server's uplink paces: the rate, bytes per second.
+//! - [`DELIVERED_HEADER`] on a blob ask: how the asker's last answer from this server came,
+//!   `BYTES US PACED`: `BYTES` of its body came in `US` microseconds after its first bytes,
+//!   and it was paced at `PACED` (that answer's [`PACED_HEADER`]). An `auto` uplink follows
+//!   the link by it ([`crate::link`]); a server ignores a value that does not parse.
 //!
 //! # Have record
 //! The version (8 bytes, big-endian) then the bitfield (`ceil(parts/8)` bytes, spare bits
@@ -79,12 +84,34 @@ pub const HAVE_VERSION_HEADER: &str = "alluvium-have-version";
 pub const HAVE_STREAM_TYPE: &str = "application/x-alluvium-have-stream";
 /// Header of a blob ask: in how many ms the asker plays the first part asked.
 pub const DUE_HEADER: &str = "alluvium-due-ms";
+/// Header of a paced blob answer: the rate it is paced at, bytes per second.
+pub const PACED_HEADER: &str = "alluvium-paced";
+/// Header of a blob ask: how the last answer from that server came (see the module's docs).
+pub const DELIVERED_HEADER: &str = "alluvium-delivered";
 /// An ask due within this is urgent: the server may take it past one more answer due sooner,
 /// so a listener that has just joined (or is about to play silence) is not turned away
 /// because the uplink is busy with other urgent answers.
 pub const URGENT_DUE_MS: i64 = 3_000;
 /// Most parts served in one answer.
 pub const MAX_RANGE_PARTS: u64 = 64;
+
+/// The [`DELIVERED_HEADER`] value of `d`.
+pub fn delivered_header(d: &crate::link::Delivered) -> String {
+    format!("{} {} {}", d.bytes, d.us, d.paced)
+}
+
+/// A [`DELIVERED_HEADER`] value; `None` unless three whole numbers.
+pub fn parse_delivered(value: &str) -> Option<crate::link::Delivered> {
+    let mut n = value
+        .split_ascii_whitespace()
+        .map(|v| v.parse::<u64>().ok());
+    let d = crate::link::Delivered {
+        bytes: n.next()??,
+        us: n.next()??,
+        paced: n.next()??,
+    };
+    n.next().is_none().then_some(d)
+}
 
 /// Why a `Range` header was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -13,9 +13,9 @@
 //! Without a rate, steps pass at once and the kernel's queue decides (taking turns without
 //! a rate was measured worse: docs/decisions/005).
 //!
-//! The rate may be set late, and raised ([`Uplink::raise_to`]): `--upload-limit auto` (the
-//! default) paces at a multiple of the station's bitrate once the first entry's is known
-//! (see [`crate::node::UploadLimit`]).
+//! The rate may be set late, and changed ([`Uplink::set_rate`]): `--upload-limit auto` (the
+//! default) paces at a multiple of the station's bitrate once the first entry's is known, and
+//! follows the link from there as askers report it (see [`crate::link`]).
 //!
 //! Written by hand: rate limiters (`governor`) grant in arrival order, and the order is the
 //! point here.
@@ -97,10 +97,10 @@ impl Uplink {
         Some(self.rate.load(Ordering::Relaxed)).filter(|r| *r > 0)
     }
 
-    /// Paces at `rate` bytes per second from now on, unless the uplink already paces faster.
-    /// An uplink made without a rate starts pacing.
-    pub fn raise_to(&self, rate: u64) {
-        self.rate.fetch_max(rate, Ordering::Relaxed);
+    /// Paces at `rate` bytes per second from now on (0: not at all), faster or slower.
+    pub fn set_rate(&self, rate: u64) {
+        self.rate.store(rate, Ordering::Relaxed);
+        self.turn.notify_waiters();
     }
 
     /// The deadline of something due in `due_in_ms` (negative: overdue), as
@@ -252,15 +252,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_rate_set_late_paces_from_then_on_and_is_only_raised() {
+    async fn a_rate_set_late_paces_from_then_on() {
         let up = Uplink::new(None);
         let t0 = Instant::now();
         up.send(1 << 20, None).await;
         assert_eq!(t0.elapsed().as_millis(), 0, "no rate: no wait");
         assert_eq!(up.rate(), None);
 
-        up.raise_to(1000);
-        up.raise_to(500); // lower: ignored
+        up.set_rate(1000);
         assert_eq!(up.rate(), Some(1000));
         up.send(5096, None).await; // within the burst: at once
         up.send(10, None).await;

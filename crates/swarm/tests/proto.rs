@@ -3,8 +3,10 @@
 //! A failure found once stays below as a named case.
 
 use alluvium_content::PART_SIZE;
+use alluvium_swarm::link::Delivered;
 use alluvium_swarm::proto::{
-    encode_record, parse_range, RangeError, RecordReader, MAX_RANGE_PARTS,
+    delivered_header, encode_record, parse_delivered, parse_range, RangeError, RecordReader,
+    MAX_RANGE_PARTS,
 };
 use alluvium_swarm::Bitfield;
 use proptest::prelude::*;
@@ -44,6 +46,18 @@ proptest! {
     #[test]
     fn any_range_header_is_answered_without_panic(value in ".{0,40}", size in any::<u64>()) {
         let _ = parse_range(&value, size);
+    }
+
+    #[test]
+    fn delivery_reports_round_trip_and_anything_else_parses_or_is_none(
+        bytes in any::<u64>(), us in any::<u64>(), paced in any::<u64>(), junk in ".{0,40}",
+    ) {
+        let d = Delivered { bytes, us, paced };
+        prop_assert_eq!(parse_delivered(&delivered_header(&d)), Some(d));
+        if let Some(parsed) = parse_delivered(&junk) {
+            prop_assert_eq!(parse_delivered(&delivered_header(&parsed)), Some(parsed));
+        }
+        let _ = Delivered { bytes, us, paced }.rate();
     }
 
     #[test]
@@ -135,4 +149,18 @@ fn a_range_past_the_end_or_off_part_boundaries_is_refused() {
     );
     assert_eq!(parse_range("bytes=1-", size), Err(RangeError::NotParts));
     assert_eq!(parse_range("bytes=-1", size), Err(RangeError::Malformed));
+}
+
+#[test]
+fn a_delivery_report_is_three_whole_numbers() {
+    let d = Delivered {
+        bytes: 14_936,
+        us: 93_000,
+        paced: 160_000,
+    };
+    assert_eq!(parse_delivered(" 14936  93000 160000 "), Some(d));
+    assert_eq!(d.rate(), 160_602);
+    for bad in ["", "1 2", "1 2 3 4", "1 -2 3", "a b c", "1.5 2 3"] {
+        assert_eq!(parse_delivered(bad), None, "{bad:?}");
+    }
 }

@@ -9,9 +9,12 @@ use tracing::debug;
 
 use super::request::{done, drain, failed, range_of, receive, Received};
 use super::{report_ban, Event};
+use crate::link::Delivered;
 use crate::node::Node;
 use crate::picker::{Failure, Request};
-use crate::proto::{range_header, DUE_HEADER, PEER_PORT_HEADER};
+use crate::proto::{
+    delivered_header, range_header, DELIVERED_HEADER, DUE_HEADER, PACED_HEADER, PEER_PORT_HEADER,
+};
 use crate::store::Content;
 
 /// A request to a peer taking longer than this is abandoned (and the peer backs off).
@@ -34,6 +37,9 @@ pub(super) async fn from_peer(
         .timeout(PEER_REQUEST_TIMEOUT);
     if let Some(due) = request.due_in_ms {
         get = get.header(DUE_HEADER, due);
+    }
+    if let Some(d) = node.take_delivery(peer) {
+        get = get.header(DELIVERED_HEADER, delivered_header(&d));
     }
     let response = match get.send().await {
         Ok(r) => r,
@@ -59,8 +65,25 @@ pub(super) async fn from_peer(
             });
         }
     }
+    let paced = response
+        .headers()
+        .get(PACED_HEADER)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     match receive(response, end - start, content, request.first).await {
-        Received::Kept { count, bytes } => done(&request, count, bytes),
+        Received::Kept { count, bytes, flow } => {
+            if let (Some(paced), Some((came, took))) = (paced, flow) {
+                let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+                node.note_delivery(
+                    peer,
+                    Delivered {
+                        bytes: came,
+                        us,
+                        paced,
+                    },
+                );
+            }
+            done(&request, count, bytes)
+        }
         Received::Invalid { part } => {
             node.metrics.parts_failed_verification.inc();
             report_ban(node, peer, &format!("part {part} failing verification"));

@@ -85,8 +85,14 @@ pub(super) fn failed(request: &Request, failure: Failure) -> Event {
 /// What came of a body of parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Received {
-    /// The first `count` parts, `bytes` bytes, verified and kept.
-    Kept { count: u32, bytes: u64 },
+    /// The first `count` parts, `bytes` bytes, verified and kept. `flow`: for a whole body
+    /// in more than one chunk, the bytes after the first chunk and how long they took (how
+    /// fast the sender's link delivered, told back to it: [`crate::link`]).
+    Kept {
+        count: u32,
+        bytes: u64,
+        flow: Option<(u64, Duration)>,
+    },
     /// Longer than asked.
     Broken,
     /// Not one whole part came: why the body ended.
@@ -152,6 +158,9 @@ pub(super) async fn receive(
         Err(_) => Some(Received::Failed),
     };
     let mut stream = response.bytes_stream();
+    // When the first chunk came and its length; when the last came.
+    let mut first_chunk: Option<(tokio::time::Instant, u64)> = None;
+    let mut last_chunk = None;
     let ended = loop {
         let chunk = match tokio::time::timeout(IDLE_LIMIT, stream.next()).await {
             Err(_) => break Ended::Stalled,
@@ -160,6 +169,9 @@ pub(super) async fn receive(
             Ok(Some(Err(_))) => break Ended::Cut,
             Ok(Some(Ok(chunk))) => chunk,
         };
+        let now = tokio::time::Instant::now();
+        first_chunk.get_or_insert((now, chunk.len() as u64));
+        last_chunk = Some(now);
         came += chunk.len() as u64;
         if came > len {
             return Received::Broken;
@@ -185,9 +197,14 @@ pub(super) async fn receive(
     if kept == 0 {
         return Received::Nothing(ended);
     }
+    let flow = match (ended, first_chunk, last_chunk) {
+        (Ended::Whole, Some((t0, first)), Some(t1)) if t1 > t0 => Some((came - first, t1 - t0)),
+        _ => None,
+    };
     Received::Kept {
         count: kept.div_ceil(PART_SIZE) as u32,
         bytes: kept,
+        flow,
     }
 }
 
@@ -262,7 +279,7 @@ mod tests {
         drop(tx);
         let len = (data.len() - 5 * part) as u64;
         let got = receive(streamed(rx), len, &content, 5).await;
-        assert!(matches!(got, Received::Kept { count: 2, bytes } if bytes == len));
+        assert!(matches!(got, Received::Kept { count: 2, bytes, .. } if bytes == len));
         let (tx, rx) = mpsc::channel(8);
         tx.send(data[..part + 1].to_vec()).await.unwrap();
         drop(tx);
@@ -274,7 +291,7 @@ mod tests {
         tx.send(data[..part + 5].to_vec()).await.unwrap();
         drop(tx);
         let got = receive(streamed(rx), 2 * PART_SIZE, &content, 0).await;
-        assert!(matches!(got, Received::Kept { count: 1, bytes } if bytes == PART_SIZE));
+        assert!(matches!(got, Received::Kept { count: 1, bytes, .. } if bytes == PART_SIZE));
     }
 
     /// A body of parts as chunks cut at `cuts` (cycled), then the end of the body.
@@ -347,7 +364,10 @@ mod tests {
                 proptest::prop_assert!(matches!(got, Received::Nothing(_)), "{:?}", got);
             } else {
                 let bytes = if whole == 7 { data.len() as u64 } else { (whole * part) as u64 };
-                proptest::prop_assert_eq!(got, Received::Kept { count: whole as u32, bytes });
+                proptest::prop_assert!(
+                    matches!(got, Received::Kept { count, bytes: b, .. } if count == whole as u32 && b == bytes),
+                    "{:?}", got
+                );
             }
         }
     }

@@ -29,8 +29,8 @@ use tracing::Instrument;
 use crate::bitfield::Bitfield;
 use crate::node::Node;
 use crate::proto::{
-    encode_record, RangeError, DUE_HEADER, HAVE_STREAM_TYPE, HAVE_VERSION_HEADER, MAX_RANGE_PARTS,
-    PEER_PORT_HEADER, SIZE_HEADER,
+    encode_record, parse_delivered, RangeError, DELIVERED_HEADER, DUE_HEADER, HAVE_STREAM_TYPE,
+    HAVE_VERSION_HEADER, MAX_RANGE_PARTS, PACED_HEADER, PEER_PORT_HEADER, SIZE_HEADER,
 };
 use crate::store::Content;
 
@@ -159,6 +159,16 @@ async fn blob(
         Ok(c) => c,
         Err(r) => return r,
     };
+    // How this asker's last answer came (told whether or not this ask is taken): what `auto`
+    // learns the link's rate from.
+    if let Some(d) = headers
+        .get(DELIVERED_HEADER)
+        .and_then(|v| parse_delivered(v.to_str().ok()?))
+    {
+        if node.paces_to(from.ip()) {
+            node.delivered(d);
+        }
+    }
     let size = content.size();
     let (first, count, partial) = match headers.get(header::RANGE) {
         Some(v) => {
@@ -215,6 +225,9 @@ async fn blob(
     let over_link = node.paces_to(from.ip());
     if over_link {
         node.uplink.charge(ANSWER_HEAD);
+        if let Some(rate) = node.uplink.rate() {
+            builder = builder.header(PACED_HEADER, rate);
+        }
     }
     let due = over_link.then_some(due);
     let body = paced(node.clone(), bytes, due, permit, written);

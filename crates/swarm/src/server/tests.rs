@@ -227,3 +227,50 @@ fn ranges() {
         Err(StatusCode::BAD_REQUEST)
     );
 }
+
+#[tokio::test]
+async fn auto_pacing_follows_what_askers_over_the_link_report_and_says_its_pace() {
+    let node = Node::new(NodeConfig {
+        upload_limit: crate::UploadLimit::Auto,
+        ..NodeConfig::default()
+    });
+    node.offer_bitrate(16_000); // 128 kbit/s: paced at 25,600 B/s to begin with
+    let data = Bytes::from(vec![3u8; PART_SIZE as usize]);
+    let tree = Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
+    let content = node.store.open(tree);
+    content.insert(0, &data).unwrap();
+    let root = content.root();
+    let ask = |from: &str, delivered: &str| {
+        let mut r = axum::http::Request::get(format!("/v1/blob/{root}"))
+            .header(header::RANGE, "bytes=0-16383")
+            .header(DELIVERED_HEADER, delivered)
+            .body(Body::empty())
+            .unwrap();
+        let from = PeerAddr(from.parse().unwrap(), Written::default());
+        r.extensions_mut().insert(ConnectInfo(from));
+        router(node.clone()).oneshot(r)
+    };
+    let paced = |r: &Response| {
+        r.headers()
+            .get(PACED_HEADER)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    // An asker across the link got its last answer at the pace: the link carries more.
+    let r = ask("192.0.2.7:7001", "14000 546875 25600").await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(node.uplink.rate(), Some(32_000));
+    assert_eq!(paced(&r).as_deref(), Some("32000"));
+    // Reports that do not parse, and from askers on this machine (not paced), change nothing.
+    for (from, report) in [
+        ("192.0.2.7:7001", "fast"),
+        ("192.0.2.7:7001", "1 2"),
+        ("127.0.0.9:7001", "14000 437500 32000"),
+    ] {
+        let r = ask(from, report).await.unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(node.uplink.rate(), Some(32_000), "{from} {report}");
+        if from.starts_with("127.") {
+            assert_eq!(paced(&r), None, "not paced to this machine");
+        }
+    }
+}
