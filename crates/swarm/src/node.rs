@@ -121,7 +121,8 @@ pub struct Node {
     pub(crate) long_poll: Duration,
     pub(crate) http: reqwest::Client,
     pub(crate) uplink: Uplink,
-    /// `--upload-limit auto`: the uplink's rate follows the bitrate of what is fetched.
+    /// `--upload-limit auto`: the uplink's rate starts at a multiple of the bitrate fetched
+    /// and follows the link (`link`).
     auto_upload: bool,
     /// Askers' addresses, and whether each is this machine's own (see `paces_to`).
     own_addresses: Mutex<HashMap<std::net::IpAddr, bool>>,
