@@ -23,6 +23,8 @@ mod gateway;
 mod stream;
 #[path = "e2e/swarm.rs"]
 mod swarm;
+#[path = "e2e/tv.rs"]
+mod tv;
 
 const BIN: &str = env!("CARGO_BIN_EXE_alluvium");
 const START: &str = "2026-11-25T20:00:00Z";

@@ -5,7 +5,7 @@
 use crate::index::IndexError;
 use crate::mp3::id3v2_len;
 
-const RATES: [u32; 13] = [
+pub(crate) const RATES: [u32; 13] = [
     96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
     7_350,
 ];

@@ -5,6 +5,8 @@
 //! and ADTS (so VBR files without a Xing header, and tags at either end, give the right answer),
 //! and from the stream header for FLAC and WAV.
 //!
+//! [`ts`] reads MPEG transport streams (TV): their timestamps and keyframes, and splices them.
+//!
 //! [`FrameIndex`] maps byte offsets to media time for MP3 frames and Ogg pages; the stream uses
 //! it to pace bytes at the media's real rate and to join a file mid-way on a frame boundary.
 
@@ -13,6 +15,7 @@ mod index;
 mod mp3;
 mod ogg;
 mod probe;
+pub mod ts;
 
 use std::path::PathBuf;
 
@@ -22,7 +25,7 @@ pub use ogg::{
     ogg_head, page_info, page_len, OggCodec, OggHead, PageInfo, PageWriter, FLAG_BOS,
     FLAG_CONTINUED, FLAG_EOS,
 };
-pub use probe::{frame_index, probe, probe_data, Format, MediaInfo, Tags};
+pub use probe::{frame_index, probe, probe_data, Format, MediaInfo, Tags, TS_FIX};
 
 /// Why a file could not be probed or indexed.
 #[derive(Debug, thiserror::Error)]

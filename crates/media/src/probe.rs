@@ -16,7 +16,7 @@ use symphonia::core::meta::{MetadataOptions, StandardTag};
 
 use crate::index::{samples_to_duration, FrameIndex};
 use crate::ogg::OggCodec;
-use crate::{adts, mp3, ogg, Error};
+use crate::{adts, mp3, ogg, ts, Error};
 
 /// A container + codec pair Alluvium can stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -29,6 +29,8 @@ pub enum Format {
     /// AAC in ADTS frames.
     Aac,
     Wav,
+    /// MPEG transport stream: H.264 video with AAC or MPEG audio (a TV station).
+    MpegTs,
 }
 
 impl Format {
@@ -40,6 +42,7 @@ impl Format {
             Format::Flac => "audio/flac",
             Format::Aac => "audio/aac",
             Format::Wav => "audio/wav",
+            Format::MpegTs => "video/mp2t",
         }
     }
 
@@ -51,6 +54,7 @@ impl Format {
             Format::Flac => "flac",
             Format::Aac => "aac",
             Format::Wav => "pcm",
+            Format::MpegTs => "h264",
         }
     }
 
@@ -63,6 +67,7 @@ impl Format {
             Format::Flac => "FLAC",
             Format::Aac => "AAC (ADTS)",
             Format::Wav => "WAV",
+            Format::MpegTs => "MPEG-TS (H.264)",
         }
     }
 
@@ -70,6 +75,11 @@ impl Format {
     /// index (MP3 frame to frame, Ogg as chained streams).
     pub fn has_frame_index(self) -> bool {
         matches!(self, Format::Mp3 | Format::OggVorbis | Format::OggOpus)
+    }
+
+    /// Pictures as well as sound: a TV station's format.
+    pub fn is_video(self) -> bool {
+        self == Format::MpegTs
     }
 }
 
@@ -156,6 +166,9 @@ impl ProbeError {
 
 /// Probes a file held in memory; `extension` is a hint only.
 fn probe_bytes(data: &[u8], extension: Option<&str>) -> Result<MediaInfo, ProbeError> {
+    if looks_like_ts(data, extension) {
+        return probe_ts(data);
+    }
     let mut hint = Hint::new();
     if let Some(ext) = extension {
         hint.with_extension(ext);
@@ -256,6 +269,47 @@ fn probe_bytes(data: &[u8], extension: Option<&str>) -> Result<MediaInfo, ProbeE
         duration,
         size,
         tags,
+    })
+}
+
+/// A transport stream by its name, or by sync bytes where its first packets would be.
+fn looks_like_ts(data: &[u8], extension: Option<&str>) -> bool {
+    let named = extension.is_some_and(|e| {
+        matches!(
+            e.to_ascii_lowercase().as_str(),
+            "ts" | "m2t" | "mts" | "tsv"
+        )
+    });
+    let synced = data.len() >= 3 * ts::PACKET_LEN
+        && (0..3).all(|i| data[i * ts::PACKET_LEN] == ts::SYNC_BYTE);
+    named || synced
+}
+
+/// The command that makes a clip every joining player can start in (H.264 with a keyframe
+/// every 2 s, AAC, PAT and PMT at the start).
+pub const TS_FIX: &str = "ffmpeg -i IN -c:v libx264 -force_key_frames 'expr:gte(t,n_forced*2)' \
+     -c:a aac -b:a 128k -f mpegts OUT.ts";
+
+fn probe_ts(data: &[u8]) -> Result<MediaInfo, ProbeError> {
+    let info = ts::scan(data).map_err(|e| {
+        ProbeError::Unsupported(format!("MPEG-TS: {e}; re-encode it with `{TS_FIX}`"))
+    })?;
+    if info.duration.is_zero() {
+        return Err(ProbeError::Corrupt(crate::IndexError::NoFrames {
+            format: "MPEG-TS",
+        }));
+    }
+    let (sample_rate, channels) = info.audio.unwrap_or((0, 0));
+    let size = data.len() as u64;
+    let bitrate = u128::from(size) * 8 * 1_000_000 / info.duration.as_micros().max(1);
+    Ok(MediaInfo {
+        format: Format::MpegTs,
+        sample_rate,
+        channels,
+        bitrate: u32::try_from(bitrate).unwrap_or(u32::MAX),
+        duration: info.duration,
+        size,
+        tags: Tags::default(),
     })
 }
 

@@ -388,7 +388,8 @@ const SILENCE_PIECE: TimeDelta = TimeDelta::milliseconds(200);
 impl Output {
     fn new(kind: Kind, seed: DateTime<Utc>) -> Self {
         match kind {
-            Kind::Mpeg => Output::Mpeg { template: None },
+            // A TV station's players are served by `crate::tv`; this never carries video.
+            Kind::Mpeg | Kind::Ts => Output::Mpeg { template: None },
             Kind::Ogg => Output::Ogg {
                 link: None,
                 template: None,

@@ -6,6 +6,8 @@
 //!   layout from the file's first and last parts (Ogg: its header pages).
 //! - [`client`]: one player's paced stream (join at the scheduled position, gapless entries,
 //!   silence for dead air, stall seconds).
+//! - [`tv`]: one player's transport stream for a TV station: entries spliced at keyframes,
+//!   timestamps on one timeline, paced by their PCRs.
 //! - [`server`]: `/stream`, `/status-json.xsl`, `/metrics`, `/`.
 //!
 //! MP3 stations stream as MP3 (ICY metadata on request); Ogg Vorbis and Opus stations as
@@ -15,6 +17,7 @@ pub mod client;
 pub mod icy;
 pub mod server;
 pub mod track;
+pub mod tv;
 
 pub use client::Station;
 pub use server::{router, serve};

@@ -1,6 +1,8 @@
 //! The stream server (docs/design.md section 4): `/stream` like Icecast, `/status-json.xsl` in
 //! Icecast's JSON shape, `/metrics`, and a small page at `/`.
 //!
+//! A TV station's `/stream` (alias `/stream.ts`) is one MPEG transport stream (`crate::tv`).
+//!
 //! `/stream` answers `HTTP/1.0 200 OK` with a body that ends when the connection does (no
 //! chunked encoding, as Icecast), `Content-Type` of the station's format and the `icy-*`
 //! headers; with `Icy-MetaData: 1` it adds `icy-metaint: 16000` and interleaves
@@ -29,6 +31,7 @@ pub fn router(station: Arc<Station>) -> Router {
         .route("/stream", get(stream))
         .route("/stream.mp3", get(stream))
         .route("/stream.ogg", get(stream))
+        .route("/stream.ts", get(stream))
         .route("/status-json.xsl", get(status))
         .route("/metrics", get(metrics))
         .route("/", get(page))
@@ -96,11 +99,19 @@ async fn stream(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl
     let wants_meta = wants_meta && kind == Kind::Mpeg;
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let icy = wants_meta.then(|| IcyWriter::new(METAINT));
-    alluvium_task::spawn(
-        "player",
-        &station.stop,
-        client::run(station.clone(), tx, icy).instrument(tracing::debug_span!("player")),
-    );
+    if kind == Kind::Ts {
+        alluvium_task::spawn(
+            "player",
+            &station.stop,
+            crate::tv::run(station.clone(), tx).instrument(tracing::debug_span!("player")),
+        );
+    } else {
+        alluvium_task::spawn(
+            "player",
+            &station.stop,
+            client::run(station.clone(), tx, icy).instrument(tracing::debug_span!("player")),
+        );
+    }
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
     }));

@@ -29,6 +29,10 @@ impl Reader {
         self.content.size()
     }
 
+    pub fn content(&self) -> &Content {
+        &self.content
+    }
+
     fn part(&mut self, part: u32) -> Option<Bytes> {
         if let Some((p, b)) = &self.cached {
             if *p == part {
@@ -81,7 +85,7 @@ impl Reader {
     }
 
     /// Asks for the parts of `len` bytes at `offset` that are not held.
-    fn want(&self, offset: u64, len: usize) {
+    pub(crate) fn want(&self, offset: u64, len: usize) {
         let end = (offset + len as u64).min(self.size());
         if end <= offset {
             return;
@@ -98,6 +102,8 @@ pub enum Kind {
     Mpeg,
     /// Ogg Vorbis or Ogg Opus, streamed as a chained Ogg stream (one link per entry).
     Ogg,
+    /// MPEG-TS video (a TV station), spliced into one transport stream (`crate::tv`).
+    Ts,
 }
 
 impl Kind {
@@ -119,10 +125,16 @@ impl Kind {
                     | "audio/x-vorbis+ogg"
             )
         });
+        let ts_type = entry.media_type.as_deref().is_some_and(|t| {
+            let t = t.split(';').next().unwrap_or("").trim();
+            t.eq_ignore_ascii_case("video/mp2t")
+        });
         let path = entry.media_url.split(['?', '#']).next().unwrap_or("");
         let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
         if ogg_type || matches!(ext.as_deref(), Some("ogg" | "oga" | "opus")) {
             Kind::Ogg
+        } else if ts_type || matches!(ext.as_deref(), Some("ts" | "m2t" | "mts")) {
+            Kind::Ts
         } else {
             Kind::Mpeg
         }
@@ -141,8 +153,17 @@ impl Kind {
         match self {
             Kind::Mpeg => "audio/mpeg",
             Kind::Ogg => "audio/ogg",
+            Kind::Ts => "video/mp2t",
         }
     }
+}
+
+/// Sync bytes where a transport stream's second and third packets start.
+fn looks_like_ts(reader: &mut Reader) -> bool {
+    use alluvium_media::ts::{PACKET_LEN, SYNC_BYTE};
+    reader.head_bytes(0, 3 * PACKET_LEN).is_some_and(|h| {
+        h.len() == 3 * PACKET_LEN && h[PACKET_LEN] == SYNC_BYTE && h[2 * PACKET_LEN] == SYNC_BYTE
+    })
 }
 
 /// How a unit moves the stream clock.
@@ -200,6 +221,9 @@ impl Track {
         let mut reader = Reader::new(content);
         let size = reader.size();
         let magic = reader.head_bytes(0, 4)?;
+        if magic.first() == Some(&alluvium_media::ts::SYNC_BYTE) && looks_like_ts(&mut reader) {
+            return None; // video: not frames of sound, whatever their bytes look like
+        }
         if magic == b"OggS" {
             // The header pages, read in growing windows until whole.
             let mut window = HEAD_FRAMES;
