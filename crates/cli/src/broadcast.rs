@@ -30,6 +30,12 @@ use crate::timearg::parse_instant;
 /// channel counts are refused unless --allow-mixed. The playlist is written atomically: on any
 /// failure no half-written file is left behind.
 ///
+/// MPEG-TS clips (.ts: H.264 video with AAC or MPEG audio) make a TV station, measured by
+/// their timestamps. A clip a joining viewer could not start in (no keyframe for over 5 s,
+/// no PAT/PMT at its start) is skipped with the ffmpeg command that fixes it:
+///   ffmpeg -i IN -c:v libx264 -force_key_frames 'expr:gte(t,n_forced*2)' \
+///       -c:a aac -b:a 128k -f mpegts OUT.ts
+///
 /// Example:
 ///   alluvium broadcast ./www/media --base-url http://radio.example/media \
 ///       --title "Night Radio" --start 2026-11-25T20:00:00Z --repeat 3 -o ./www/station.rss
@@ -500,14 +506,25 @@ fn probe_all(dir: &Path) -> anyhow::Result<Vec<Track>> {
         }
         match probe_one(&path) {
             Ok((info, hash)) => {
-                let line = format!(
-                    "{name}: {} {} Hz {}ch {} kbit/s, {}",
-                    info.format.name(),
-                    info.sample_rate,
-                    info.channels,
-                    info.bitrate / 1000,
-                    format_clock(to_delta(info.duration))
-                );
+                let line = if info.format.is_video() {
+                    format!(
+                        "{name}: {} {} kbit/s, sound {} Hz {}ch, {}",
+                        info.format.name(),
+                        info.bitrate / 1000,
+                        info.sample_rate,
+                        info.channels,
+                        format_clock(to_delta(info.duration))
+                    )
+                } else {
+                    format!(
+                        "{name}: {} {} Hz {}ch {} kbit/s, {}",
+                        info.format.name(),
+                        info.sample_rate,
+                        info.channels,
+                        info.bitrate / 1000,
+                        format_clock(to_delta(info.duration))
+                    )
+                };
                 match &bar {
                     Some(bar) => bar.println(line),
                     None => info!("{line}"),
@@ -563,10 +580,18 @@ fn check_compatible(tracks: &[Track], allow_mixed: bool) -> anyhow::Result<()> {
             .iter()
             .map(|(f, names)| format!("{f}: {}", sample(names)))
             .collect();
+        let mixes_video = tracks.iter().any(|t| t.info.format.is_video())
+            && tracks.iter().any(|t| !t.info.format.is_video());
         bail!(
             "these files cannot share one stream, they are in different formats ({}); \
-             make one station per format",
-            listing.join("; ")
+             make one station per format{}",
+            listing.join("; "),
+            if mixes_video {
+                " (a TV station's viewers need pictures in every entry: re-encode the sound \
+                 as video clips with ffmpeg, or make a radio station of them)"
+            } else {
+                ""
+            }
         );
     }
     if !allow_mixed {

@@ -33,6 +33,23 @@ const TRACKS: [(&str, &[u8]); 3] = [
     ),
 ];
 
+/// The clips of the project's own TV station (`--video`): test patterns and tones it made
+/// for itself (about 15 s each, H.264 and AAC in MPEG-TS, one at another resolution).
+const CLIPS: [(&str, &[u8]); 3] = [
+    (
+        "01-test-card.ts",
+        include_bytes!("../../../examples/tv/media/01-test-card.ts"),
+    ),
+    (
+        "02-mandelbrot.ts",
+        include_bytes!("../../../examples/tv/media/02-mandelbrot.ts"),
+    ),
+    (
+        "03-colour-bars.ts",
+        include_bytes!("../../../examples/tv/media/03-colour-bars.ts"),
+    ),
+];
+
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Run a whole station on this machine: an origin, a gateway and listeners, URLs printed.
@@ -45,9 +62,14 @@ const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// the origin and from each other, peers, stall seconds, and the drift between listeners.
 /// Ctrl-C stops everything and removes the temporary folder.
 ///
+/// --video runs a TV station instead, from the project's own clips: each listener's
+/// /stream.ts plays in VLC, mpv or ffplay, and its page plays the video in a browser.
+///
 /// Example:
 ///   alluvium demo --listeners 3
 ///   mpv http://127.0.0.1:8000/stream        # or open http://127.0.0.1:8001/ in a browser
+///   alluvium demo --video
+///   vlc http://127.0.0.1:8000/stream.ts     # or open http://127.0.0.1:8000/ in a browser
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct Args {
@@ -95,6 +117,10 @@ pub(crate) struct Args {
     /// Broadcast this folder of media files instead of the built-in tracks.
     #[arg(long, env = "ALLUVIUM_MEDIA", value_name = "DIR")]
     media: Option<PathBuf>,
+
+    /// A TV station: the built-in video clips instead of the sample tracks.
+    #[arg(long, conflicts_with = "media")]
+    video: bool,
 
     /// Time between listeners' starts, so later ones find peers holding the music.
     #[arg(long, env = "ALLUVIUM_STAGGER", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
@@ -173,15 +199,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let www = work.path().join("www");
     let media = www.join("media");
     std::fs::create_dir_all(&media).with_context(|| format!("creating {}", media.display()))?;
-    match &args.media {
-        Some(dir) => copy_media(dir, &media)?,
-        None => {
-            for (name, bytes) in TRACKS {
-                std::fs::write(media.join(name), bytes)
-                    .with_context(|| format!("writing {}", media.join(name).display()))?;
-            }
-        }
-    }
+    write_media(&args, &media)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -225,7 +243,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             &media,
             base,
             &rss,
-            "Alluvium Demo Radio",
+            if args.video {
+                "Alluvium Demo TV"
+            } else {
+                "Alluvium Demo Radio"
+            },
             Utc::now(),
             Duration::from_secs(24 * 3600),
         )?;
@@ -244,6 +266,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             // would only slow a joiner's first burst from the one or two peers it has.
             upload_limit: alluvium_swarm::UploadLimit::Unlimited,
         };
+        let tv = std::fs::read_dir(&media)?
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|x| x == "ts"));
         let mut listeners: Vec<Listener> = Vec::new();
         for (i, (&stream, &peer)) in stream_ports.iter().zip(&peer_ports).enumerate() {
             if i > 0 {
@@ -266,8 +291,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             )
             .await
             .with_context(|| format!("starting listener {}", i + 1))?;
+            let stream = if tv { "stream.ts" } else { "stream" };
             crate::out::say!(
-                "listener {}  stream http://{}/stream  page http://{}/",
+                "listener {}  stream http://{}/{stream}  page http://{}/",
                 i + 1,
                 listener.stream_addr,
                 listener.stream_addr
@@ -297,6 +323,20 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
+/// Puts the station's media in `media`: --media's files, or the built-in tracks or clips.
+fn write_media(args: &Args, media: &std::path::Path) -> anyhow::Result<()> {
+    match &args.media {
+        Some(dir) => copy_media(dir, media),
+        None => {
+            for (name, bytes) in if args.video { CLIPS } else { TRACKS } {
+                std::fs::write(media.join(name), bytes)
+                    .with_context(|| format!("writing {}", media.join(name).display()))?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Copies the media files of `from` (not its subfolders) into `to`.
 fn copy_media(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
@@ -321,8 +361,10 @@ fn can_play(l: &Listener) -> bool {
     on_air_entry(l)
         .and_then(|entry| l.state.root_of(&entry.media_url))
         .and_then(|root| l.node.store.get(&root))
-        .and_then(alluvium_stream::track::Track::open)
-        .is_some()
+        .is_some_and(|content| {
+            alluvium_stream::tv::head_ready(content.clone())
+                || alluvium_stream::track::Track::open(content).is_some()
+        })
 }
 
 fn on_air(l: &Listener) -> Option<String> {

@@ -171,11 +171,11 @@ pub(crate) async fn start(
         )
         .await?;
     let state = StationState::new(follow.burst);
-    let player = Arc::new(alluvium_stream::Station {
-        node: node.clone(),
-        state: state.clone(),
-        stop: cancel.clone(),
-    });
+    let player = Arc::new(alluvium_stream::Station::new(
+        node.clone(),
+        state.clone(),
+        cancel.clone(),
+    ));
     let listener = crate::bind(stream_listen, "the stream server").await?;
     let stream_addr = listener.local_addr()?;
     alluvium_task::spawn_graceful("stream-server", &cancel, |stop| {

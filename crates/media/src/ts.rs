@@ -476,11 +476,21 @@ pub struct Splicer {
     version: u8,
     shift: u64,
     counters: HashMap<u16, u8>,
+    padding: bool,
 }
 
 impl Splicer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps the clips' null packets: a constant-rate clip stays at its rate (players that
+    /// meter a stream by its bytes see what they expect).
+    pub fn keeping_padding() -> Self {
+        Self {
+            padding: true,
+            ..Self::default()
+        }
     }
 
     /// Starts a clip: its timestamps `t` become `t + shift` (mod 2^33) from here on.
@@ -529,11 +539,15 @@ impl Splicer {
         ));
     }
 
-    /// Writes one of the clip's packets, rewritten; tables, null packets and streams the
-    /// program does not carry are left out (the stream writes its own tables).
+    /// Writes one of the clip's packets, rewritten; tables, streams the program does not
+    /// carry and (unless kept) null packets are left out (the stream writes its own tables).
     pub fn packet(&mut self, packet: &Packet<'_>, out: &mut Vec<u8>) {
         let Some(program) = &self.program else { return };
         let pid = packet.pid();
+        if pid == NULL_PID && self.padding {
+            out.extend_from_slice(packet.0);
+            return;
+        }
         if pid == PAT_PID || pid == NULL_PID || !program.carries(pid) {
             return;
         }

@@ -393,7 +393,7 @@ impl Sim<'_> {
         let mut picker = Picker::new(
             Bitfield::new(entry.parts),
             deadlines,
-            PickerConfig::live(),
+            PickerConfig::live().scaled_to(entry.per_part_ms),
             n.hash,
         );
         picker.set_started(EPOCH_MS + n.arrived, EPOCH_MS + t);

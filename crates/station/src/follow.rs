@@ -647,7 +647,7 @@ impl EntryJob {
                 let start_ms = (self.slot.start - self.state.heard_now()).num_milliseconds();
                 let per_part_ms = self.slot.duration().num_milliseconds() as f64 / f64::from(parts);
                 let config = DownloadConfig {
-                    picker: self.picker,
+                    picker: self.picker.scaled_to(per_part_ms),
                     deadlines: Deadlines::Linear {
                         start_ms,
                         per_part_ms,

@@ -8,12 +8,15 @@
 //!   silence for dead air, stall seconds).
 //! - [`tv`]: one player's transport stream for a TV station: entries spliced at keyframes,
 //!   timestamps on one timeline, paced by their PCRs.
+//! - [`hls`]: a TV station's live HLS playlist for browsers, keyframe-aligned segments of
+//!   the entries from the verified store.
 //! - [`server`]: `/stream`, `/status-json.xsl`, `/metrics`, `/`.
 //!
 //! MP3 stations stream as MP3 (ICY metadata on request); Ogg Vorbis and Opus stations as
 //! chained Ogg streams, one logical stream per entry, titled in its comments.
 
 pub mod client;
+pub mod hls;
 pub mod icy;
 pub mod server;
 pub mod track;

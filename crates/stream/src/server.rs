@@ -32,6 +32,10 @@ pub fn router(station: Arc<Station>) -> Router {
         .route("/stream.mp3", get(stream))
         .route("/stream.ogg", get(stream))
         .route("/stream.ts", get(stream))
+        .route("/live.m3u8", get(live_playlist))
+        .route("/hls/{segment}", get(live_segment))
+        .route("/hls.js", get(hls_js))
+        .route("/hls.js/LICENSE", get(hls_js_license))
         .route("/status-json.xsl", get(status))
         .route("/metrics", get(metrics))
         .route("/", get(page))
@@ -93,8 +97,10 @@ async fn stream(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl
         .get("icy-metadata")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim() == "1");
+    let kind = station
+        .kind_when_known(std::time::Duration::from_secs(10))
+        .await;
     let (name, description) = station_name(&station);
-    let kind = station.kind();
     // Like Icecast: ICY metadata for MP3 only; an Ogg stream names entries in its comments.
     let wants_meta = wants_meta && kind == Kind::Mpeg;
     let (tx, rx) = mpsc::channel::<Bytes>(4);
@@ -130,6 +136,48 @@ async fn stream(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl
     builder
         .body(body)
         .unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "error").into_response())
+}
+
+async fn live_playlist(State(station): State<Arc<Station>>) -> Response<Body> {
+    if station
+        .kind_when_known(std::time::Duration::from_secs(10))
+        .await
+        != Kind::Ts
+    {
+        return (
+            StatusCode::NOT_FOUND,
+            "not a TV station: its stream is /stream\n",
+        )
+            .into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        station.hls.playlist(&station),
+    )
+        .into_response()
+}
+
+async fn live_segment(
+    State(station): State<Arc<Station>>,
+    axum::extract::Path(segment): axum::extract::Path<String>,
+) -> Response<Body> {
+    let seq = segment
+        .strip_suffix(".ts")
+        .and_then(|s| s.parse::<u64>().ok());
+    match seq.and_then(|seq| station.hls.segment(&station, seq)) {
+        Some(bytes) => (
+            [
+                (header::CONTENT_TYPE, "video/mp2t"),
+                (header::CACHE_CONTROL, "max-age=60"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such segment (any more)\n").into_response(),
+    }
 }
 
 /// A header-safe copy of a text (no control characters, ASCII-folded where needed).
@@ -179,6 +227,7 @@ async fn status(State(station): State<Arc<Station>>, headers: HeaderMap) -> impl
                         "cause": o.cause,
                     })).collect::<Vec<_>>(),
                     "next": next_up(&station, 5),
+                    "on_air": on_air_parts(&station),
                 },
             }
         }
@@ -199,8 +248,106 @@ async fn metrics(State(station): State<Arc<Station>>) -> impl IntoResponse {
     )
 }
 
+/// hls.js (Apache-2.0), shipped inside the binary so the page plays HLS in browsers without
+/// native support, with no third party to reach.
+const HLS_JS: &str = include_str!("../assets/hls.light.min.js");
+const HLS_JS_LICENSE: &str = include_str!("../assets/hls.js-LICENSE");
+const HLS_JS_VERSION: &str = "1.7.4";
+
+async fn hls_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        HLS_JS,
+    )
+}
+
+async fn hls_js_license() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        HLS_JS_LICENSE,
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 async fn page(State(station): State<Arc<Station>>) -> Html<String> {
-    let (name, _) = station_name(&station);
-    let name = name.replace('&', "&amp;").replace('<', "&lt;");
-    Html(include_str!("page.html").replace("{{NAME}}", &name))
+    let (name, description) = station_name(&station);
+    let tv = station
+        .kind_when_known(std::time::Duration::from_secs(10))
+        .await
+        == Kind::Ts;
+    let burst = station.state.burst().num_milliseconds() as f64 / 1000.0;
+    let (player, script, gaps, credits) = if tv {
+        (
+            "<video id=\"player\" controls autoplay playsinline></video>\n\
+             <script src=\"/hls.js\"></script>"
+                .to_string(),
+            format!(
+                "(() => {{ const v = document.getElementById('player'), src = '/live.m3u8';\n\
+                 if (window.Hls && Hls.isSupported()) {{\n\
+                   const hls = new Hls({{ liveSyncDuration: {burst}, liveMaxLatencyDuration: {max} }});\n\
+                   hls.loadSource(src); hls.attachMedia(v);\n\
+                   hls.on(Hls.Events.MANIFEST_PARSED, () => v.play().catch(() => {{}}));\n\
+                   hls.on(Hls.Events.ERROR, (e, d) => {{ if (!d.fatal) return;\n\
+                     if (d.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError(); else hls.startLoad(); }});\n\
+                 }} else if (v.canPlayType('application/vnd.apple.mpegurl')) {{ v.src = src; }}\n\
+                 }})();",
+                max = burst + 8.0
+            ),
+            "stalled",
+            format!(
+                " · video played by <a href=\"/hls.js/LICENSE\">hls.js</a> {HLS_JS_VERSION} (Apache-2.0)"
+            ),
+        )
+    } else {
+        (
+            "<audio id=\"player\" src=\"/stream\" controls autoplay></audio>".to_string(),
+            String::new(),
+            "of silence",
+            String::new(),
+        )
+    };
+    Html(
+        include_str!("page.html")
+            .replace("{{NAME}}", &escape(&name))
+            .replace("{{DESCRIPTION}}", &escape(&description))
+            .replace("{{PLAYER}}", &player)
+            .replace("{{SCRIPT}}", &script)
+            .replace("{{GAPS}}", gaps)
+            .replace("{{CREDITS}}", &credits)
+            .replace("{{VERSION}}", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// The entry players hear now: its parts, which are held ('0'/'1' each), and the part being
+/// heard, for the page's picture.
+fn on_air_parts(station: &Station) -> Option<serde_json::Value> {
+    let playlist = station.state.playlist()?;
+    let heard = station.state.heard_now();
+    let on = playlist.schedule.on_air(heard)?;
+    let entry = playlist.playlist.entries.get(on.slot.entry)?;
+    let root = station.state.root_of(&entry.media_url)?;
+    let content = station.node.store.get(&root)?;
+    let (have, _) = content.have();
+    let parts = content.parts();
+    let into = (heard - on.slot.start).num_milliseconds().max(0) as f64;
+    let whole = on.slot.duration().num_milliseconds().max(1) as f64;
+    let playing = ((into / whole) * f64::from(parts)) as u32;
+    let bits: String = (0..parts)
+        .map(|p| if have.get(p) { '1' } else { '0' })
+        .collect();
+    Some(serde_json::json!({
+        "title": entry.display_title(),
+        "parts": parts,
+        "have": bits,
+        "playing": playing.min(parts.saturating_sub(1)),
+    }))
 }

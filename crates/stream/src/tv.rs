@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alluvium_content::PART_SIZE;
+use alluvium_content::{Hash, PART_SIZE};
 use alluvium_media::ts::{
     find_program, first_video_pts, ticks_between, Packet, Program, Splicer, CLOCK_HZ, PACKET_LEN,
     TABLES_WITHIN,
@@ -41,24 +41,28 @@ const JOIN_AHEAD: TimeDelta = TimeDelta::milliseconds(1_000);
 const SEARCH_BEFORE: f64 = 7.0;
 /// See `SEARCH_BEFORE`: after the moment, a PCR runs ahead of the pictures by the mux delay.
 const SEARCH_AFTER: f64 = 2.0;
-/// A start is taken only where the held parts reach this many seconds past the moment.
+/// Seconds past the moment asked for at once with the start's parts.
 const HELD_AFTER: f64 = 1.0;
 /// Seconds before the moment asked for at once when no start is held: a keyframe's worth at
 /// the usual 2 s between keyframes.
 const JOIN_WANT: f64 = 2.5;
+/// Pictures a player holds before it starts to play (players buffer about this much first).
+const PREBUFFER: TimeDelta = TimeDelta::milliseconds(1_000);
 /// The stream's timeline starts this long before the moment the player first hears, so
 /// timestamps of audio muxed ahead of the pictures stay positive.
 const LEAD: TimeDelta = TimeDelta::seconds(10);
 
-/// An entry being streamed.
-struct Entry {
-    slot: Slot,
-    reader: Reader,
-    program: Program,
-    video: u16,
+/// An entry being streamed (or cut into HLS segments, `crate::hls`).
+pub(crate) struct Entry {
+    pub(crate) slot: Slot,
+    pub(crate) root: Hash,
+    pub(crate) title: String,
+    pub(crate) reader: Reader,
+    pub(crate) program: Program,
+    pub(crate) video: u16,
     /// The first video PTS: the entry's zero, at its slot's start.
-    zero: u64,
-    size: u64,
+    pub(crate) zero: u64,
+    pub(crate) size: u64,
     cursor: u64,
     /// PIDs whose PES packets started since the cursor was placed: packets that continue one
     /// begun before are left out.
@@ -71,7 +75,7 @@ struct Entry {
 
 impl Entry {
     /// The entry of `slot`, once its head (PAT, PMT, first picture) is held.
-    fn open(station: &Station, slot: Slot) -> Option<Entry> {
+    pub(crate) fn open(station: &Station, slot: Slot) -> Option<Entry> {
         let playlist = station.state.playlist()?;
         let entry = playlist.playlist.entries.get(slot.entry)?;
         if Kind::of_entry(entry) != Kind::Ts {
@@ -81,12 +85,23 @@ impl Entry {
         let content = station.node.store.get(&root)?;
         let mut reader = Reader::new(content);
         let size = reader.size();
-        let head = reader.head_bytes(0, TABLES_WITHIN.min(size as usize))?;
-        let program = find_program(&head)?;
-        let video = program.video_pid()?;
-        let zero = first_video_pts(&head, video)?;
+        // The first part nearly always holds the tables and the first picture, and every
+        // download fetches it first; the rest of the head is asked for only when needed.
+        let read = |head: &[u8]| {
+            let program = find_program(head)?;
+            let video = program.video_pid()?;
+            let zero = first_video_pts(head, video)?;
+            Some((program, video, zero))
+        };
+        let first = reader.head_bytes(0, (PART_SIZE as usize).min(size as usize))?;
+        let (program, video, zero) = match read(&first) {
+            Some(found) => found,
+            None => read(&reader.head_bytes(0, TABLES_WITHIN.min(size as usize))?)?,
+        };
         Some(Entry {
             slot,
+            root,
+            title: entry.display_title(),
             reader,
             program,
             video,
@@ -100,7 +115,7 @@ impl Entry {
     }
 
     /// Where a timestamp of this entry falls on the schedule.
-    fn at(&self, ticks: u64) -> DateTime<Utc> {
+    pub(crate) fn at(&self, ticks: u64) -> DateTime<Utc> {
         let t = ticks_between(ticks, self.zero);
         self.slot.start + TimeDelta::microseconds(t * 1_000_000 / CLOCK_HZ as i64)
     }
@@ -116,11 +131,10 @@ impl Entry {
         ((into * self.bytes_per_second()) as u64).min(self.size)
     }
 
-    /// The keyframe to start at for moment `target`: the last one at or before it, else the
-    /// first within `JOIN_AHEAD` after it; never before `floor`; one the held parts reach
-    /// on from, past the moment and `HELD_AFTER` beyond, so the start does not run dry at
-    /// once.
-    fn keyframe_for(&mut self, target: DateTime<Utc>) -> Option<(u64, DateTime<Utc>)> {
+    /// The keyframe to start at for moment `target`: the last one at or before it from which
+    /// every part up to the moment is held, else the first held within `JOIN_AHEAD` after
+    /// it; never before `floor`.
+    pub(crate) fn keyframe_for(&mut self, target: DateTime<Utc>) -> Option<(u64, DateTime<Utc>)> {
         let rate = self.bytes_per_second();
         let est = self.estimate(target);
         let packet = PACKET_LEN as u64;
@@ -155,19 +169,20 @@ impl Entry {
             let last = reach.div_ceil(PART_SIZE) as u32;
             have.has_all(first, last.saturating_sub(first))
         };
-        let beyond = (HELD_AFTER * rate) as u64;
+        // Before the moment: held from the keyframe to the moment (all of it is sent at once,
+        // and what follows comes by its deadline). After it: the keyframe's own part held.
         let before = seen
             .iter()
             .rev()
-            .find(|(o, t)| *t <= target && held_to(*o, est.max(*o) + beyond));
+            .find(|(o, t)| *t <= target && held_to(*o, est.max(*o + packet)));
         let after = seen
             .iter()
-            .find(|(o, t)| *t > target && *t <= target + JOIN_AHEAD && held_to(*o, *o + beyond));
+            .find(|(o, t)| *t > target && *t <= target + JOIN_AHEAD && held_to(*o, *o + packet));
         before.or(after).copied()
     }
 
     /// Asks for the parts a start at `target` needs (a keyframe's worth before it).
-    fn want_around(&self, target: DateTime<Utc>) {
+    pub(crate) fn want_around(&self, target: DateTime<Utc>) {
         let rate = self.bytes_per_second();
         let est = self.estimate(target);
         let from = est
@@ -177,6 +192,25 @@ impl Entry {
         self.reader.want(from, (to - from.min(to)) as usize);
     }
 
+    /// The first keyframe after the one at `from`, as far as held parts reach.
+    pub(crate) fn next_keyframe(&mut self, from: u64) -> Next {
+        let mut at = from + PACKET_LEN as u64;
+        while at + PACKET_LEN as u64 <= self.size {
+            let Some(bytes) = self.reader.bytes(at, PACKET_LEN) else {
+                return Next::NotHeld;
+            };
+            if let Some(p) = Packet::new(&bytes) {
+                if p.pid() == self.video && p.starts_h264_keyframe() {
+                    if let Some((pts, _)) = p.pes_times() {
+                        return Next::At(at, self.at(pts));
+                    }
+                }
+            }
+            at += PACKET_LEN as u64;
+        }
+        Next::End
+    }
+
     fn place(&mut self, offset: u64) {
         self.cursor = offset;
         self.started.clear();
@@ -184,8 +218,31 @@ impl Entry {
     }
 }
 
+/// Whether a TV entry's head (PAT, PMT, first picture) is held: a player can start it.
+pub fn head_ready(content: Arc<alluvium_swarm::Content>) -> bool {
+    let mut reader = Reader::new(content);
+    let size = reader.size() as usize;
+    reader
+        .bytes(0, TABLES_WITHIN.min(size))
+        .and_then(|head| {
+            let program = find_program(&head)?;
+            first_video_pts(&head, program.video_pid()?)
+        })
+        .is_some()
+}
+
+/// What follows a keyframe.
+pub(crate) enum Next {
+    /// The next keyframe: its offset and moment.
+    At(u64, DateTime<Utc>),
+    /// No keyframe before the entry's end.
+    End,
+    /// Parts before the next keyframe are not held yet.
+    NotHeld,
+}
+
 /// The entry on the schedule at `clock`, if its head is held.
-fn entry_at(station: &Station, clock: DateTime<Utc>) -> Option<Entry> {
+pub(crate) fn entry_at(station: &Station, clock: DateTime<Utc>) -> Option<Entry> {
     let playlist = station.state.playlist()?;
     let slot = playlist
         .schedule
@@ -197,32 +254,119 @@ fn entry_at(station: &Station, clock: DateTime<Utc>) -> Option<Entry> {
     Entry::open(station, slot)
 }
 
+/// Where one player's stream is.
+struct Player {
+    /// The schedule moment the stream has reached: the time of the last PCR sent.
+    clock: DateTime<Utc>,
+    /// Needs a keyframe to start at (joining, or after running dry).
+    lost: bool,
+    /// The parts a start needs were asked for in this episode of being lost (once: they are
+    /// due already, so every download asks for them before anything else).
+    asked: bool,
+    /// Has had pictures since it connected.
+    playing: bool,
+    /// Where the last (re)start was, and the moment of the last picture sent since (the
+    /// stream clock, from PCRs, runs ahead of the pictures by the mux delay).
+    start: DateTime<Utc>,
+    shown: DateTime<Utc>,
+    /// Since when the player plays, and from which moment: once it has `PREBUFFER` of
+    /// pictures after a (re)start. It plays in real time from there, so what it has left is
+    /// `shown` less where it is.
+    first: Option<(tokio::time::Instant, DateTime<Utc>)>,
+    /// Since when the player has been running dry, counted as stall as it goes.
+    dry: Option<tokio::time::Instant>,
+}
+
+impl Player {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            clock: now,
+            lost: true,
+            asked: false,
+            playing: false,
+            start: now,
+            shown: now,
+            first: None,
+            dry: None,
+        }
+    }
+
+    /// Adds the time since the last call to the stall count, while running dry.
+    fn count_stall(&mut self, metrics: &alluvium_swarm::Metrics) {
+        if let Some(since) = self.dry.as_mut() {
+            let now = tokio::time::Instant::now();
+            metrics.stall_seconds.inc_by((now - *since).as_secs_f64());
+            *since = now;
+        }
+    }
+
+    /// Places the entry at a keyframe to start at for what players hear now; false (and the
+    /// parts a start needs asked for, once) while none is held.
+    fn find_start(&mut self, e: &mut Entry, heard: DateTime<Utc>) -> bool {
+        match e.keyframe_for(heard) {
+            Some((offset, t)) => {
+                tracing::debug!(entry = %e.title, offset, at = %t, heard = %heard, "starting at a keyframe");
+                e.place(offset);
+                (self.clock, self.shown, self.start) = (t, t, t);
+                self.lost = false;
+                self.asked = false;
+                self.first = None;
+                true
+            }
+            None => {
+                if !self.asked {
+                    tracing::debug!(entry = %e.title, heard = %heard, "no keyframe held to start at: asking");
+                    e.want_around(heard);
+                    self.asked = true;
+                }
+                false
+            }
+        }
+    }
+
+    /// The packet at the entry's cursor went out.
+    fn sent(&mut self, e: &Entry, bytes: &[u8]) {
+        self.dry = None;
+        self.playing = true;
+        if let Some(t) = shown_at(e, bytes) {
+            self.shown = self.shown.max(t);
+        }
+        if self.first.is_none() && self.shown - self.start >= PREBUFFER {
+            self.first = Some((tokio::time::Instant::now(), self.start));
+        }
+    }
+
+    /// Whether missing data can still be waited for: the player has enough left to play, or
+    /// it fills its buffer and the moment it should hear is not yet well past its start.
+    fn may_wait(&self, heard: DateTime<Utc>) -> bool {
+        left(self.first, self.shown) > STALL_MARGIN
+            || (self.first.is_none() && heard - self.start < JOIN_AHEAD + PREBUFFER)
+    }
+
+    /// The data the player needs now is missing: it is running dry, and starts again at a
+    /// keyframe from here on once one is held.
+    fn ran_dry(&mut self, e: &mut Entry) {
+        if self.playing {
+            self.dry.get_or_insert_with(tokio::time::Instant::now);
+        }
+        e.floor = e.cursor;
+        self.lost = true;
+    }
+}
+
 /// Runs one player's transport stream until it disconnects (the channel closes).
 pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>) {
     let metrics = station.node.metrics.clone();
     metrics.stream_clients.inc();
     let burst = station.state.burst();
     let base = station.state.heard_now() - LEAD;
-    let mut splicer = Splicer::new();
+    let mut splicer = Splicer::keeping_padding();
     let mut out: Vec<u8> = Vec::with_capacity(CHUNK + PACKET_LEN);
     let mut entry: Option<Entry> = None;
-    // The schedule moment the stream has reached: the time of the last PCR sent.
-    let mut clock = station.state.heard_now();
-    // Needs a keyframe to start at (joining, or after running dry).
-    let mut lost = true;
-    let mut playing = false;
-    // When the first packet since the last (re)start went out, and its moment: the player
-    // plays from there in real time, so what it has left is the stream clock less that.
-    let mut first: Option<(tokio::time::Instant, DateTime<Utc>)> = None;
-    // Since when the player has been running dry, counted as stall as it goes.
-    let mut dry: Option<tokio::time::Instant> = None;
+    let mut p = Player::new(station.state.heard_now());
     loop {
         let heard = station.state.heard_now();
-        if let Some(since) = dry.as_mut() {
-            let now = tokio::time::Instant::now();
-            metrics.stall_seconds.inc_by((now - *since).as_secs_f64());
-            *since = now;
-        }
+        p.count_stall(&metrics);
         if out.len() >= CHUNK {
             if tx
                 .send(Bytes::from(std::mem::take(&mut out)))
@@ -233,18 +377,20 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>) {
             }
             continue;
         }
-        if lost {
-            clock = clock.max(heard);
+        if p.lost {
+            p.clock = p.clock.max(heard);
         }
-        if entry.as_ref().is_none_or(|e| lost && heard >= e.slot.end) {
-            entry = entry_at(&station, clock);
+        if entry.as_ref().is_none_or(|e| p.lost && heard >= e.slot.end) {
+            entry = entry_at(&station, p.clock);
+            p.asked &= entry.is_none();
             match entry.as_mut() {
-                Some(e) if !lost && clock <= e.slot.start + SNAP => e.place(0),
-                Some(_) => lost = true,
+                Some(e) if !p.lost && p.clock <= e.slot.start + SNAP => e.place(0),
+                Some(_) => p.lost = true,
                 None => {
-                    if playing && clock < heard + STALL_MARGIN {
-                        dry.get_or_insert_with(tokio::time::Instant::now);
-                        lost = true;
+                    // Dead air, or the next entry not here in time.
+                    if p.playing && p.clock < heard + STALL_MARGIN {
+                        p.dry.get_or_insert_with(tokio::time::Instant::now);
+                        p.lost = true;
                     }
                     if !pause(&tx, &mut out).await {
                         break;
@@ -254,26 +400,15 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>) {
             }
         }
         let Some(e) = entry.as_mut() else { continue };
-        if lost {
-            match e.keyframe_for(heard) {
-                Some((offset, t)) => {
-                    e.place(offset);
-                    clock = t;
-                    lost = false;
-                    first = None;
-                }
-                None => {
-                    e.want_around(heard);
-                    if !pause(&tx, &mut out).await {
-                        break;
-                    }
-                    continue;
-                }
+        if p.lost && !p.find_start(e, heard) {
+            if !pause(&tx, &mut out).await {
+                break;
             }
+            continue;
         }
         // Paced: nothing due after the live edge is sent yet.
-        if clock > heard + burst {
-            let wait = (clock - heard - burst)
+        if p.clock > heard + burst {
+            let wait = (p.clock - heard - burst)
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(Duration::from_millis(100));
@@ -288,33 +423,24 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>) {
         }
         if e.cursor + PACKET_LEN as u64 > e.size {
             // The entry is over: the next one starts where its slot ends.
-            clock = e.slot.end;
+            p.clock = e.slot.end;
             entry = None;
             continue;
         }
         match e.reader.bytes(e.cursor, PACKET_LEN) {
             Some(bytes) => {
-                dry = None;
-                playing = true;
-                first.get_or_insert((tokio::time::Instant::now(), clock));
-                send_packet(e, &bytes, base, &mut splicer, &mut clock, &mut out);
+                send_packet(e, &bytes, base, &mut splicer, &mut p.clock, &mut out);
+                p.sent(e, &bytes);
                 e.cursor += PACKET_LEN as u64;
             }
-            // Not held yet: waited for while the player has enough left to play, or, before
-            // it has anything, while its start is still near the moment it hears.
-            None if left(first, clock) > STALL_MARGIN
-                || (first.is_none() && heard - clock < JOIN_AHEAD) =>
-            {
+            None if p.may_wait(heard) => {
                 if !pause(&tx, &mut out).await {
                     break;
                 }
             }
             None => {
-                if playing {
-                    dry.get_or_insert_with(tokio::time::Instant::now);
-                }
-                e.floor = e.cursor;
-                lost = true;
+                tracing::debug!(entry = %e.title, offset = e.cursor, clock = %p.clock, heard = %heard, "ran dry");
+                p.ran_dry(e);
                 if !pause(&tx, &mut out).await {
                     break;
                 }
@@ -324,16 +450,25 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>) {
     metrics.stream_clients.dec();
 }
 
-/// What a player has left to play: the stream clock less where it is, having played in real
-/// time from the `first` packet's moment on (nothing before that).
-fn left(first: Option<(tokio::time::Instant, DateTime<Utc>)>, clock: DateTime<Utc>) -> TimeDelta {
+/// What a player has left to play: the last picture sent (`shown`) less where it is, having
+/// played in real time since `first` (nothing before that).
+fn left(first: Option<(tokio::time::Instant, DateTime<Utc>)>, shown: DateTime<Utc>) -> TimeDelta {
     match first {
         Some((when, at)) => {
             let played = TimeDelta::from_std(when.elapsed()).unwrap_or(TimeDelta::MAX);
-            clock - (at + played)
+            shown - (at + played)
         }
         None => TimeDelta::zero(),
     }
+}
+
+/// The moment of the picture a packet starts, if it starts one.
+fn shown_at(e: &Entry, bytes: &[u8]) -> Option<DateTime<Utc>> {
+    let p = Packet::new(bytes)?;
+    (p.pid() == e.video)
+        .then(|| p.pes_times())
+        .flatten()
+        .map(|(pts, _)| e.at(pts))
 }
 
 /// Writes the packet at the entry's cursor, spliced onto the stream's timeline from `base`;

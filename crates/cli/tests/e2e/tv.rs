@@ -45,7 +45,7 @@ fn tv_clip(path: &Path, size: &str, hue: u32, tone: u32) {
 }
 
 /// A TV station of three clips on nginx, on air `ago` before now, with a gateway.
-struct Tv {
+pub(super) struct Tv {
     www: tempfile::TempDir,
     _nginx: Nginx,
     port: u16,
@@ -55,7 +55,7 @@ struct Tv {
 }
 
 impl Tv {
-    fn start(ago: chrono::TimeDelta) -> Self {
+    pub(super) fn start(ago: chrono::TimeDelta) -> Self {
         let www = public_dir();
         let media = www.path().join("media");
         public_subdir(&media);
@@ -91,7 +91,7 @@ impl Tv {
     }
 
     /// A listener and its stream port, once the port is open.
-    fn listen(&self) -> (Process, u16) {
+    pub(super) fn listen(&self) -> (Process, u16) {
         let stream_port = free_port();
         let log =
             std::fs::File::create(self.state.path().join(format!("l-{stream_port}.log"))).unwrap();
@@ -110,7 +110,7 @@ impl Tv {
         (p, stream_port)
     }
 
-    fn log(&self, stream_port: u16) -> String {
+    pub(super) fn log(&self, stream_port: u16) -> String {
         std::fs::read_to_string(self.state.path().join(format!("l-{stream_port}.log")))
             .unwrap_or_default()
     }

@@ -170,6 +170,25 @@ impl Default for PickerConfig {
 }
 
 impl PickerConfig {
+    /// The same counted in media time rather than parts, for parts of `per_part_ms` each:
+    /// a peer ask carries about a second of media and an origin block about four, whatever
+    /// the bitrate (at 128 kbit/s a part is about a second, and nothing changes). At
+    /// 1.5 Mbit/s a part is 87 ms, and asks of one part each would bring a joiner its first
+    /// seconds an eleventh as fast as at 128 kbit/s.
+    pub fn scaled_to(self, per_part_ms: f64) -> Self {
+        let k = if per_part_ms > 0.0 {
+            (1000.0 / per_part_ms).floor().clamp(1.0, 64.0) as u32
+        } else {
+            1
+        };
+        Self {
+            max_run: self.max_run * k,
+            peer_max_run: self.peer_max_run * k,
+            cold_seed_parts: self.cold_seed_parts * k,
+            ..self
+        }
+    }
+
     /// For a live station: every listener wants each part at the same moment, so each asks
     /// the origin one thing at a time (one block it owns, one rescue): many concurrent
     /// requests into a thin origin uplink share it so finely that nothing arrives in time.
@@ -217,5 +236,28 @@ impl PickerConfig {
             focus_wide_slots: 6,
             ..Self::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_in_parts_become_counts_in_media_time() {
+        let live = PickerConfig::live();
+        // 128 kbit/s: a 16 KiB part plays 1.024 s; nothing changes.
+        let radio = live.scaled_to(1024.0);
+        assert_eq!(
+            (radio.max_run, radio.peer_max_run, radio.cold_seed_parts),
+            (live.max_run, live.peer_max_run, live.cold_seed_parts)
+        );
+        // 1.5 Mbit/s: 87 ms a part; an ask carries about a second, a block about four.
+        let tv = live.scaled_to(16384.0 * 8.0 / 1500.0);
+        assert_eq!(tv.peer_max_run, 11 * live.peer_max_run);
+        assert_eq!(tv.max_run, 11 * live.max_run);
+        assert_eq!(tv.peer_total_slots, live.peer_total_slots);
+        // No deadlines known: as it was.
+        assert_eq!(live.scaled_to(0.0).max_run, live.max_run);
     }
 }
