@@ -27,9 +27,10 @@ use crate::tv::{entry_at, Entry, Next};
 const WINDOW: usize = 30;
 /// A segment leaves the playlist this long after its end.
 const KEPT: TimeDelta = TimeDelta::seconds(90);
-/// Segments begin this long before the heard moment when the playlist starts (a browser
-/// starts three segments from the end), or starts again after data came too late.
-const START_BACK: TimeDelta = TimeDelta::seconds(6);
+// Segments begin at the keyframe at or before the heard moment when the playlist starts, or
+// starts again after data came too late: the parts from there on are the ones held first,
+// and a browser's player, which starts a few seconds from the end of a live playlist,
+// starts there while the playlist is short.
 /// The cut waits this long at most for data it needs; then it starts again where the
 /// schedule is (a discontinuity).
 const STALE: TimeDelta = TimeDelta::seconds(8);
@@ -129,7 +130,7 @@ impl Packager {
                 Next::At(offset, time) => (offset, time),
                 Next::End => (cut.entry.size, cut.entry.slot.end),
                 Next::NotHeld => {
-                    if now - cut.time > STALE + START_BACK {
+                    if now - cut.time > STALE {
                         self.cut = None; // too late: start again where the schedule is
                     }
                     break;
@@ -192,7 +193,7 @@ impl Packager {
             }
             self.resume_at = None;
         }
-        let target = station.state.heard_now() - START_BACK;
+        let target = station.state.heard_now();
         let Some(mut entry) = entry_at(station, target) else {
             return false;
         };

@@ -6,8 +6,9 @@
 //! everything up to the live edge at once, then real time, paced by the entries' own PCRs.
 //! Each entry's timestamps are moved onto one timeline anchored at its slot's start, so time
 //! runs on across entries and across a gap; continuity counters are numbered on per PID. A
-//! player that runs dry (data missing when its moment comes) counts the time as stall and
-//! starts again at a keyframe where the schedule is by then, once that is held.
+//! player that runs out of pictures (data missing when its moment comes) stalls, counted,
+//! and gets the data if it comes within a second; later than that the stream starts again at
+//! a keyframe where the schedule is by then, once that is held.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,9 +29,13 @@ use crate::track::{Kind, Reader};
 
 /// Bytes gathered before a write to the player.
 const CHUNK: usize = 32 * 1024;
-/// A packet due sooner than this after the heard moment is waited for no longer: the player
-/// is running dry.
+/// The next entry's head is waited for no longer when the stream clock is this close to
+/// what players hear: the player is running dry.
 const STALL_MARGIN: TimeDelta = TimeDelta::milliseconds(500);
+/// A player that ran out of pictures waits this long for the next (a stall, counted) before
+/// the stream starts again where the schedule is: players stay within about this of each
+/// other, and data a little late is shown rather than skipped.
+const LATE_GRACE: TimeDelta = TimeDelta::milliseconds(1_000);
 /// Within this of a slot's start, the entry starts at its first packet.
 const SNAP: TimeDelta = TimeDelta::milliseconds(80);
 /// Joining, a keyframe up to this far after the heard moment is taken when none before it is
@@ -326,7 +331,10 @@ impl Player {
 
     /// The packet at the entry's cursor went out.
     fn sent(&mut self, e: &Entry, bytes: &[u8]) {
-        self.dry = None;
+        if self.dry.take().is_some() && self.first.is_some() {
+            // The player stopped where its pictures ran out and plays on from there.
+            self.first = Some((tokio::time::Instant::now(), self.shown));
+        }
         self.playing = true;
         if let Some(t) = shown_at(e, bytes) {
             self.shown = self.shown.max(t);
@@ -336,15 +344,22 @@ impl Player {
         }
     }
 
-    /// Whether missing data can still be waited for: the player has enough left to play, or
-    /// it fills its buffer and the moment it should hear is not yet well past its start.
-    fn may_wait(&self, heard: DateTime<Utc>) -> bool {
-        left(self.first, self.shown) > STALL_MARGIN
-            || (self.first.is_none() && heard - self.start < JOIN_AHEAD + PREBUFFER)
+    /// Whether missing data can still be waited for: the player has not waited `LATE_GRACE`
+    /// past its last picture (it stalls, counted, from when it runs out), or it fills its
+    /// buffer and the moment it should hear is not yet well past its start.
+    fn may_wait(&mut self, heard: DateTime<Utc>) -> bool {
+        if self.first.is_none() {
+            return heard - self.start < JOIN_AHEAD + PREBUFFER;
+        }
+        let left = left(self.first, self.shown);
+        if left < TimeDelta::zero() {
+            self.dry.get_or_insert_with(tokio::time::Instant::now);
+        }
+        left > -LATE_GRACE
     }
 
-    /// The data the player needs now is missing: it is running dry, and starts again at a
-    /// keyframe from here on once one is held.
+    /// The data the player needs is later than `LATE_GRACE`: it starts again at a keyframe
+    /// where the schedule is, from here on, once one is held.
     fn ran_dry(&mut self, e: &mut Entry) {
         if self.playing {
             self.dry.get_or_insert_with(tokio::time::Instant::now);

@@ -1,7 +1,7 @@
 //! `alluvium demo`: the whole station in one process, as a newcomer runs it. It reaches "on
 //! air", a printed stream URL gives 10 s of MP3 that ffmpeg decodes, peers serve part of the
 //! bytes (status line and `/metrics`), Ctrl-C stops it and removes its folder, and a port in
-//! use is named.
+//! use is named. `--video` runs a TV station the same way.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
@@ -108,6 +108,11 @@ fn read_lines(from: impl Read + Send + 'static, to: impl Fn(String) -> bool + Se
 /// Ports are checked free before the demo binds them, and another test may take one in
 /// between: then the demo names it "in use", and it is started again on other ports.
 fn start_demo(listeners: u16) -> (Process, Lines, u16) {
+    start_demo_with(listeners, &[])
+}
+
+/// The same with more arguments (`--video`).
+fn start_demo_with(listeners: u16, extra: &[&str]) -> (Process, Lines, u16) {
     for _ in 0..5 {
         let first = free_ports(2 * listeners + 2);
         let (stream_port, peer_port) = (first, first + listeners);
@@ -119,6 +124,7 @@ fn start_demo(listeners: u16) -> (Process, Lines, u16) {
                 .args(["--peer-port", &peer_port.to_string()])
                 .args(["--origin-port", &(first + 2 * listeners).to_string()])
                 .args(["--gateway-port", &(first + 2 * listeners + 1).to_string()])
+                .args(extra)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -210,20 +216,7 @@ fn the_demo_runs_a_station_with_peers_and_stops_cleanly() {
     assert!(from_peers > 0.0, "no bytes from peers: {status}");
 
     // Ctrl-C: everything stops, the folder goes.
-    let pid = demo.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = demo.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the demo did not stop on Ctrl-C");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = ctrl_c(&mut demo);
     assert!(status.success(), "{status:?}");
     out.wait_for(&|l| l == "stopped", Duration::from_secs(5));
     assert!(
@@ -231,6 +224,75 @@ fn the_demo_runs_a_station_with_peers_and_stops_cleanly() {
         "{folder} left behind"
     );
     assert!(TcpStream::connect(("127.0.0.1", stream_port)).is_err());
+}
+
+/// `demo --video`: a TV station from the project's own clips; a printed `/stream.ts` gives
+/// pictures and sound ffprobe reads, and the page is a video player.
+#[test]
+fn the_demo_runs_a_tv_station() {
+    require("ffprobe");
+    let (mut demo, out, stream_port) = start_demo_with(2, &["--video"]);
+    let urls: Vec<String> = out
+        .seen
+        .iter()
+        .filter(|l| l.starts_with("listener "))
+        .map(|l| l.split_whitespace().nth(3).unwrap().to_string())
+        .collect();
+    assert_eq!(urls[0], format!("http://127.0.0.1:{stream_port}/stream.ts"));
+    let curl = Command::new(require("curl"))
+        .args(["-sN", "-m", "8", &urls[1]])
+        .output()
+        .unwrap();
+    assert!(curl.stdout.len() > 200_000, "{} bytes", curl.stdout.len());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("demo.ts");
+    std::fs::write(&file, &curl.stdout).unwrap();
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let codecs = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        codecs.contains("h264") && codecs.contains("aac"),
+        "{codecs}"
+    );
+    let page = Command::new(require("curl"))
+        .args(["-s", &format!("http://127.0.0.1:{stream_port}/")])
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(
+        page.contains("<video") && page.contains("Alluvium Demo TV"),
+        "{page}"
+    );
+    // Stopped as a user would, so it removes its folder.
+    assert!(ctrl_c(&mut demo).success());
+}
+
+/// Ctrl-C to the demo: its exit status, once it stopped (within 15 s).
+fn ctrl_c(demo: &mut Process) -> std::process::ExitStatus {
+    let pid = demo.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(s) = demo.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "the demo did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
