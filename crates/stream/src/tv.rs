@@ -38,19 +38,15 @@ const STALL_MARGIN: TimeDelta = TimeDelta::milliseconds(500);
 const LATE_GRACE: TimeDelta = TimeDelta::milliseconds(1_000);
 /// Within this of a slot's start, the entry starts at its first packet.
 const SNAP: TimeDelta = TimeDelta::milliseconds(80);
-/// Joining, a keyframe up to this far after the heard moment is taken when none before it is
-/// held: the player starts that much ahead rather than waiting.
+/// Joining, a keyframe up to this far after the heard moment is taken when it is nearer than
+/// one before it, or none before it is held: the player starts that much ahead rather than
+/// waiting (parts before the moment are overdue, asked only this far back).
 const JOIN_AHEAD: TimeDelta = TimeDelta::milliseconds(1_000);
 /// Seconds of an entry searched before the heard moment for a keyframe: `broadcast` refuses
 /// clips with longer gaps (`ts::MAX_KEYFRAME_GAP`), and a VBR estimate errs some.
 const SEARCH_BEFORE: f64 = 7.0;
 /// See `SEARCH_BEFORE`: after the moment, a PCR runs ahead of the pictures by the mux delay.
 const SEARCH_AFTER: f64 = 2.0;
-/// Seconds past the moment asked for at once with the start's parts.
-const HELD_AFTER: f64 = 1.0;
-/// Seconds before the moment asked for at once when no start is held: a keyframe's worth at
-/// the usual 2 s between keyframes.
-const JOIN_WANT: f64 = 2.5;
 /// Pictures a player holds before it starts to play (players buffer about this much first).
 const PREBUFFER: TimeDelta = TimeDelta::milliseconds(1_000);
 /// The stream's timeline starts this long before the moment the player first hears, so
@@ -136,9 +132,9 @@ impl Entry {
         ((into * self.bytes_per_second()) as u64).min(self.size)
     }
 
-    /// The keyframe to start at for moment `target`: the last one at or before it from which
-    /// every part up to the moment is held, else the first held within `JOIN_AHEAD` after
-    /// it; never before `floor`.
+    /// The keyframe to start at for moment `target`, never before `floor`: of the last one at
+    /// or before it from which every part up to the moment is held, and the first held within
+    /// `JOIN_AHEAD` after it, the nearer.
     pub(crate) fn keyframe_for(&mut self, target: DateTime<Utc>) -> Option<(u64, DateTime<Utc>)> {
         let rate = self.bytes_per_second();
         let est = self.estimate(target);
@@ -183,18 +179,23 @@ impl Entry {
         let after = seen
             .iter()
             .find(|(o, t)| *t > target && *t <= target + JOIN_AHEAD && held_to(*o, *o + packet));
-        before.or(after).copied()
+        // The nearer of the two: a start is off the schedule by at most half the time
+        // between keyframes, and a later one needs no part that is overdue already.
+        match (before, after) {
+            (Some(b), Some(a)) if a.1 - target < target - b.1 => Some(*a),
+            (b, a) => b.or(a).copied(),
+        }
     }
 
-    /// Asks for the parts a start at `target` needs (a keyframe's worth before it).
+    /// Asks for the overdue parts a start at a keyframe up to `JOIN_AHEAD` before `target`
+    /// needs (one after it comes by its deadline anyway).
     pub(crate) fn want_around(&self, target: DateTime<Utc>) {
         let rate = self.bytes_per_second();
         let est = self.estimate(target);
-        let from = est
-            .saturating_sub((JOIN_WANT * rate) as u64)
-            .max(self.floor);
-        let to = (est + (HELD_AFTER * rate) as u64).min(self.size);
-        self.reader.want(from, (to - from.min(to)) as usize);
+        let ahead = JOIN_AHEAD.num_milliseconds() as f64 / 1000.0;
+        let from = est.saturating_sub((ahead * rate) as u64).max(self.floor);
+        self.reader
+            .want(from, (est - from.min(est)) as usize + PACKET_LEN);
     }
 
     /// The first keyframe after the one at `from`, as far as held parts reach.
