@@ -77,9 +77,17 @@ fn station(base_url: &str) -> Station {
         std::fs::copy(entry.path(), media.join(entry.file_name())).unwrap();
     }
     std::fs::write(media.join("README.txt"), "not media").unwrap();
+    // A TV clip beside the station, for its type.
+    let tv = www.join("tv");
+    std::fs::create_dir_all(&tv).unwrap();
+    std::fs::copy(
+        repo().join("examples/tv/media/03-colour-bars.ts"),
+        tv.join("bars.ts"),
+    )
+    .unwrap();
     // Web servers run as an unprivileged user: let them in.
     use std::os::unix::fs::PermissionsExt;
-    for p in [&root, &www, &media] {
+    for p in [&root, &www, &media, &tv] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let out = alluvium(&[
@@ -194,6 +202,9 @@ fn check_origin(port: u16, station: &Station, server: &str) {
         std::fs::read(station.www.join("station.rss")).unwrap(),
         "{server}"
     );
+
+    let clip = get(port, "/tv/bars.ts", &[("Range", "bytes=0-187")]);
+    assert_eq!(clip.header("content-type"), Some("video/mp2t"), "{server}");
 
     let file = std::fs::read(station.www.join("media/02-sandbar.mp3")).unwrap();
     let full = get(port, "/media/02-sandbar.mp3", &[]);

@@ -47,6 +47,7 @@ pub fn content_type(path: &Path) -> &'static str {
         Some("aac") => "audio/aac",
         Some("m4a") => "audio/mp4",
         Some("wav") => "audio/wav",
+        Some("ts") => "video/mp2t",
         Some("html" | "htm") => "text/html; charset=utf-8",
         Some("txt") => "text/plain; charset=utf-8",
         _ => mime_guess::from_path(path)
@@ -281,6 +282,7 @@ mod tests {
         assert_eq!(content_type(Path::new("a.MP3")), "audio/mpeg");
         assert_eq!(content_type(Path::new("a.opus")), "audio/ogg");
         assert_eq!(content_type(Path::new("a.flac")), "audio/flac");
+        assert_eq!(content_type(Path::new("news.ts")), "video/mp2t");
         assert_eq!(content_type(Path::new("a.bin")), "application/octet-stream");
     }
 
