@@ -21,13 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alluvium_playlist::Slot;
-use alluvium_station::StationState;
-use alluvium_swarm::{Metrics, Node};
+use alluvium_swarm::Metrics;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
 
 use alluvium_media::{OggHead, PageWriter};
+
+pub use crate::station::Station;
 
 use crate::icy::IcyWriter;
 use crate::track::{Advance, Format, Kind, Track, Unit};
@@ -62,52 +63,6 @@ const JOIN_WAIT: Duration = Duration::from_secs(3);
 const JOIN_AHEAD: TimeDelta = TimeDelta::milliseconds(1_000);
 /// The steps in which `JOIN_AHEAD` is searched for held audio.
 const JOIN_STEP: TimeDelta = TimeDelta::milliseconds(100);
-
-/// What every client shares.
-pub struct Station {
-    pub node: Arc<Node>,
-    pub state: Arc<StationState>,
-    /// Cancelled when the program stops: every player's stream ends.
-    pub stop: tokio_util::sync::CancellationToken,
-    /// A TV station's HLS playlist for browsers.
-    pub(crate) hls: crate::hls::Hls,
-}
-
-impl Station {
-    pub fn new(
-        node: Arc<Node>,
-        state: Arc<StationState>,
-        stop: tokio_util::sync::CancellationToken,
-    ) -> Self {
-        Self {
-            node,
-            state,
-            stop,
-            hls: crate::hls::Hls::default(),
-        }
-    }
-
-    /// The stream's format, from the playlist (MP3 until one is read).
-    pub fn kind(&self) -> Kind {
-        self.state
-            .playlist()
-            .map(|p| Kind::of_playlist(&p.playlist))
-            .unwrap_or(Kind::Mpeg)
-    }
-
-    /// The stream's format once the playlist is read, waiting up to `wait` for it (a player
-    /// that connects as the listener starts must not be served the wrong kind of stream).
-    pub async fn kind_when_known(&self, wait: Duration) -> Kind {
-        let until = tokio::time::Instant::now() + wait;
-        while self.state.playlist().is_none() && tokio::time::Instant::now() < until {
-            tokio::select! {
-                _ = self.stop.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
-        }
-        self.kind()
-    }
-}
 
 struct Playing {
     slot: Slot,
@@ -365,7 +320,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
 }
 
 /// Sends what is gathered and waits a moment for data; false when the player is gone.
-async fn pause(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>) -> bool {
+pub(crate) async fn pause(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>) -> bool {
     if !flush(tx, out).await {
         return false;
     }
@@ -376,7 +331,7 @@ async fn pause(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>) -> bool {
 }
 
 /// Sends what is gathered; false when the player is gone.
-async fn flush(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>) -> bool {
+pub(crate) async fn flush(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>) -> bool {
     out.is_empty() || tx.send(Bytes::from(std::mem::take(out))).await.is_ok()
 }
 

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
 
-use crate::client::Station;
+use crate::client::{flush, pause, Station};
 use crate::track::{Kind, Reader};
 
 /// Bytes gathered before a write to the player.
@@ -516,23 +516,8 @@ fn send_packet(
     }
     if p.unit_start() {
         e.started.insert(p.pid());
-    } else if !e.started.contains(&p.pid()) {
+    } else if e.program.carries(p.pid()) && !e.started.contains(&p.pid()) {
         return; // the rest of a PES packet begun before the join
     }
     splicer.packet(&p, out);
-}
-
-/// Sends what is gathered and waits a moment for data; false when the player is gone.
-async fn pause(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>) -> bool {
-    if !flush(tx, out).await {
-        return false;
-    }
-    tokio::select! {
-        _ = tx.closed() => false,
-        _ = tokio::time::sleep(Duration::from_millis(50)) => true,
-    }
-}
-
-async fn flush(tx: &mpsc::Sender<Bytes>, out: &mut Vec<u8>) -> bool {
-    out.is_empty() || tx.send(Bytes::from(std::mem::take(out))).await.is_ok()
 }

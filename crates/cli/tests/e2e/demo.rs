@@ -171,12 +171,7 @@ fn the_demo_runs_a_station_with_peers_and_stops_cleanly() {
         .unwrap_or_else(|| out.fail("no folder line"))
         .to_string();
     assert!(std::path::Path::new(&folder).is_dir());
-    let urls: Vec<String> = out
-        .seen
-        .iter()
-        .filter(|l| l.starts_with("listener "))
-        .map(|l| l.split_whitespace().nth(3).unwrap().to_string())
-        .collect();
+    let urls = stream_urls(&out);
     assert_eq!(urls.len(), 3, "{:#?}", out.seen);
     assert_eq!(urls[0], format!("http://127.0.0.1:{stream_port}/stream"));
 
@@ -232,12 +227,7 @@ fn the_demo_runs_a_station_with_peers_and_stops_cleanly() {
 fn the_demo_runs_a_tv_station() {
     require("ffprobe");
     let (mut demo, out, stream_port) = start_demo_with(2, &["--video"]);
-    let urls: Vec<String> = out
-        .seen
-        .iter()
-        .filter(|l| l.starts_with("listener "))
-        .map(|l| l.split_whitespace().nth(3).unwrap().to_string())
-        .collect();
+    let urls = stream_urls(&out);
     assert_eq!(urls[0], format!("http://127.0.0.1:{stream_port}/stream.ts"));
     let curl = Command::new(require("curl"))
         .args(["-sN", "-m", "8", &urls[1]])
@@ -275,6 +265,15 @@ fn the_demo_runs_a_tv_station() {
     );
     // Stopped as a user would, so it removes its folder.
     assert!(ctrl_c(&mut demo).success());
+}
+
+/// The stream URLs the demo printed, one per listener.
+fn stream_urls(out: &Lines) -> Vec<String> {
+    out.seen
+        .iter()
+        .filter(|l| l.starts_with("listener "))
+        .map(|l| l.split_whitespace().nth(3).unwrap().to_string())
+        .collect()
 }
 
 /// Ctrl-C to the demo: its exit status, once it stopped (within 15 s).

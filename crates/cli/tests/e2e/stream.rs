@@ -66,6 +66,45 @@ impl Codec {
     }
 }
 
+/// A station on nginx and its gateway (see `on_air`).
+pub(super) struct OnAir {
+    pub(super) nginx: Nginx,
+    pub(super) port: u16,
+    pub(super) gw: Process,
+    pub(super) gw_port: u16,
+    pub(super) state: tempfile::TempDir,
+}
+
+/// The media in `www/media` broadcast to `www/rss` (on air `ago` before now, with `extra`
+/// arguments), served by nginx, with a gateway.
+pub(super) fn on_air(www: &Path, rss: &str, ago: chrono::TimeDelta, extra: &[&str]) -> OnAir {
+    let port = free_port();
+    let nginx = Nginx::start_at(port, www, "");
+    let start = (chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let out = broadcast_from(
+        &start,
+        &www.join("media"),
+        &nginx.url(),
+        &www.join(rss),
+        extra,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = tempfile::tempdir().unwrap();
+    let gw_port = free_port();
+    let gw = start_gateway(gw_port, &state.path().join("g.sqlite"), &[]);
+    OnAir {
+        nginx,
+        port,
+        gw,
+        gw_port,
+        state,
+    }
+}
+
 /// `seconds` of stereo pink noise (no window repeats) as a tagged 128 kbit/s MP3, readable
 /// by web servers.
 pub(super) fn noise_mp3(path: &Path, seed: u32, seconds: u32, title: &str) {
@@ -227,26 +266,14 @@ impl Noise {
         }
         let rate = codec.rate();
         let pcms: Vec<Vec<i16>> = names.iter().map(|n| pcm_of(&media.join(n), rate)).collect();
-        let port = free_port();
-        let nginx = Nginx::start_at(port, www.path(), "");
         // On air a burst ago: a player that connects hears the station from its start on.
-        let start =
-            (chrono::Utc::now() - BURST).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let out = broadcast_from(
-            &start,
-            &media,
-            &nginx.url(),
-            &www.path().join("s.rss"),
-            &["--for", "10m"],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let state = tempfile::tempdir().unwrap();
-        let gw_port = free_port();
-        let gw = start_gateway(gw_port, &state.path().join("g.sqlite"), &[]);
+        let OnAir {
+            nginx,
+            port,
+            gw,
+            gw_port,
+            state,
+        } = on_air(www.path(), "s.rss", BURST, &["--for", "10m"]);
         Noise {
             www,
             nginx: Some(nginx),

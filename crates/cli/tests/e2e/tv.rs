@@ -13,9 +13,8 @@ use alluvium_testkit::{
     free_port, public_dir, public_subdir, require, wait_for_port, write_public, Nginx, Process,
 };
 
-use super::gateway::start_gateway;
-use super::stream::BURST;
-use super::{broadcast_from, BIN};
+use super::stream::{on_air, OnAir, BURST};
+use super::BIN;
 
 /// Each clip's length.
 const CLIP_S: u32 = 6;
@@ -62,24 +61,18 @@ impl Tv {
         tv_clip(&media.join("1-news.ts"), "320x180", 0, 440);
         tv_clip(&media.join("2-film.ts"), "480x270", 120, 550);
         tv_clip(&media.join("3-weather.ts"), "320x180", 240, 660);
-        let port = free_port();
-        let nginx = Nginx::start_at(port, www.path(), "");
-        let start = (chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let out = broadcast_from(
-            &start,
-            &media,
-            &nginx.url(),
-            &www.path().join("tv.rss"),
+        let OnAir {
+            nginx,
+            port,
+            gw,
+            gw_port,
+            state,
+        } = on_air(
+            www.path(),
+            "tv.rss",
+            ago,
             &["--for", "10m", "--title", "Test TV"],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let state = tempfile::tempdir().unwrap();
-        let gw_port = free_port();
-        let gw = start_gateway(gw_port, &state.path().join("g.sqlite"), &[]);
         Tv {
             www,
             _nginx: nginx,
@@ -145,6 +138,16 @@ fn read_for(port: u16, path: &str, seconds: u64) -> (String, Vec<u8>) {
     (head, all[at..].to_vec())
 }
 
+/// The share of null packets (PID 0x1FFF) in a transport stream.
+fn null_share(ts: &[u8]) -> f64 {
+    let packets: Vec<&[u8]> = ts.chunks_exact(188).filter(|p| p[0] == 0x47).collect();
+    let null = packets
+        .iter()
+        .filter(|p| (u16::from(p[1] & 0x1F) << 8 | u16::from(p[2])) == 0x1FFF)
+        .count();
+    null as f64 / packets.len().max(1) as f64
+}
+
 /// Lines a player printed that speak of timing: timestamps, PCR, clock, discontinuities.
 fn timing_warnings(log: &str) -> Vec<&str> {
     log.lines()
@@ -176,6 +179,13 @@ fn ffprobe_reads_one_stream_across_three_entries_joined_mid_entry() {
     assert!(head.contains("content-type: video/mp2t"), "{head}");
     let file = tv.www.path().join("got.ts");
     std::fs::write(&file, &body).unwrap();
+    // A constant-rate clip stays at its rate: its null packets are passed on.
+    let source = std::fs::read(tv.www.path().join("media/1-news.ts")).unwrap();
+    let (sent, made) = (null_share(&body), null_share(&source));
+    assert!(
+        sent > 0.8 * made,
+        "{sent:.3} of the stream null, {made:.3} of the clip"
+    );
 
     let out = Command::new("ffprobe")
         .args([
