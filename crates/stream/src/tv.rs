@@ -1,9 +1,10 @@
 //! One player's transport stream for a TV station (docs/design.md section 8): the entries'
 //! packets spliced into one stream that VLC, mpv and ffplay play as one.
 //!
-//! Joining is Icecast's, as for sound: a new player starts at the keyframe at or before the
-//! heard moment (the live edge less the burst), with the stream's PAT and PMT first, and gets
-//! everything up to the live edge at once, then real time, paced by the entries' own PCRs.
+//! Joining is Icecast's, as for sound: a new player starts at the keyframe nearest the heard
+//! moment (the live edge less the burst; the one before it, or one up to a second after),
+//! with the stream's PAT and PMT first, and gets everything up to the live edge at once, then
+//! real time, paced by the entries' own PCRs.
 //! Each entry's timestamps are moved onto one timeline anchored at its slot's start, so time
 //! runs on across entries and across a gap; continuity counters are numbered on per PID. A
 //! player that runs out of pictures (data missing when its moment comes) stalls, counted,
