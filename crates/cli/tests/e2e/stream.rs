@@ -105,6 +105,35 @@ pub(super) fn on_air(www: &Path, rss: &str, ago: chrono::TimeDelta, extra: &[&st
     }
 }
 
+/// `alluvium listen PLAYLIST` with the gateway on `gw_port`, its log at `log_of(stream port)`,
+/// returned as soon as its stream port is open.
+pub(super) fn spawn_listener(
+    playlist: &str,
+    gw_port: u16,
+    log_of: impl Fn(u16) -> std::path::PathBuf,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> (Process, u16) {
+    let stream_port = free_port();
+    let log = std::fs::File::create(log_of(stream_port)).unwrap();
+    let mut command = Command::new(BIN);
+    command.envs(env.iter().copied());
+    let mut listener = Process {
+        child: command
+            .args(["listen", playlist])
+            .args(["--gateway", &format!("http://127.0.0.1:{gw_port}")])
+            .args(["--peer-listen", "127.0.0.1:0"])
+            .args(["--stream-listen", &format!("127.0.0.1:{stream_port}")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    };
+    wait_for_port(stream_port, &mut listener.child, "alluvium listen");
+    (listener, stream_port)
+}
+
 /// `seconds` of stereo pink noise (no window repeats) as a tagged 128 kbit/s MP3, readable
 /// by web servers.
 pub(super) fn noise_mp3(path: &Path, seed: u32, seconds: u32, title: &str) {
@@ -309,24 +338,14 @@ impl Noise {
 
     /// A listener (see `listen_as`), returned as soon as its stream port is open.
     fn spawn_listener(&self, env: &[(&str, &str)], extra: &[&str]) -> (Process, u16) {
-        let stream_port = free_port();
-        let log = std::fs::File::create(self.log_of(stream_port)).unwrap();
-        let mut command = Command::new(BIN);
-        command.envs(env.iter().copied());
-        let mut listener = Process {
-            child: command
-                .args(["listen", &format!("http://127.0.0.1:{}/s.rss", self.port)])
-                .args(["--gateway", &format!("http://127.0.0.1:{}", self.gw_port)])
-                .args(["--peer-listen", "127.0.0.1:0"])
-                .args(["--stream-listen", &format!("127.0.0.1:{stream_port}")])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        };
-        wait_for_port(stream_port, &mut listener.child, "alluvium listen");
-        (listener, stream_port)
+        let playlist = format!("http://127.0.0.1:{}/s.rss", self.port);
+        spawn_listener(
+            &playlist,
+            self.gw_port,
+            |port| self.log_of(port),
+            env,
+            extra,
+        )
     }
 
     fn log_of(&self, stream_port: u16) -> std::path::PathBuf {

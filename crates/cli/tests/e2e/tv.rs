@@ -9,12 +9,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alluvium_testkit::{
-    free_port, public_dir, public_subdir, require, wait_for_port, write_public, Nginx, Process,
-};
+use alluvium_testkit::{public_dir, public_subdir, require, write_public, Nginx, Process};
 
-use super::stream::{on_air, OnAir, BURST};
-use super::BIN;
+use super::stream::{on_air, spawn_listener, OnAir, BURST};
 
 /// Each clip's length.
 const CLIP_S: u32 = 6;
@@ -85,27 +82,16 @@ impl Tv {
 
     /// A listener and its stream port, once the port is open.
     pub(super) fn listen(&self) -> (Process, u16) {
-        let stream_port = free_port();
-        let log =
-            std::fs::File::create(self.state.path().join(format!("l-{stream_port}.log"))).unwrap();
-        let mut p = Process {
-            child: Command::new(BIN)
-                .args(["listen", &format!("http://127.0.0.1:{}/tv.rss", self.port)])
-                .args(["--gateway", &format!("http://127.0.0.1:{}", self.gw_port)])
-                .args(["--peer-listen", "127.0.0.1:0"])
-                .args(["--stream-listen", &format!("127.0.0.1:{stream_port}")])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        };
-        wait_for_port(stream_port, &mut p.child, "alluvium listen");
-        (p, stream_port)
+        let playlist = format!("http://127.0.0.1:{}/tv.rss", self.port);
+        spawn_listener(&playlist, self.gw_port, |port| self.log_of(port), &[], &[])
+    }
+
+    fn log_of(&self, stream_port: u16) -> std::path::PathBuf {
+        self.state.path().join(format!("l-{stream_port}.log"))
     }
 
     pub(super) fn log(&self, stream_port: u16) -> String {
-        std::fs::read_to_string(self.state.path().join(format!("l-{stream_port}.log")))
-            .unwrap_or_default()
+        std::fs::read_to_string(self.log_of(stream_port)).unwrap_or_default()
     }
 }
 
