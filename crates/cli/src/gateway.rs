@@ -25,6 +25,10 @@ use crate::bad_input;
 /// Example:
 ///   alluvium gateway --listen 0.0.0.0:7000 --store sqlite:/var/lib/alluvium/gateway.sqlite \
 ///       --follow https://radio.example/station.rss
+///
+/// Behind a load balancer, several gateways share one Redis (docs/deployment.md):
+///   alluvium gateway --listen 10.0.0.11:7000 --store redis://10.0.0.5:6379/0 \
+///       --trusted-proxy 10.0.0.2
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct Args {
@@ -95,6 +99,25 @@ pub(crate) struct Args {
         value_delimiter = ','
     )]
     follow: Vec<String>,
+
+    /// A load balancer (address or CIDR, repeatable) whose X-Forwarded-For header names the
+    /// client: the tracker records and rate-limits that client, not the balancer. From any
+    /// other address the header is ignored, so no client can pose as another.
+    #[arg(
+        long,
+        env = "ALLUVIUM_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = parse_cidr
+    )]
+    trusted_proxy: Vec<ipnet::IpNet>,
+}
+
+/// `10.0.0.0/8`, `fd00::/8`, or one address.
+fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("'{s}' is not an address or CIDR block (e.g. 10.0.0.0/8, 192.0.2.7)"))
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -120,6 +143,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         peers_per_answer: limits::DEFAULT_PEERS_PER_ANSWER,
         rate_limit: args.rate_limit,
         follow: args.follow,
+        trusted_proxies: args.trusted_proxy,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

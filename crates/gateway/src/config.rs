@@ -75,6 +75,8 @@ pub struct Config {
     pub rate_limit: u32,
     /// Playlists whose upcoming entries are resolved before anyone asks.
     pub follow: Vec<String>,
+    /// Load balancers whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Config {
@@ -93,6 +95,7 @@ impl Default for Config {
             peers_per_answer: DEFAULT_PEERS_PER_ANSWER,
             rate_limit: DEFAULT_RATE_LIMIT,
             follow: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

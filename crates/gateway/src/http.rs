@@ -1,6 +1,6 @@
 //! The gateway's HTTP service (docs/design.md section 4): routes, handlers, and the errors they map to.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use rand::SeedableRng;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ use crate::config::{
     MAX_RATE_LIMITED_IPS,
 };
 use crate::error::FetchError;
+use crate::forwarded::client_ip;
 use crate::metrics::Metrics;
 use crate::playlists::Playlists;
 use crate::resolve::{Resolution, Resolver};
@@ -140,10 +141,7 @@ impl Gateway {
                 "/v1/announce",
                 post(announce).layer(DefaultBodyLimit::max(MAX_ANNOUNCE_BODY)),
             )
-            .route_layer(middleware::from_fn_with_state(
-                self.shared.clone(),
-                rate_limit,
-            ));
+            .route_layer(middleware::from_fn_with_state(self.shared.clone(), admit));
         Router::new()
             .merge(v1)
             .route("/metrics", get(metrics))
@@ -196,13 +194,20 @@ fn fetch_error(e: &FetchError) -> Response {
     error(status, code, e.public_message())
 }
 
-async fn rate_limit(
+/// The address a request is from: the connection's, or the client a trusted proxy names.
+#[derive(Debug, Clone, Copy)]
+struct ClientIp(IpAddr);
+
+/// Works out who is asking, then applies the per-address rate limit.
+async fn admit(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if !lock(&shared.limiter).allow(addr.ip(), now_ms()) {
+    let ip = client_ip(addr.ip(), request.headers(), &shared.config.trusted_proxies);
+    request.extensions_mut().insert(ClientIp(ip));
+    if !lock(&shared.limiter).allow(ip, now_ms()) {
         shared.metrics.rate_limited();
         return error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -309,7 +314,7 @@ async fn outboard(State(shared): State<Arc<Shared>>, Path(root): Path<String>) -
 
 async fn announce(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(from)): Extension<ClientIp>,
     body: Bytes,
 ) -> Response {
     let request: AnnounceRequest = match serde_json::from_slice(&body) {
@@ -329,7 +334,7 @@ async fn announce(
         return error(StatusCode::BAD_REQUEST, "bad_announce", why);
     }
     // The address is the one the request came from; only the port is the peer's to say.
-    let addr = SocketAddr::new(from.ip().to_canonical(), request.port);
+    let addr = SocketAddr::new(from, request.port);
     let (peers, age_ms) = {
         let mut rng = lock(&shared.rng);
         let mut tracker = lock(&shared.tracker);

@@ -29,6 +29,7 @@ pub mod config;
 mod error;
 mod fetch;
 pub mod follow;
+mod forwarded;
 mod http;
 mod metrics;
 mod playlists;

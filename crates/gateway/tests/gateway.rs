@@ -475,6 +475,68 @@ async fn announce_records_the_requesters_address_only() {
     assert!(r.peers.is_empty(), "expired peer still listed: {r:?}");
 }
 
+async fn announce_forwarded(
+    gw: &str,
+    from: IpAddr,
+    forwarded: &str,
+    body: &str,
+) -> AnnounceResponse {
+    let client = reqwest::Client::builder()
+        .local_address(from)
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{gw}/v1/announce"))
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", forwarded)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    let gw = gateway(Config {
+        trusted_proxies: vec!["127.0.0.8/30".parse().unwrap()],
+        ..local()
+    })
+    .await;
+    let root = blake3::hash(b"forwarded").to_hex().to_string();
+    let body = |id: &str| {
+        format!(r#"{{"blake3":"{root}","port":7001,"peer_id":"{id}","have":"complete"}}"#)
+    };
+    // From an untrusted address a forged header changes nothing: the connection's address.
+    announce_forwarded(
+        &gw.url,
+        "127.0.0.2".parse().unwrap(),
+        "198.51.100.7",
+        &body("forger"),
+    )
+    .await;
+    // The balancer (trusted) names its client; the client's own forged entry, left of it, is not believed.
+    announce_forwarded(
+        &gw.url,
+        "127.0.0.9".parse().unwrap(),
+        "203.0.113.1, 127.0.0.3",
+        &body("behind"),
+    )
+    .await;
+    let r = announce_forwarded(&gw.url, "127.0.0.4".parse().unwrap(), "", &body("asker")).await;
+    let mut seen: Vec<(String, String)> =
+        r.peers.into_iter().map(|p| (p.peer_id, p.addr)).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("behind".to_string(), "127.0.0.3:7001".to_string()),
+            ("forger".to_string(), "127.0.0.2:7001".to_string()),
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_malformed_announces_get_400() {
     let gw = gateway(local()).await;
