@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project. As root it installs what the end-to-end tests need
 # (Debian packages: nginx, apache2, raptor2-utils for rapper, ffmpeg, b3sum, mpg123, mpv, VLC,
-# chromium, curl, faketime; from npm: playwright-core); otherwise it says what to install. A test whose
+# chromium, curl, faketime, redis-server; from npm: playwright-core); otherwise it says what to install. A test whose
 # program is missing fails; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +20,7 @@ command -v chromium >/dev/null || packages+=(chromium)
 command -v npm >/dev/null || packages+=(nodejs npm)
 command -v curl >/dev/null || packages+=(curl)
 command -v faketime >/dev/null || packages+=(faketime)
+command -v redis-server >/dev/null || packages+=(redis-server)
 command -v kill >/dev/null || packages+=(procps)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

@@ -7,7 +7,7 @@ use alluvium_gateway::config::{self as limits, Config};
 use alluvium_gateway::{Gateway, Store};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::bad_input;
 
@@ -41,7 +41,9 @@ pub(crate) struct Args {
     )]
     listen: SocketAddr,
 
-    /// Where content info and hash trees are kept: sqlite:PATH.
+    /// Where content info and hash trees are kept: sqlite:PATH (one gateway; peers kept in its
+    /// memory), or redis://[:PASSWORD@]HOST:PORT[/DB], shared by several gateways behind a
+    /// load balancer (peers, rate limits and fetch locks kept there too).
     #[arg(
         long,
         env = "ALLUVIUM_STORE",
@@ -126,9 +128,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("--follow '{f}'"))
             .map_err(bad_input)?;
     }
-    let store = Store::open_spec(&args.store)
-        .with_context(|| format!("--store {}", args.store))
-        .map_err(bad_input)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // Redis's connection lives on the runtime.
+    let store = {
+        let _in_runtime = runtime.enter();
+        Store::open_spec(&args.store)
+            .with_context(|| format!("--store {}", redact(&args.store)))
+            .map_err(bad_input)?
+    };
     let config = Config {
         allow_private: args.allow_private,
         max_size: args.max_size,
@@ -145,15 +154,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         follow: args.follow,
         trusted_proxies: args.trusted_proxy,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async {
         let listener = crate::bind(args.listen, "the gateway").await?;
         let addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
-        let gateway =
-            Gateway::new(config.clone(), store, cancel.clone()).context("starting the gateway")?;
+        let gateway = Gateway::new(config.clone(), store.clone(), cancel.clone())
+            .context("starting the gateway")?;
         for playlist in &config.follow {
             alluvium_gateway::follow::spawn(
                 gateway.resolver().clone(),
@@ -161,12 +167,27 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 cancel.clone(),
             );
         }
-        info!(%addr, store = %args.store, allow_private = config.allow_private, "gateway up");
+        let shown = redact(&args.store);
+        if let Err(e) = store.check().await {
+            warn!(store = %shown, error = %e, "the store does not answer yet: answering 503 until it does");
+        }
+        info!(%addr, store = %shown, allow_private = config.allow_private, "gateway up");
         // The one line scripts wait for: where to reach it.
         crate::out::say!("gateway at http://{addr}/");
         alluvium_task::spawn_graceful("signals", &cancel, stop_on_ctrl_c);
         gateway.serve(listener, cancel).await.context("serving")
     })
+}
+
+/// A store spec fit for logs: a Redis password left out.
+fn redact(spec: &str) -> String {
+    match url::Url::parse(spec) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => spec.to_string(),
+    }
 }
 
 /// Cancels `stop` on Ctrl-C; a second Ctrl-C quits at once.

@@ -51,6 +51,9 @@ impl FetchError {
             Self::Changed { .. } => (StatusCode::SERVICE_UNAVAILABLE, "changed_during_fetch"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::NotAPlaylist { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_playlist"),
+            Self::Store(e) if e.is_unavailable() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+            }
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -58,6 +61,9 @@ impl FetchError {
     /// The text a client sees: the message, except for internal failures.
     pub fn public_message(&self) -> String {
         match self {
+            Self::Store(e) if e.is_unavailable() => {
+                "the gateway's shared store is unreachable; ask again soon".to_string()
+            }
             Self::Store(_) => "internal error".to_string(),
             other => other.to_string(),
         }
@@ -79,6 +85,26 @@ pub enum StoreError {
     Damaged(String),
     #[error("store task failed")]
     Task,
-    #[error("unknown store {0:?}: use sqlite:PATH")]
+    #[error("unknown store {0:?}: use sqlite:PATH or redis://HOST:PORT[/DB]")]
     UnknownKind(String),
+    #[error("{spec}: {reason}")]
+    BadSpec { spec: String, reason: String },
+    #[error("the shared store (Redis) failed: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+impl StoreError {
+    /// Whether the store could not be reached (try again soon), rather than broken.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || matches!(e.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
+            }
+            _ => false,
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The gateway's HTTP service (docs/design.md section 4): routes, handlers, and the errors they map to.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use alluvium_content::Hash;
@@ -12,22 +12,18 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use rand::SeedableRng;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
 
-use crate::config::{
-    Config, EXPIRY_INTERVALS, MAX_PEERS_PER_CONTENT, MAX_PEERS_PER_HOST, MAX_PEERS_TOTAL,
-    MAX_RATE_LIMITED_IPS,
-};
+use crate::config::Config;
 use crate::error::FetchError;
 use crate::forwarded::client_ip;
 use crate::metrics::Metrics;
+use crate::peers::{Announce, Peers};
 use crate::playlists::Playlists;
 use crate::resolve::{Resolution, Resolver};
 use crate::store::Store;
-use crate::tracker::{RateLimiter, Tracker, TrackerLimits};
 use crate::wire::{AnnounceRequest, AnnounceResponse, ErrorBody};
 
 /// Largest announce body (a real one is about 150 bytes).
@@ -38,9 +34,7 @@ const PENDING_RETRY_AFTER_S: u64 = 2;
 struct Shared {
     resolver: Resolver,
     playlists: Playlists,
-    tracker: Mutex<Tracker>,
-    limiter: Mutex<RateLimiter>,
-    rng: Mutex<rand::rngs::StdRng>,
+    peers: Peers,
     metrics: Metrics,
     config: Config,
 }
@@ -49,14 +43,6 @@ struct Shared {
 #[derive(Clone)]
 pub struct Gateway {
     shared: Arc<Shared>,
-}
-
-/// The tracker's and the rate limiter's clock: monotonic, so peers' ages and expiries do not
-/// jump when the machine's clock is set.
-fn now_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let start = *START.get_or_init(std::time::Instant::now);
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Gateway {
@@ -73,7 +59,9 @@ impl Gateway {
             client.clone(),
             config.clone(),
             crate::config::PLAYLIST_FRESH,
+            store.shared().cloned(),
         );
+        let peers = Peers::new(&store, &config);
         let resolver = Resolver::new(
             store,
             client,
@@ -81,19 +69,11 @@ impl Gateway {
             metrics.clone(),
             cancel.clone(),
         );
-        let ttl = config.announce_interval * EXPIRY_INTERVALS;
         let gateway = Self {
             shared: Arc::new(Shared {
+                peers,
                 resolver,
                 playlists,
-                tracker: Mutex::new(Tracker::new(TrackerLimits {
-                    per_content: MAX_PEERS_PER_CONTENT,
-                    per_host: MAX_PEERS_PER_HOST,
-                    total: MAX_PEERS_TOTAL,
-                    ttl_ms: ttl.as_millis() as u64,
-                })),
-                limiter: Mutex::new(RateLimiter::new(config.rate_limit, MAX_RATE_LIMITED_IPS)),
-                rng: Mutex::new(rand::rngs::StdRng::from_os_rng()),
                 metrics,
                 config,
             }),
@@ -122,7 +102,7 @@ impl Gateway {
                 loop {
                     tick.tick().await;
                     let Some(shared) = weak.upgrade() else { return };
-                    lock(&shared.tracker).expire(now_ms());
+                    shared.peers.expire();
                 }
             }
             .instrument(tracing::info_span!("tracker-expiry")),
@@ -145,7 +125,7 @@ impl Gateway {
         Router::new()
             .merge(v1)
             .route("/metrics", get(metrics))
-            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/healthz", get(healthz))
             .with_state(self.shared.clone())
     }
 
@@ -163,10 +143,6 @@ impl Gateway {
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -207,7 +183,7 @@ async fn admit(
 ) -> Response {
     let ip = client_ip(addr.ip(), request.headers(), &shared.config.trusted_proxies);
     request.extensions_mut().insert(ClientIp(ip));
-    if !lock(&shared.limiter).allow(ip, now_ms()) {
+    if !shared.peers.allow(ip).await {
         shared.metrics.rate_limited();
         return error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -335,21 +311,25 @@ async fn announce(
     }
     // The address is the one the request came from; only the port is the peer's to say.
     let addr = SocketAddr::new(from, request.port);
-    let (peers, age_ms) = {
-        let mut rng = lock(&shared.rng);
-        let mut tracker = lock(&shared.tracker);
-        let now = now_ms();
-        let peers = tracker.announce(
-            now,
-            request.blake3,
-            addr,
-            &request.peer_id,
-            request.have,
-            request.event,
+    let recorded = shared
+        .peers
+        .announce(
+            Announce {
+                root: request.blake3,
+                addr,
+                peer_id: &request.peer_id,
+                have: request.have,
+                event: request.event,
+            },
             shared.config.peers_per_answer,
-            &mut *rng,
-        );
-        (peers, tracker.age_of(&request.blake3, addr, now))
+        )
+        .await;
+    let (peers, age_ms) = match recorded {
+        Ok(answer) => answer,
+        Err(e) => {
+            shared.metrics.announce("store_unavailable");
+            return fetch_error(&FetchError::Store(e));
+        }
     };
     shared.metrics.announce("ok");
     Json(AnnounceResponse {
@@ -362,10 +342,9 @@ async fn announce(
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let m = &shared.metrics;
-    {
-        let tracker = lock(&shared.tracker);
-        m.peers.set(tracker.peers() as i64);
-        m.swarms.set(tracker.swarms() as i64);
+    if let Ok((peers, swarms)) = shared.peers.counts().await {
+        m.peers.set(peers as i64);
+        m.swarms.set(swarms as i64);
     }
     m.flights.set(shared.resolver.flights_in_progress() as i64);
     if let Ok((urls, trees)) = shared.resolver.store().counts().await {
@@ -380,4 +359,17 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         m.encode(),
     )
         .into_response()
+}
+
+/// `200 ok` while the gateway can answer; `503` while its store is unreachable, so a load
+/// balancer sends listeners to another gateway.
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.resolver.store().check().await {
+        Ok(()) => "ok\n".into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unreachable: {e}\n"),
+        )
+            .into_response(),
+    }
 }

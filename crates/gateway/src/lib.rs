@@ -32,6 +32,7 @@ pub mod follow;
 mod forwarded;
 mod http;
 mod metrics;
+mod peers;
 mod playlists;
 pub mod policy;
 mod resolve;

@@ -18,6 +18,7 @@ use url::Url;
 use crate::config::Config;
 use crate::error::FetchError;
 use crate::fetch::{check_url, request_error};
+use crate::store::redis::{Redis, SharedPlaylist};
 
 /// Largest playlist read (the parser's own limits are lower).
 pub(crate) const MAX_PLAYLIST_BYTES: usize = 16 * 1024 * 1024;
@@ -48,6 +49,8 @@ pub(crate) struct Playlists {
     client: reqwest::Client,
     config: Config,
     fresh: Duration,
+    /// With gateways sharing a store, one read per freshness window across all of them.
+    shared: Option<Redis>,
     slots: Mutex<HashMap<String, Cached>>,
 }
 
@@ -77,15 +80,28 @@ fn make_room(slots: &mut HashMap<String, Cached>, budget: usize, keep: &str) {
     }
 }
 
+fn playlist_of(copy: &SharedPlaylist) -> Playlist {
+    Playlist {
+        body: Bytes::from(copy.body.clone()),
+        etag: copy.etag.clone(),
+    }
+}
+
 /// One URL's slot, locked while it is read from its server (so one read serves all).
 type Shared = Arc<tokio::sync::Mutex<Slot>>;
 
 impl Playlists {
-    pub(crate) fn new(client: reqwest::Client, config: Config, fresh: Duration) -> Self {
+    pub(crate) fn new(
+        client: reqwest::Client,
+        config: Config,
+        fresh: Duration,
+        shared: Option<Redis>,
+    ) -> Self {
         Self {
             client,
             config,
             fresh,
+            shared,
             slots: Mutex::new(HashMap::new()),
         }
     }
@@ -120,7 +136,39 @@ impl Playlists {
                 return Ok(current.clone());
             }
         }
-        match self.read(url, &parsed, &slot).await {
+        let from_shared = match &self.shared {
+            Some(redis) => self.get_shared(redis, url, &parsed).await,
+            None => Ok(None),
+        };
+        match from_shared {
+            Ok(Some((playlist, fresh_for))) => {
+                slot.current = Some(playlist);
+                slot.checked = Instant::now().checked_sub(self.fresh.saturating_sub(fresh_for));
+            }
+            Err(e) if slot.current.is_some() => {
+                tracing::warn!(%url, error = %e, "keeping the last good playlist");
+                slot.checked = Some(Instant::now());
+            }
+            Err(e) => return Err(e),
+            Ok(None) => self.get_here(url, &parsed, &mut slot).await?,
+        }
+        let bytes = slot.current.as_ref().map_or(0, |p| p.body.len());
+        {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(cached) = slots.get_mut(url) {
+                cached.bytes = bytes;
+            }
+            make_room(&mut slots, MAX_PLAYLIST_CACHE_BYTES, url);
+        }
+        slot.current.clone().ok_or(FetchError::OriginStatus {
+            url: url.to_string(),
+            status: 304,
+        })
+    }
+
+    /// Reads the playlist into this gateway's own slot.
+    async fn get_here(&self, url: &str, parsed: &Url, slot: &mut Slot) -> Result<(), FetchError> {
+        match self.read(url, parsed, slot).await {
             Ok(Some((playlist, etag, last_modified))) => {
                 slot.current = Some(playlist);
                 slot.origin_etag = etag;
@@ -134,18 +182,93 @@ impl Playlists {
             Err(e) => return Err(e),
         }
         slot.checked = Some(Instant::now());
-        let bytes = slot.current.as_ref().map_or(0, |p| p.body.len());
-        {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(cached) = slots.get_mut(url) {
-                cached.bytes = bytes;
+        Ok(())
+    }
+
+    /// The playlist as the gateways sharing a store hold it, read from its server by one of
+    /// them when stale (the others wait for that read): the copy and how long it stays fresh.
+    /// `None` when the store fails (then each gateway reads for itself).
+    async fn get_shared(
+        &self,
+        redis: &Redis,
+        url: &str,
+        parsed: &Url,
+    ) -> Result<Option<(Playlist, Duration)>, FetchError> {
+        let lock = format!("playlist:{url}");
+        let give_up = Instant::now() + self.config.idle_timeout * 2;
+        loop {
+            let (fresh_ms, copy) = match redis.playlist(url).await {
+                Ok(got) => got,
+                Err(e) => {
+                    tracing::warn!(%url, error = %e, "shared store failing: reading the playlist here");
+                    return Ok(None);
+                }
+            };
+            if let Some(copy) = copy.as_ref().filter(|_| fresh_ms > 0) {
+                return Ok(Some((playlist_of(copy), Duration::from_millis(fresh_ms))));
             }
-            make_room(&mut slots, MAX_PLAYLIST_CACHE_BYTES, url);
+            let read = self.read_shared(redis, url, parsed, copy);
+            match redis
+                .while_locked(
+                    &lock,
+                    self.config.idle_timeout + Duration::from_secs(5),
+                    read,
+                )
+                .await
+            {
+                Ok(Some(read)) => return read.map(|p| Some((p, self.fresh))),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%url, error = %e, "shared store failing: reading the playlist here");
+                    return Ok(None);
+                }
+            }
+            if Instant::now() > give_up {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        slot.current.clone().ok_or(FetchError::OriginStatus {
-            url: url.to_string(),
-            status: 304,
-        })
+    }
+
+    /// Reads the playlist (conditionally, from the shared copy's validators) and records it
+    /// in the shared store.
+    async fn read_shared(
+        &self,
+        redis: &Redis,
+        url: &str,
+        parsed: &Url,
+        copy: Option<SharedPlaylist>,
+    ) -> Result<Playlist, FetchError> {
+        let held = Slot {
+            current: copy.as_ref().map(playlist_of),
+            origin_etag: copy.as_ref().and_then(|c| c.origin_etag.clone()),
+            origin_last_modified: copy.as_ref().and_then(|c| c.origin_last_modified.clone()),
+            checked: None,
+        };
+        let now = match (self.read(url, parsed, &held).await, copy) {
+            (Ok(Some((p, origin_etag, origin_last_modified))), _) => SharedPlaylist {
+                body: p.body.to_vec(),
+                etag: p.etag,
+                origin_etag,
+                origin_last_modified,
+            },
+            (Ok(None), Some(copy)) => copy,
+            (Err(e), Some(copy)) => {
+                tracing::warn!(%url, error = %e, "keeping the last good playlist");
+                copy
+            }
+            (Err(e), None) => return Err(e),
+            (Ok(None), None) => {
+                return Err(FetchError::OriginStatus {
+                    url: url.to_string(),
+                    status: 304,
+                })
+            }
+        };
+        if let Err(e) = redis.put_playlist(url, &now, self.fresh).await {
+            tracing::warn!(%url, error = %e, "could not share the playlist read");
+        }
+        Ok(playlist_of(&now))
     }
 
     /// Reads the playlist (conditionally when a copy is held): `None` when unchanged.

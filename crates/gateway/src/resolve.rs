@@ -24,6 +24,11 @@ use crate::metrics::Metrics;
 use crate::store::{Store, Stored};
 use crate::wire::Pending;
 
+/// How long a gateway's claim to be fetching a URL lasts unless it extends it: a gateway
+/// that dies mid-fetch holds the others up this long at most.
+const FETCH_LOCK_TTL: Duration = Duration::from_secs(15);
+/// How often a gateway waiting on another's fetch looks at the store.
+const SHARED_POLL: Duration = Duration::from_millis(200);
 /// After a failed revalidation the stored version is served and checked again this soon.
 const RETRY_AFTER_FAILED_CHECK: Duration = Duration::from_secs(30);
 
@@ -209,9 +214,75 @@ impl Resolver {
     }
 
     async fn fly(&self, key: String, url: Url, stored: Option<Stored>, flight: Arc<Flight>) {
+        let outcome = match self.inner.store.shared() {
+            Some(redis) => self.fly_shared(redis, &key, url, stored, &flight).await,
+            None => self.fetch_once(&key, url, stored, &flight).await,
+        };
+        let Some(outcome) = outcome else { return };
+        let inner = &self.inner;
+        let failed = outcome.is_err();
+        flight.done.send_replace(Some(outcome));
+        let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if failed {
+            *flight.finished_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        } else if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+            flights.remove(&key);
+        }
+    }
+
+    /// With gateways sharing a store, one of them fetches a URL at a time: the others wait
+    /// for its entry to change in the store, or for its lock to go (it failed or died), and
+    /// then try themselves.
+    async fn fly_shared(
+        &self,
+        redis: &crate::store::redis::Redis,
+        key: &str,
+        url: Url,
+        stored: Option<Stored>,
+        flight: &Arc<Flight>,
+    ) -> Option<Outcome> {
+        let lock = format!("fetch:{key}");
+        let seen = stored.as_ref().map(|s| (s.info.blake3, s.checked_at_ms));
+        loop {
+            let work = self.fetch_once(key, url.clone(), stored.clone(), flight);
+            match redis.while_locked(&lock, FETCH_LOCK_TTL, work).await {
+                Ok(Some(outcome)) => return outcome,
+                Ok(None) => {}
+                Err(e) => return Some(Err(Arc::new(e.into()))),
+            }
+            flight.fetching.store(true, Ordering::Relaxed);
+            loop {
+                tokio::select! {
+                    () = self.inner.cancel.cancelled() => return None,
+                    () = tokio::time::sleep(SHARED_POLL) => {}
+                }
+                match self.inner.store.get(key).await {
+                    Ok(Some(now)) if Some((now.info.blake3, now.checked_at_ms)) != seen => {
+                        return Some(Ok(now.info));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Some(Err(Arc::new(e.into()))),
+                }
+                match redis.is_locked(&lock).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => return Some(Err(Arc::new(e.into()))),
+                }
+            }
+        }
+    }
+
+    /// Fetches `url` from its origin once (when a fetch slot is free) and records the result.
+    async fn fetch_once(
+        &self,
+        key: &str,
+        url: Url,
+        stored: Option<Stored>,
+        flight: &Arc<Flight>,
+    ) -> Option<Outcome> {
         let inner = &self.inner;
         let Ok(_permit) = inner.slots.acquire().await else {
-            return;
+            return None;
         };
         flight.fetching.store(true, Ordering::Relaxed);
         inner.metrics.fetch_started();
@@ -235,13 +306,13 @@ impl Resolver {
             Ok(Fetched::NotModified) => match stored {
                 Some(s) => {
                     inner.metrics.fetch_done("not_modified");
-                    match inner.store.touch(&key, now_ms()).await {
+                    match inner.store.touch(key, now_ms()).await {
                         Ok(()) => Ok(s.info),
                         Err(e) => Err(Arc::new(e.into())),
                     }
                 }
                 None => Err(Arc::new(FetchError::OriginStatus {
-                    url: key.clone(),
+                    url: key.to_string(),
                     status: 304,
                 })),
             },
@@ -280,7 +351,7 @@ impl Resolver {
                         let fresh = i64::try_from(inner.config.fresh.as_millis()).unwrap_or(0);
                         let retry = RETRY_AFTER_FAILED_CHECK.as_millis() as i64;
                         let at = now_ms() - fresh + retry.min(fresh);
-                        if let Err(e) = inner.store.touch(&key, at).await {
+                        if let Err(e) = inner.store.touch(key, at).await {
                             warn!(error = %e, "could not record the check");
                         }
                         Ok(s.info)
@@ -292,14 +363,7 @@ impl Resolver {
                 }
             }
         };
-        let failed = outcome.is_err();
-        flight.done.send_replace(Some(outcome));
-        let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
-        if failed {
-            *flight.finished_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        } else if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-            flights.remove(&key);
-        }
+        Some(outcome)
     }
 
     /// Flights queued or running (for /metrics).

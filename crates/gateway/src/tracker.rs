@@ -61,6 +61,16 @@ impl Host {
     }
 }
 
+/// The host `addr` counts against in the per-host cap, as text (the shared store's key);
+/// `None` for loopback, which is not capped.
+pub(crate) fn host_key(addr: SocketAddr) -> Option<String> {
+    match Host::of(addr) {
+        Host::Loopback => None,
+        Host::V4(o) => Some(format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])),
+        Host::V6(s) => Some(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])),
+    }
+}
+
 /// One content's peers, and how many come from each host.
 #[derive(Debug, Default)]
 struct Swarm {

@@ -1,6 +1,6 @@
 //! Helpers for the end-to-end tests: find a required program (never skip: a missing one fails
-//! the test with how to install it), pick a free loopback port, and run real servers (nginx)
-//! that are stopped by PID when dropped, even when the test panics.
+//! the test with how to install it), pick a free loopback port, and run real servers (nginx
+//! and redis-server) that are stopped by PID when dropped, even when the test panics.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is the report
 
@@ -184,6 +184,58 @@ impl Nginx {
             .iter()
             .filter(|l| l.starts_with(&prefix))
             .count()
+    }
+}
+
+/// A real redis-server on a loopback port, in memory only (no snapshot or log files), so a
+/// restart starts empty as a crashed Redis without persistence would. Stopped by PID on drop.
+pub struct RedisServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    process: Option<Process>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut redis = Self {
+            port: free_port(),
+            dir,
+            process: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    /// `redis://127.0.0.1:PORT/0`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Process::pid)
+    }
+
+    /// Kills it (SIGKILL: what it held is gone).
+    pub fn kill(&mut self) {
+        self.process = None;
+    }
+
+    /// Starts it again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.kill();
+        let child = Command::new(require("redis-server"))
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut process = Process { child };
+        wait_for_port(self.port, &mut process.child, "redis-server");
+        self.process = Some(process);
     }
 }
 

@@ -1,4 +1,4 @@
-//! Where content info and hash trees live across restarts: SQLite (one file, transactional).
+//! The embedded store: SQLite (one file, transactional), for one gateway process.
 //!
 //! Two tables. `outboard` is keyed by root and never rewritten: a URL whose file changed gets a
 //! new root and a new tree, and peers still swarming the old version keep finding theirs.
@@ -12,18 +12,12 @@ use std::sync::{Arc, Mutex};
 use alluvium_content::{ContentInfo, Hash};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::Stored;
 use crate::error::StoreError;
-
-/// A stored entry: the info and when the origin last confirmed it (Unix milliseconds).
-#[derive(Debug, Clone)]
-pub struct Stored {
-    pub info: ContentInfo,
-    pub checked_at_ms: i64,
-}
 
 /// The SQLite store. Cheap to clone; calls run on the blocking pool.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Sqlite {
     conn: Arc<Mutex<Connection>>,
 }
 
@@ -45,17 +39,9 @@ CREATE TABLE IF NOT EXISTS content (
 );
 ";
 
-impl Store {
-    /// Opens a store from a `--store` value: `sqlite:PATH`.
-    pub fn open_spec(spec: &str) -> Result<Self, StoreError> {
-        match spec.strip_prefix("sqlite:") {
-            Some(path) if !path.is_empty() => Self::open(Path::new(path)),
-            _ => Err(StoreError::UnknownKind(spec.to_string())),
-        }
-    }
-
+impl Sqlite {
     /// Opens (creating if needed) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         let open = |source| StoreError::Open {
             path: path.display().to_string(),
             source,
@@ -83,7 +69,7 @@ impl Store {
     }
 
     /// The current entry for `url`.
-    pub async fn get(&self, url: &str) -> Result<Option<Stored>, StoreError> {
+    pub(crate) async fn get(&self, url: &str) -> Result<Option<Stored>, StoreError> {
         let url = url.to_string();
         self.with(move |c| {
             let row = c
@@ -117,7 +103,7 @@ impl Store {
     }
 
     /// The hash tree of `root`, with the size it was made for.
-    pub async fn outboard(&self, root: Hash) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    pub(crate) async fn outboard(&self, root: Hash) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         self.with(move |c| {
             let row = c
                 .query_row(
@@ -138,7 +124,7 @@ impl Store {
 
     /// Records a freshly hashed file: its tree (kept if already there) and the URL's entry,
     /// in one transaction.
-    pub async fn put(
+    pub(crate) async fn put(
         &self,
         info: ContentInfo,
         tree: Vec<u8>,
@@ -170,7 +156,7 @@ impl Store {
     }
 
     /// The origin confirmed the entry for `url` is still current.
-    pub async fn touch(&self, url: &str, checked_at_ms: i64) -> Result<(), StoreError> {
+    pub(crate) async fn touch(&self, url: &str, checked_at_ms: i64) -> Result<(), StoreError> {
         let url = url.to_string();
         self.with(move |c| {
             c.execute(
@@ -183,50 +169,12 @@ impl Store {
     }
 
     /// How many URLs and trees are stored (for /metrics).
-    pub async fn counts(&self) -> Result<(u64, u64), StoreError> {
+    pub(crate) async fn counts(&self) -> Result<(u64, u64), StoreError> {
         self.with(|c| {
             let urls: i64 = c.query_row("SELECT COUNT(*) FROM content", [], |r| r.get(0))?;
             let trees: i64 = c.query_row("SELECT COUNT(*) FROM outboard", [], |r| r.get(0))?;
             Ok((urls.max(0) as u64, trees.max(0) as u64))
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[tokio::test]
-    async fn entries_survive_reopening_and_old_trees_stay() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("g.sqlite");
-        let store = Store::open(&path).unwrap();
-        let a = Hash::from(blake3::hash(b"a"));
-        let b = Hash::from(blake3::hash(b"b"));
-        let info = ContentInfo::new("http://o/x.mp3".into(), 1, a, Some("\"1\"".into()), None);
-        store.put(info, vec![], 10).await.unwrap();
-        let info = ContentInfo::new("http://o/x.mp3".into(), 1, b, Some("\"2\"".into()), None);
-        store.put(info.clone(), vec![], 20).await.unwrap();
-        drop(store);
-
-        let store = Store::open_spec(&format!("sqlite:{}", path.display())).unwrap();
-        let got = store.get("http://o/x.mp3").await.unwrap().unwrap();
-        assert_eq!(got.info, info);
-        assert_eq!(got.checked_at_ms, 20);
-        assert!(store.outboard(a).await.unwrap().is_some(), "old tree kept");
-        store.touch("http://o/x.mp3", 30).await.unwrap();
-        assert_eq!(
-            store
-                .get("http://o/x.mp3")
-                .await
-                .unwrap()
-                .unwrap()
-                .checked_at_ms,
-            30
-        );
-        assert_eq!(store.counts().await.unwrap(), (1, 2));
-        assert!(Store::open_spec("redis://x").is_err());
     }
 }

@@ -1,0 +1,517 @@
+//! One suite, both stores: every test here runs against SQLite (the embedded default, tracker
+//! in memory) and against a real redis-server (tracker, limits and locks shared), and expects
+//! the same answers. Then what only sharing gives: two gateways on one Redis act as one.
+//! Needs nginx, b3sum and redis-server (`./test.sh` installs them); never skips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use alluvium_content::{ContentInfo, Hash};
+use alluvium_gateway::wire::AnnounceResponse;
+use alluvium_gateway::{Client, Config, Gateway, Store};
+use alluvium_testkit::{b3sum, bytes_of, public_dir, write_public, Nginx, RedisServer};
+use tokio_util::sync::CancellationToken;
+
+/// Where a test's gateways keep their state; holds the server or file alive.
+enum Backing {
+    Sqlite(tempfile::TempDir),
+    Redis(RedisServer),
+}
+
+impl Backing {
+    fn sqlite() -> Self {
+        Self::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    fn redis() -> Self {
+        Self::Redis(RedisServer::start())
+    }
+
+    fn store(&self) -> Store {
+        match self {
+            Self::Sqlite(dir) => Store::open(&dir.path().join("gateway.sqlite")).unwrap(),
+            Self::Redis(r) => Store::open_spec(&r.url()).unwrap(),
+        }
+    }
+}
+
+/// A gateway serving on a loopback port, stopped on drop.
+struct Running {
+    url: String,
+    cancel: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn gateway(store: Store, config: Config) -> Running {
+    let cancel = CancellationToken::new();
+    let gw = Gateway::new(config, store, cancel.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let c = cancel.clone();
+    tokio::spawn(async move { gw.serve(listener, c).await });
+    Running { url, cancel }
+}
+
+fn local() -> Config {
+    Config {
+        allow_private: true,
+        rate_limit: 0,
+        ..Config::default()
+    }
+}
+
+/// Runs `$name(backing)` once per store.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backing::sqlite()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                super::$name(super::Backing::redis()).await;
+            }
+        }
+    };
+}
+
+both!(entries_are_replaced_whole_and_old_trees_stay);
+async fn entries_are_replaced_whole_and_old_trees_stay(backing: Backing) {
+    let store = backing.store();
+    store.check().await.unwrap();
+    let a = Hash::from(blake3::hash(b"a"));
+    let b = Hash::from(blake3::hash(b"b"));
+    let url = "http://o/x.mp3";
+    assert!(store.get(url).await.unwrap().is_none());
+    let info = ContentInfo::new(url.into(), 1, a, Some("\"1\"".into()), None);
+    store.put(info, vec![1, 2, 3], 10).await.unwrap();
+    let info = ContentInfo::new(
+        url.into(),
+        2,
+        b,
+        None,
+        Some("Tue, 01 Dec 2026 10:00:00 GMT".into()),
+    );
+    store.put(info.clone(), vec![4, 5], 20).await.unwrap();
+    drop(store);
+
+    let store = backing.store();
+    let got = store.get(url).await.unwrap().unwrap();
+    assert_eq!(got.info, info, "the new version whole, no field of the old");
+    assert_eq!(got.checked_at_ms, 20);
+    assert_eq!(
+        store.outboard(a).await.unwrap(),
+        Some((1, vec![1, 2, 3])),
+        "old tree kept"
+    );
+    assert_eq!(store.outboard(b).await.unwrap(), Some((2, vec![4, 5])));
+    store.touch(url, 30).await.unwrap();
+    store.touch("http://o/never-stored.mp3", 30).await.unwrap();
+    assert_eq!(store.get(url).await.unwrap().unwrap().checked_at_ms, 30);
+    assert!(store
+        .get("http://o/never-stored.mp3")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.counts().await.unwrap(), (1, 2));
+}
+
+both!(one_fetch_for_many_asks_and_the_root_b3sum_gives);
+async fn one_fetch_for_many_asks_and_the_root_b3sum_gives(backing: Backing) {
+    let www = public_dir();
+    write_public(&www.path().join("song.bin"), &bytes_of(3 << 20, "song"));
+    let nginx = Nginx::start(www.path(), "limit_rate 4m;");
+    let gw = gateway(backing.store(), local()).await;
+    let url = format!("{}/song.bin", nginx.url());
+    let asks = (0..10).map(|_| {
+        let (gw, url) = (gw.url.clone(), url.clone());
+        tokio::spawn(async move {
+            Client::new(&gw)
+                .unwrap()
+                .resolve(&url, Duration::from_secs(60), |_| {})
+                .await
+                .unwrap()
+        })
+    });
+    let root = b3sum(&www.path().join("song.bin"));
+    for info in futures_util::future::join_all(asks).await {
+        assert_eq!(info.unwrap().blake3.to_hex(), root);
+    }
+    assert_eq!(nginx.gets("/song.bin"), 1, "{:?}", nginx.access_log());
+    let metrics = reqwest::get(format!("{}/metrics", gw.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("alluvium_gateway_stored_urls 1"),
+        "{metrics}"
+    );
+    let health = reqwest::get(format!("{}/healthz", gw.url)).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+async fn announce(
+    gw: &str,
+    from: &str,
+    root: &Hash,
+    id: &str,
+    port: u16,
+    have: &str,
+    event: &str,
+) -> AnnounceResponse {
+    let client = reqwest::Client::builder()
+        .local_address(from.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let body = format!(
+        r#"{{"blake3":"{root}","port":{port},"peer_id":"{id}","have":"{have}","event":"{event}"}}"#,
+        root = root.to_hex()
+    );
+    let r = client
+        .post(format!("{gw}/v1/announce"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+fn ids(r: &AnnounceResponse) -> Vec<&str> {
+    r.peers.iter().map(|p| p.peer_id.as_str()).collect()
+}
+
+both!(the_tracker_names_the_eldest_then_holders_and_forgets_the_silent);
+async fn the_tracker_names_the_eldest_then_holders_and_forgets_the_silent(backing: Backing) {
+    let gw = gateway(
+        backing.store(),
+        Config {
+            announce_interval: Duration::from_secs(1),
+            peers_per_answer: 3,
+            ..local()
+        },
+    )
+    .await;
+    let root = Hash::from(blake3::hash(b"tracker"));
+    let first = announce(&gw.url, "127.0.0.2", &root, "a", 7001, "none", "started").await;
+    assert!(first.peers.is_empty());
+    assert!(first.age_ms.is_some(), "the announcer is recorded");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    announce(&gw.url, "127.0.0.3", &root, "b", 7001, "partial", "started").await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    announce(
+        &gw.url,
+        "127.0.0.4",
+        &root,
+        "c",
+        7002,
+        "complete",
+        "completed",
+    )
+    .await;
+    let r = announce(&gw.url, "127.0.0.5", &root, "d", 7001, "none", "started").await;
+    assert_eq!(ids(&r), ["a", "b", "c"], "the eldest first, in order");
+    assert_eq!(
+        r.peers[0].addr, "127.0.0.2:7001",
+        "the address it came from"
+    );
+    assert_eq!(r.peers[2].addr, "127.0.0.4:7002");
+    assert!(
+        r.peers[0].age_ms > r.peers[1].age_ms && r.peers[1].age_ms > r.peers[2].age_ms,
+        "{r:?}"
+    );
+    assert!(r.peers[0].age_ms >= 50 && r.peers[0].age_ms < 5000, "{r:?}");
+
+    // Announcing again does not make a peer younger; a stopped one is gone at once.
+    announce(&gw.url, "127.0.0.2", &root, "a", 7001, "complete", "update").await;
+    announce(&gw.url, "127.0.0.3", &root, "b", 7001, "partial", "stopped").await;
+    let r = announce(&gw.url, "127.0.0.5", &root, "d", 7001, "none", "update").await;
+    assert_eq!(ids(&r), ["a", "c"]);
+    assert!(r.age_ms.unwrap() < r.peers[0].age_ms);
+
+    // Nobody heard from for three intervals is forgotten.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        announce(&gw.url, "127.0.0.5", &root, "d", 7001, "none", "update").await;
+    }
+    let r = announce(&gw.url, "127.0.0.6", &root, "e", 7001, "none", "started").await;
+    assert_eq!(ids(&r), ["d"], "{r:?}");
+}
+
+both!(one_host_cannot_crowd_a_swarm_and_holders_come_first);
+async fn one_host_cannot_crowd_a_swarm_and_holders_come_first(backing: Backing) {
+    let root = Hash::from(blake3::hash(b"crowd"));
+    // Loopback is not capped (this machine's own listeners), so the crowd comes from a
+    // forwarded public address: the gateway trusts loopback as its balancer here.
+    let gw = gateway(
+        backing.store(),
+        Config {
+            peers_per_answer: 12,
+            trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+            ..local()
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for port in 1000..1100u16 {
+        let body = format!(
+            r#"{{"blake3":"{}","port":{port},"peer_id":"flood{port}","have":"complete"}}"#,
+            root.to_hex()
+        );
+        let r = client
+            .post(format!("{}/v1/announce", gw.url))
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // Eight eldest are the flood's (it came first); past them, holders before the rest.
+    for i in 0..20u8 {
+        let have = if i < 10 { "none" } else { "complete" };
+        announce(
+            &gw.url,
+            &format!("127.0.1.{i}"),
+            &root,
+            &format!("p{i}"),
+            7001,
+            have,
+            "started",
+        )
+        .await;
+    }
+    let r = announce(
+        &gw.url,
+        "127.0.2.1",
+        &root,
+        "asker",
+        7001,
+        "none",
+        "started",
+    )
+    .await;
+    assert_eq!(r.peers.len(), 12);
+    assert!(
+        r.peers[..8].iter().all(|p| p.peer_id.starts_with("flood")),
+        "the flood came first, so its eldest are named first: {r:?}"
+    );
+    assert!(
+        r.peers[8..]
+            .iter()
+            .all(|p| p.have == alluvium_gateway::wire::Have::Complete),
+        "holders first past the eldest: {r:?}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", gw.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("alluvium_gateway_peers 53"),
+        "32 from one host + 20 + the asker: {metrics}"
+    );
+}
+
+both!(one_address_is_rate_limited);
+async fn one_address_is_rate_limited(backing: Backing) {
+    let gw = gateway(
+        backing.store(),
+        Config {
+            rate_limit: 5,
+            ..local()
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let mut codes = Vec::new();
+    for _ in 0..40 {
+        let r = client
+            .get(format!("{}/v1/content/{}/outboard", gw.url, "0".repeat(64)))
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+    }
+    let ok = codes.iter().filter(|&&c| c == 404).count();
+    // A burst of 4x5, and perhaps a token refilled while the 40 ran.
+    assert!((20..=22).contains(&ok), "{codes:?}");
+    assert_eq!(codes.iter().filter(|&&c| c == 429).count(), 40 - ok);
+}
+
+/// Two gateways on one Redis act as one: a peer announced through one is named by the other,
+/// asks spread over both fetch the origin once, a playlist is read once for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_one_redis_act_as_one() {
+    let redis = RedisServer::start();
+    let store = || Store::open_spec(&redis.url()).unwrap();
+    let (one, two) = (
+        gateway(store(), local()).await,
+        gateway(store(), local()).await,
+    );
+    let root = Hash::from(blake3::hash(b"shared"));
+    announce(
+        &one.url,
+        "127.0.0.2",
+        &root,
+        "through-one",
+        7001,
+        "complete",
+        "started",
+    )
+    .await;
+    let r = announce(
+        &two.url,
+        "127.0.0.3",
+        &root,
+        "through-two",
+        7001,
+        "none",
+        "started",
+    )
+    .await;
+    assert_eq!(ids(&r), ["through-one"]);
+
+    let www = public_dir();
+    write_public(
+        &www.path().join("song.bin"),
+        &bytes_of(4 << 20, "shared song"),
+    );
+    let nginx = Nginx::start(www.path(), "limit_rate 2m;");
+    let url = format!("{}/song.bin", nginx.url());
+    let asks = (0..10).map(|i| {
+        let gw = if i % 2 == 0 {
+            one.url.clone()
+        } else {
+            two.url.clone()
+        };
+        let url = url.clone();
+        tokio::spawn(async move {
+            Client::new(&gw)
+                .unwrap()
+                .resolve(&url, Duration::from_secs(60), |_| {})
+                .await
+                .unwrap()
+        })
+    });
+    let root_hex = b3sum(&www.path().join("song.bin"));
+    for info in futures_util::future::join_all(asks).await {
+        assert_eq!(info.unwrap().blake3.to_hex(), root_hex);
+    }
+    assert_eq!(nginx.gets("/song.bin"), 1, "{:?}", nginx.access_log());
+    let tree = reqwest::get(format!("{}/v1/content/{root_hex}/outboard", two.url))
+        .await
+        .unwrap();
+    assert_eq!(
+        tree.status(),
+        200,
+        "the tree hashed by one is served by both"
+    );
+
+    write_public(&www.path().join("station.rss"), PLAYLIST.as_bytes());
+    let playlist = format!("{}/station.rss", nginx.url());
+    let asks = (0..20).map(|i| {
+        let gw = if i % 2 == 0 { &one.url } else { &two.url };
+        let u = Client::new(gw).unwrap().playlist_url(&playlist);
+        tokio::spawn(async move { reqwest::get(u).await.unwrap() })
+    });
+    let mut tags = std::collections::HashSet::new();
+    for r in futures_util::future::join_all(asks).await {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        tags.insert(r.headers()["etag"].to_str().unwrap().to_string());
+    }
+    assert_eq!(tags.len(), 1, "the same copy from both");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(nginx.gets("/station.rss"), 1, "{:?}", nginx.access_log());
+}
+
+/// Redis dies: announces get 503 and `/healthz` says so (a balancer drains the gateway);
+/// Redis comes back empty: the gateway answers again and the swarm refills as peers announce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_outlives_a_redis_restart() {
+    let mut redis = RedisServer::start();
+    let gw = gateway(Store::open_spec(&redis.url()).unwrap(), local()).await;
+    let root = Hash::from(blake3::hash(b"restart"));
+    announce(
+        &gw.url,
+        "127.0.0.2",
+        &root,
+        "a",
+        7001,
+        "complete",
+        "started",
+    )
+    .await;
+    redis.kill();
+    let client = reqwest::Client::new();
+    let body = format!(
+        r#"{{"blake3":"{}","port":7001,"peer_id":"b","have":"none"}}"#,
+        root.to_hex()
+    );
+    let r = client
+        .post(format!("{}/v1/announce", gw.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let health = reqwest::get(format!("{}/healthz", gw.url)).await.unwrap();
+    assert_eq!(health.status(), 503);
+
+    redis.restart();
+    let mut healthy = false;
+    for _ in 0..50 {
+        if reqwest::get(format!("{}/healthz", gw.url))
+            .await
+            .unwrap()
+            .status()
+            == 200
+        {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(healthy, "the gateway reconnects by itself");
+    let r = announce(&gw.url, "127.0.0.3", &root, "b", 7001, "none", "started").await;
+    assert!(r.peers.is_empty(), "Redis came back empty");
+    announce(&gw.url, "127.0.0.2", &root, "a", 7001, "complete", "update").await;
+    let r = announce(&gw.url, "127.0.0.3", &root, "b", 7001, "none", "update").await;
+    assert_eq!(ids(&r), ["a"], "refilled as peers announce");
+}
+
+const PLAYLIST: &str = r#"<?xml version="1.0"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+         xmlns="http://purl.org/rss/1.0/"
+         xmlns:dc="http://purl.org/dc/elements/1.1/"
+         xmlns:mm="http://musicbrainz.org/mm/mm-2.0#">
+  <channel rdf:about="http://radio.example/station.rss">
+    <title>Shared</title>
+    <dc:date>2026-11-25T12:00:00Z</dc:date>
+    <link>http://radio.example/</link>
+    <description>A station.</description>
+    <items><rdf:Seq><rdf:li rdf:resource="http://radio.example/one.mp3"/></rdf:Seq></items>
+  </channel>
+  <item rdf:about="http://radio.example/one.mp3">
+    <title>One</title>
+    <link>http://radio.example/one.mp3</link>
+    <mm:duration>180000</mm:duration>
+  </item>
+</rdf:RDF>
+"#;
