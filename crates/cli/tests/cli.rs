@@ -19,6 +19,8 @@ mod browser;
 mod demo;
 #[path = "e2e/gateway.rs"]
 mod gateway;
+#[path = "e2e/scale.rs"]
+mod scale;
 #[path = "e2e/stream.rs"]
 mod stream;
 #[path = "e2e/swarm.rs"]

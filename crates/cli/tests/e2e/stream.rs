@@ -204,7 +204,7 @@ fn find(haystack: &[i16], window: &[i16]) -> Option<usize> {
 
 /// Reads `/stream` raw, asking for ICY metadata, for `seconds`: the response head (lower
 /// case), the bytes read, and where the body starts in them.
-fn read_stream(port: u16, seconds: u64) -> (String, Vec<u8>, usize) {
+pub(super) fn read_stream(port: u16, seconds: u64) -> (String, Vec<u8>, usize) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\nIcy-MetaData: 1\r\n\r\n")

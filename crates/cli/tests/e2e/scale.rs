@@ -1,0 +1,195 @@
+//! Scaling out as docs/deployment.md shows it: a real redis-server, two `alluvium gateway`
+//! processes on it, and nginx in front with the shipped `contrib/nginx/gateways.conf`;
+//! listeners know only the balancer. Peers and fetches are shared, a gateway killed costs
+//! the listeners no sound, and a Redis restart is recovered from as announces come back.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alluvium_testkit::{
+    bytes_of, free_port, public_dir, public_subdir, wait_for_port, write_public, Nginx, Process,
+    RedisServer,
+};
+use serde_json::Value;
+
+use super::stream::{noise_mp3, on_air, spawn_listener, BURST};
+use super::swarm::metric_of;
+use super::{get, repo, BIN};
+
+fn start_gateway(port: u16, redis: &str) -> Process {
+    let child = Command::new(BIN)
+        .args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--allow-private", "--store", redis])
+        .args(["--trusted-proxy", "127.0.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut p = Process { child };
+    wait_for_port(port, &mut p.child, "alluvium gateway");
+    p
+}
+
+/// nginx as the balancer, with the shipped config pointed at `gateways`.
+fn balancer(www: &std::path::Path, port: u16, gateways: [u16; 2]) -> Nginx {
+    let shipped = std::fs::read_to_string(repo().join("contrib/nginx/gateways.conf")).unwrap();
+    let conf = shipped
+        .replace("10.0.0.11:7000", &format!("127.0.0.1:{}", gateways[0]))
+        .replace("10.0.0.12:7000", &format!("127.0.0.1:{}", gateways[1]))
+        .replace("listen 7000;", &format!("listen 127.0.0.1:{port};"));
+    assert_ne!(
+        conf, shipped,
+        "the shipped config names its gateways and port as expected"
+    );
+    let nginx = Nginx::start_with_http(www, &conf, "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the balancer did not open {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nginx
+}
+
+fn announce(port: u16, root: &str, peer: &str, listen_port: u16) -> Value {
+    let body = format!(
+        r#"{{"blake3":"{root}","port":{listen_port},"peer_id":"{peer}","have":"complete"}}"#
+    );
+    let out = Command::new("curl")
+        .args(["-sS", "-X", "POST", "-H", "content-type: application/json"])
+        .args(["--data", &body])
+        .arg(format!("http://127.0.0.1:{port}/v1/announce"))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn gateways_behind_nginx_on_one_redis_share_everything_and_survive_failures() {
+    let www = public_dir();
+    let media = www.path().join("media");
+    public_subdir(&media);
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        noise_mp3(
+            &media.join(format!("{name}.mp3")),
+            31 + i as u32,
+            6,
+            &format!("Track {i}"),
+        );
+    }
+    let air = on_air(www.path(), "s.rss", BURST, &["--for", "10m"]);
+    drop(air.gw); // this station's gateways are the pair below
+    let mut redis = RedisServer::start();
+    let gw_ports = [free_port(), free_port()];
+    let mut gateways: Vec<Option<Process>> = gw_ports
+        .iter()
+        .map(|&p| Some(start_gateway(p, &redis.url())))
+        .collect();
+    let lb_port = free_port();
+    let _balancer = balancer(www.path(), lb_port, gw_ports);
+
+    // A peer announced through one gateway is named by the other.
+    let root = "ab".repeat(32);
+    announce(gw_ports[0], &root, "through-one", 9001);
+    let r = announce(gw_ports[1], &root, "through-two", 9002);
+    assert_eq!(r["peers"][0]["peer_id"], "through-one", "{r}");
+
+    // Ten concurrent asks, spread over both gateways, fetch the origin once.
+    write_public(&www.path().join("big.bin"), &bytes_of(3 << 20, "spread"));
+    let url = format!("{}/big.bin", air.nginx.url());
+    let asks: Vec<_> = (0..10)
+        .map(|i| {
+            let port = gw_ports[i % 2];
+            let path = format!("/v1/content?url={url}&wait=30");
+            std::thread::spawn(move || get(port, &path, &[]))
+        })
+        .collect();
+    let roots: std::collections::HashSet<String> = asks
+        .into_iter()
+        .map(|a| {
+            let reply = a.join().unwrap();
+            assert_eq!(
+                reply.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            let v: Value = serde_json::from_slice(&reply.body).unwrap();
+            v["blake3"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(roots.len(), 1);
+    assert_eq!(
+        air.nginx.gets("/big.bin"),
+        1,
+        "{:?}",
+        air.nginx.access_log()
+    );
+
+    // Three listeners that know only the balancer, each with a player.
+    let playlist = format!("{}/s.rss", air.nginx.url());
+    let logs = tempfile::tempdir().unwrap();
+    let log_of = |port: u16| logs.path().join(format!("listener-{port}.log"));
+    let listeners: Vec<(Process, u16)> = (0..3)
+        .map(|_| spawn_listener(&playlist, lb_port, log_of, &[], &["--upload-limit", "0"]))
+        .collect();
+    let players: Vec<_> = listeners
+        .iter()
+        .map(|&(_, port)| std::thread::spawn(move || super::stream::read_stream(port, 45)))
+        .collect();
+    let stall = |port: u16| metric_of(port, "alluvium_stall_seconds_total");
+    let silence = |before: &[f64]| -> Vec<f64> {
+        listeners
+            .iter()
+            .zip(before)
+            .map(|(&(_, p), b)| stall(p) - b)
+            .collect()
+    };
+    std::thread::sleep(Duration::from_secs(8));
+    let peers_on = |port: u16| metric_of(port, "alluvium_gateway_peers");
+    assert!(
+        peers_on(gw_ports[1]) >= 3.0,
+        "both gateways see every listener"
+    );
+    assert_eq!(peers_on(gw_ports[0]), peers_on(gw_ports[1]));
+
+    // One gateway killed: the balancer sends everything to the other; nobody hears it.
+    let before: Vec<f64> = listeners.iter().map(|&(_, p)| stall(p)).collect();
+    drop(gateways[0].take());
+    std::thread::sleep(Duration::from_secs(15));
+    let heard = silence(&before);
+    for (i, s) in heard.iter().enumerate() {
+        let port = listeners[i].1;
+        assert!(
+            *s <= 0.0,
+            "listener {i}: {s} s of silence with one gateway killed; its log:\n{}",
+            std::fs::read_to_string(log_of(port)).unwrap_or_default()
+        );
+    }
+
+    // Redis restarted empty: the gateway answers again and the swarms refill as listeners
+    // announce (each entry change is an announce), with no restart of anything else.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while peers_on(gw_ports[1]) < 3.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the swarms did not refill after Redis restarted"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for (i, p) in players.into_iter().enumerate() {
+        let (head, body, _) = p.join().unwrap();
+        assert!(head.starts_with("http/1.0 200"), "{head}");
+        assert!(
+            body.len() > 40 * 16_000,
+            "listener {i}'s stream broke off: {} bytes",
+            body.len()
+        );
+    }
+    let heard = silence(&before);
+    eprintln!("silence after the gateway was killed and Redis restarted: {heard:?}");
+    drop(gateways);
+}
