@@ -487,9 +487,10 @@ return ok
 ///
 /// A swarm is six keys, all expiring one TTL after its last announce: `since` (members scored
 /// by when first seen, on Redis's clock, times 4096 plus 12 bits of the peer id's hash, so
-/// "the eldest" read the same in every answer), `ids` (member → `have host peer_id`), `hosts`
-/// (members per host, for the per-host cap), and one sorted set per have-state scored by
-/// expiry time. Expired members are pruned here, a bounded number per announce.
+/// "the eldest" read the same in every answer), `ids` (member → `have host since expires
+/// peer_id`: all an answer needs, in one read), `hosts` (members per host, for the per-host
+/// cap), and one sorted set per have-state scored by expiry time (to prune, and to pick
+/// holders first at random). Expired members are pruned here, a bounded number per announce.
 ///
 /// KEYS: since, ids, hosts, none, partial, complete, swarms (index: root by expiry),
 /// swarm-peers (root → members). ARGV: addr, host ('' = not capped), peer_id, have (0-2),
@@ -507,10 +508,11 @@ local max, per_content, per_host = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumbe
 local eldest_n = math.min(tonumber(ARGV[10]), max)
 local sets = {KEYS[4], KEYS[5], KEYS[6]}
 if event == 'completed' then have = 2 end
+local expires = string.format('%.0f', now + ttl)
 
 local function parse(v)
-  local h, ho, i = string.match(v, '^(%d) (%S*) (.*)$')
-  return tonumber(h), ho, i
+  local h, ho, si, ex, i = string.match(v, '^(%d) (%S*) (%d+) (%d+) (.*)$')
+  return tonumber(h), ho, si, tonumber(ex), i
 end
 local function forget(addr)
   local v = redis.call('HGET', KEYS[2], addr)
@@ -526,21 +528,25 @@ for _, s in ipairs(sets) do
   for _, addr in ipairs(redis.call('ZRANGEBYSCORE', s, '-inf', now, 'LIMIT', 0, 64)) do forget(addr) end
 end
 
+local own_since = nil
 if event == 'stopped' then
   forget(me)
 else
   local old = redis.call('HGET', KEYS[2], me)
   if old then
-    local oh, ho = parse(old)
+    local oh, ho, si = parse(old)
     if oh ~= have then redis.call('ZREM', sets[oh + 1], me) end
-    redis.call('ZADD', sets[have + 1], string.format('%.0f', now + ttl), me)
-    redis.call('HSET', KEYS[2], me, have .. ' ' .. ho .. ' ' .. id)
+    redis.call('ZADD', sets[have + 1], expires, me)
+    redis.call('HSET', KEYS[2], me, have .. ' ' .. ho .. ' ' .. si .. ' ' .. expires .. ' ' .. id)
+    own_since = si
   elseif redis.call('ZCARD', KEYS[1]) < per_content
       and (host == '' or (tonumber(redis.call('HGET', KEYS[3], host)) or 0) < per_host) then
+    local si = string.format('%.0f', now - EPOCH)
     redis.call('ZADD', KEYS[1], string.format('%.0f', (now - EPOCH) * 4096 + tonumber(ARGV[11])), me)
-    redis.call('ZADD', sets[have + 1], string.format('%.0f', now + ttl), me)
-    redis.call('HSET', KEYS[2], me, have .. ' ' .. host .. ' ' .. id)
+    redis.call('ZADD', sets[have + 1], expires, me)
+    redis.call('HSET', KEYS[2], me, have .. ' ' .. host .. ' ' .. si .. ' ' .. expires .. ' ' .. id)
     if host ~= '' then redis.call('HINCRBY', KEYS[3], host, 1) end
+    own_since = si
   end
 end
 
@@ -550,49 +556,37 @@ if members == 0 then
   redis.call('HDEL', KEYS[8], ARGV[12])
 else
   for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
-  redis.call('ZADD', KEYS[7], string.format('%.0f', now + ttl), ARGV[12])
+  redis.call('ZADD', KEYS[7], expires, ARGV[12])
   redis.call('HSET', KEYS[8], ARGV[12], members)
 end
 
-local function age_of(addr)
-  local s = redis.call('ZSCORE', KEYS[1], addr)
-  if not s then return -1 end
-  return now - (EPOCH + math.floor(tonumber(s) / 4096))
-end
-
-local out = {age_of(me)}
+local out = {own_since and (now - EPOCH - tonumber(own_since)) or -1}
 local chosen, picked = {}, 0
-local function add(addr, h, i)
-  chosen[addr] = true
-  picked = picked + 1
-  table.insert(out, addr); table.insert(out, i); table.insert(out, h); table.insert(out, age_of(addr))
-end
-if eldest_n > 0 then
-  for _, addr in ipairs(redis.call('ZRANGE', KEYS[1], 0, eldest_n + 8)) do
-    if picked >= eldest_n then break end
-    if addr ~= me then
-      local v = redis.call('HGET', KEYS[2], addr)
-      if v then
-        local h, _, i = parse(v)
-        local expires = tonumber(redis.call('ZSCORE', sets[h + 1], addr))
-        if expires and expires > now then add(addr, h, i) end
+-- Adds the live ones of `addrs` (in order) until `limit` are picked.
+local function add_from(addrs, limit)
+  if #addrs == 0 then return end
+  local vals = redis.call('HMGET', KEYS[2], unpack(addrs))
+  for j, addr in ipairs(addrs) do
+    if picked >= limit then return end
+    local v = vals[j]
+    if v and addr ~= me and not chosen[addr] then
+      local h, _, si, ex, i = parse(v)
+      if ex > now then
+        chosen[addr] = true
+        picked = picked + 1
+        table.insert(out, addr); table.insert(out, i); table.insert(out, h)
+        table.insert(out, now - EPOCH - tonumber(si))
       end
     end
   end
+end
+if eldest_n > 0 then
+  add_from(redis.call('ZRANGE', KEYS[1], 0, eldest_n + 8), eldest_n)
 end
 for h = 2, 0, -1 do
   if picked >= max then break end
-  local r = redis.call('ZRANDMEMBER', sets[h + 1], max - picked + eldest_n + 1, 'WITHSCORES')
-  for j = 1, #r, 2 do
-    local addr = r[j]
-    if picked < max and addr ~= me and not chosen[addr] and tonumber(r[j + 1]) > now then
-      local v = redis.call('HGET', KEYS[2], addr)
-      if v then
-        local _, _, i = parse(v)
-        add(addr, h, i)
-      end
-    end
-  end
+  local r = redis.call('ZRANDMEMBER', sets[h + 1], max - picked + eldest_n + 1)
+  add_from(r, max)
 end
 return out
 ",
