@@ -56,6 +56,80 @@ pub struct AnnounceRequest {
     pub have: Have,
     #[serde(default)]
     pub event: Event,
+    /// The station (its playlist URL) the announcer listens to: its `report` is counted there,
+    /// and so is the announcer, as one listener, by its peer id (docs/design.md section 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<String>,
+    /// What the announcer heard since its last announce that got an answer, per entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub report: Vec<EntryReport>,
+}
+
+/// A listener's counters for one entry of a station since it last reported them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryReport {
+    /// The entry's media URL.
+    pub url: String,
+    /// When the entry's slot starts, Unix milliseconds: a file aired twice is two entries.
+    pub start_ms: i64,
+    #[serde(default)]
+    pub origin_bytes: u64,
+    #[serde(default)]
+    pub peer_bytes: u64,
+    /// Silence its players played while this entry was on air.
+    #[serde(default)]
+    pub silence_ms: u64,
+}
+
+/// Most entries in one announce's report (a listener follows the entry on air and the next).
+pub const MAX_REPORTS_PER_ANNOUNCE: usize = 8;
+/// Longest station or entry URL in a report.
+pub const MAX_REPORT_URL: usize = 2048;
+/// Most bytes and silence one report may claim for one entry: what a day of 50 Mbit/s or a
+/// day of silence comes to. Reports are the listeners' word; these bound what one can skew.
+pub const MAX_REPORT_BYTES: u64 = 1 << 39;
+pub const MAX_REPORT_SILENCE_MS: u64 = 86_400_000;
+
+/// `GET /v1/report?station=URL[&hours=N]`: what the station's last hours cost its origin and
+/// what its listeners heard, aggregated from listeners' reports (no listener's address).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub station: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub totals: ReportTotals,
+    /// Distinct listeners per minute, oldest first; minutes with none are left out.
+    pub listeners: Vec<ListenersAt>,
+    /// Entries aired in the window, by start.
+    pub entries: Vec<EntryTotals>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportTotals {
+    pub origin_bytes: u64,
+    pub peer_bytes: u64,
+    pub silence_s: f64,
+    pub peak_listeners: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenersAt {
+    pub minute_ms: i64,
+    pub listeners: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryTotals {
+    pub url: String,
+    /// From the station's playlist, when the gateway could read it.
+    pub title: Option<String>,
+    pub start_ms: i64,
+    pub origin_bytes: u64,
+    pub peer_bytes: u64,
+    pub silence_s: f64,
+    /// The file's size, when the gateway knows the URL: `origin_bytes / size` is what the
+    /// entry cost the origin in copies of the file.
+    pub size: Option<u64>,
 }
 
 /// One peer in an announce answer.
@@ -121,6 +195,29 @@ impl AnnounceRequest {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         {
             return Err("peer_id may hold only letters, digits, '-', '_' and '.'");
+        }
+        let web = |u: &str| {
+            u.len() <= MAX_REPORT_URL && (u.starts_with("http://") || u.starts_with("https://"))
+        };
+        if self.station.as_deref().is_some_and(|s| !web(s)) {
+            return Err("station must be an http(s) URL of at most 2048 bytes");
+        }
+        if self.report.len() > MAX_REPORTS_PER_ANNOUNCE {
+            return Err("at most 8 entries in a report");
+        }
+        if !self.report.is_empty() && self.station.is_none() {
+            return Err("a report needs its station");
+        }
+        for r in &self.report {
+            if !web(&r.url) {
+                return Err("a reported entry's url must be an http(s) URL of at most 2048 bytes");
+            }
+            if r.origin_bytes > MAX_REPORT_BYTES
+                || r.peer_bytes > MAX_REPORT_BYTES
+                || r.silence_ms > MAX_REPORT_SILENCE_MS
+            {
+                return Err("a reported entry's counters are out of range");
+            }
         }
         Ok(())
     }

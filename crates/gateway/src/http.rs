@@ -1,5 +1,6 @@
 //! The gateway's HTTP service (docs/design.md section 4): routes, handlers, and the errors they map to.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use crate::forwarded::client_ip;
 use crate::metrics::Metrics;
 use crate::peers::{Announce, Peers};
 use crate::playlists::Playlists;
+use crate::report::Reports;
 use crate::resolve::{Resolution, Resolver};
 use crate::store::Store;
 use crate::wire::{AnnounceRequest, AnnounceResponse, ErrorBody};
@@ -35,6 +37,7 @@ struct Shared {
     resolver: Resolver,
     playlists: Playlists,
     peers: Peers,
+    reports: Reports,
     metrics: Metrics,
     config: Config,
 }
@@ -62,6 +65,7 @@ impl Gateway {
             store.shared().cloned(),
         );
         let peers = Peers::new(&store, &config);
+        let reports = Reports::new(store.clone(), metrics.stations.clone());
         let resolver = Resolver::new(
             store,
             client,
@@ -72,13 +76,15 @@ impl Gateway {
         let gateway = Self {
             shared: Arc::new(Shared {
                 peers,
+                reports,
                 resolver,
                 playlists,
                 metrics,
                 config,
             }),
         };
-        gateway.spawn_expiry(cancel);
+        gateway.spawn_expiry(cancel.clone());
+        gateway.spawn_report_flush(cancel);
         Ok(gateway)
     }
 
@@ -109,6 +115,38 @@ impl Gateway {
         );
     }
 
+    fn spawn_report_flush(&self, cancel: CancellationToken) {
+        let weak = Arc::downgrade(&self.shared);
+        alluvium_task::spawn_graceful("report-flush", &cancel, |cancel| async move {
+            let mut tick = tokio::time::interval(crate::report::FLUSH_EVERY);
+            let mut failing = false;
+            loop {
+                let stopping = tokio::select! {
+                    _ = tick.tick() => false,
+                    () = cancel.cancelled() => true,
+                };
+                let Some(shared) = weak.upgrade() else { return };
+                let now = chrono::Utc::now().timestamp_millis();
+                match shared.reports.flush(now).await {
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::info!("listeners' reports are stored again");
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "could not store listeners' reports: kept for the next try");
+                    }
+                    Err(_) => {}
+                }
+                shared.reports.update_gauges(now).await;
+                if stopping {
+                    return;
+                }
+            }
+        });
+    }
+
     /// The routes of docs/design.md section 4. Serve with connect info
     /// (`into_make_service_with_connect_info::<SocketAddr>()`): the tracker needs the peer's
     /// address.
@@ -117,6 +155,7 @@ impl Gateway {
             .route("/v1/content", get(content))
             .route("/v1/content/{blake3}/outboard", get(outboard))
             .route("/v1/playlist", get(playlist))
+            .route("/v1/report", get(report))
             .route(
                 "/v1/announce",
                 post(announce).layer(DefaultBodyLimit::max(MAX_ANNOUNCE_BODY)),
@@ -125,6 +164,7 @@ impl Gateway {
         Router::new()
             .merge(v1)
             .route("/metrics", get(metrics))
+            .route("/report", get(report_page))
             .route("/healthz", get(healthz))
             .with_state(self.shared.clone())
     }
@@ -332,6 +372,12 @@ async fn announce(
         }
     };
     shared.metrics.announce("ok");
+    if let Some(station) = &request.station {
+        let now = chrono::Utc::now().timestamp_millis();
+        shared
+            .reports
+            .record(station, &request.peer_id, now, &request.report);
+    }
     Json(AnnounceResponse {
         interval_s: shared.config.announce_interval.as_secs().max(1),
         age_ms,
@@ -372,4 +418,63 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         )
             .into_response(),
     }
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    station: String,
+    hours: Option<u32>,
+}
+
+/// `GET /v1/report?station=URL[&hours=N]`: the broadcaster's report as JSON.
+async fn report(State(shared): State<Arc<Shared>>, Query(q): Query<ReportQuery>) -> Response {
+    if url::Url::parse(&q.station).is_err() || q.station.len() > crate::wire::MAX_REPORT_URL {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_url",
+            "station must be the station's playlist URL",
+        );
+    }
+    // Titles from the playlist, when it can be read (the copy listeners get, at most 5 s old).
+    let titles: HashMap<String, String> = match shared.playlists.get(&q.station).await {
+        Ok(p) => alluvium_playlist::parse(&p.body)
+            .map(|parsed| {
+                parsed
+                    .playlist
+                    .entries
+                    .iter()
+                    .map(|e| (e.media_url.clone(), e.display_title()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(_) => HashMap::new(),
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    match shared
+        .reports
+        .report(&q.station, now, q.hours.unwrap_or(24), &titles)
+        .await
+    {
+        Ok(r) => (
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+            Json(r),
+        )
+            .into_response(),
+        Err(e) => fetch_error(&FetchError::Store(e)),
+    }
+}
+
+/// `GET /report?station=URL`: the report as a page with charts (it reads `/v1/report`).
+async fn report_page() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        include_str!("report.html"),
+    )
+        .into_response()
 }

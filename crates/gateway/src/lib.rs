@@ -35,6 +35,7 @@ mod metrics;
 mod peers;
 mod playlists;
 pub mod policy;
+mod report;
 mod resolve;
 mod store;
 mod tracker;

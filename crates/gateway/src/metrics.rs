@@ -28,6 +28,7 @@ pub struct Metrics {
     pub(crate) flights: Gauge,
     pub(crate) stored_urls: Gauge,
     pub(crate) stored_trees: Gauge,
+    pub(crate) stations: crate::report::StationMetrics,
 }
 
 impl Default for Metrics {
@@ -52,6 +53,7 @@ impl Metrics {
             flights: Gauge::default(),
             stored_urls: Gauge::default(),
             stored_trees: Gauge::default(),
+            stations: crate::report::StationMetrics::default(),
         };
         r.register(
             "resolves",
@@ -96,6 +98,27 @@ impl Metrics {
             m.stored_urls.clone(),
         );
         r.register("stored_trees", "Hash trees stored", m.stored_trees.clone());
+        let st = &m.stations;
+        r.register(
+            "station_origin_bytes",
+            "Bytes listeners report they took from a station's origin",
+            st.origin_bytes.clone(),
+        );
+        r.register(
+            "station_peer_bytes",
+            "Bytes listeners report they took from each other",
+            st.peer_bytes.clone(),
+        );
+        r.register(
+            "station_silence_seconds",
+            "Silence listeners report their players played",
+            st.silence_seconds.clone(),
+        );
+        r.register(
+            "station_listeners",
+            "Distinct listeners of a station in the last whole minute (all gateways)",
+            st.listeners.clone(),
+        );
         Self {
             registry: Arc::new(r),
             ..m

@@ -352,6 +352,142 @@ async fn one_address_is_rate_limited(backing: Backing) {
     assert_eq!(codes.iter().filter(|&&c| c == 429).count(), 40 - ok);
 }
 
+async fn announce_report(gw: &str, from: &str, id: &str, station: &str, report: &str) -> u16 {
+    let client = reqwest::Client::builder()
+        .local_address(from.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let root = Hash::from(blake3::hash(b"reported"));
+    let body = format!(
+        r#"{{"blake3":"{}","port":7001,"peer_id":"{id}","have":"partial","station":"{station}","report":[{report}]}}"#,
+        root.to_hex()
+    );
+    let r = client
+        .post(format!("{gw}/v1/announce"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+async fn report_of(gw: &str, station: &str) -> (alluvium_gateway::wire::Report, String) {
+    let r = reqwest::Client::new()
+        .get(format!("{gw}/v1/report"))
+        .query(&[("station", station)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    (serde_json::from_str(&text).unwrap(), text)
+}
+
+const STATION: &str = "http://radio.example/station.rss";
+
+fn entry(url: &str, start_ms: i64, origin: u64, peers: u64, silence_ms: u64) -> String {
+    format!(
+        r#"{{"url":"{url}","start_ms":{start_ms},"origin_bytes":{origin},"peer_bytes":{peers},"silence_ms":{silence_ms}}}"#
+    )
+}
+
+both!(listeners_reports_add_up_per_entry_with_no_address_kept);
+async fn listeners_reports_add_up_per_entry_with_no_address_kept(backing: Backing) {
+    let gw = gateway(backing.store(), local()).await;
+    let start = chrono::Utc::now().timestamp_millis() - 30_000;
+    let one = "http://radio.example/one.mp3";
+    let two = "http://radio.example/two.mp3";
+    assert_eq!(
+        announce_report(
+            &gw.url,
+            "127.0.0.2",
+            "a",
+            STATION,
+            &entry(one, start, 1000, 9000, 0)
+        )
+        .await,
+        200
+    );
+    let both = format!(
+        "{},{}",
+        entry(one, start, 500, 500, 1500),
+        entry(two, start + 60_000, 10, 0, 0)
+    );
+    assert_eq!(
+        announce_report(&gw.url, "127.0.0.3", "b", STATION, &both).await,
+        200
+    );
+    assert_eq!(
+        announce_report(&gw.url, "127.0.0.2", "a", STATION, "").await,
+        200
+    );
+    // Another station's reports stay its own; malformed reports are refused whole.
+    assert_eq!(
+        announce_report(
+            &gw.url,
+            "127.0.0.4",
+            "c",
+            "http://other.example/s.rss",
+            &entry(one, start, 1, 1, 1)
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        announce_report(
+            &gw.url,
+            "127.0.0.4",
+            "c",
+            "not a url",
+            &entry(one, start, 1, 1, 1)
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        announce_report(
+            &gw.url,
+            "127.0.0.4",
+            "c",
+            STATION,
+            &entry(one, start, 1 << 50, 1, 1)
+        )
+        .await,
+        400
+    );
+
+    let (r, text) = report_of(&gw.url, STATION).await;
+    assert!(!text.contains("127.0.0"), "no listener's address: {text}");
+    assert_eq!(r.entries.len(), 2, "{r:?}");
+    let e = &r.entries[0];
+    assert_eq!(
+        (e.url.as_str(), e.origin_bytes, e.peer_bytes, e.silence_s),
+        (one, 1500, 9500, 1.5)
+    );
+    assert_eq!(r.entries[1].origin_bytes, 10);
+    assert_eq!((r.totals.origin_bytes, r.totals.peer_bytes), (1510, 9500));
+    assert_eq!(r.totals.peak_listeners, 2, "a and b, each once: {r:?}");
+    let metrics = reqwest::get(format!("{}/metrics", gw.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "alluvium_gateway_station_origin_bytes_total{{station=\"{STATION}\"}} 1510"
+        )),
+        "{metrics}"
+    );
+    // The page that draws it.
+    let page = reqwest::get(format!("{}/report?station={STATION}", gw.url))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("/v1/report"));
+}
+
 /// Two gateways on one Redis act as one: a peer announced through one is named by the other,
 /// asks spread over both fetch the origin once, a playlist is read once for both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,6 +573,24 @@ async fn two_gateways_on_one_redis_act_as_one() {
     assert_eq!(tags.len(), 1, "the same copy from both");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(nginx.gets("/station.rss"), 1, "{:?}", nginx.access_log());
+
+    // Reports through either add up; a listener announcing through both counts once.
+    let start = chrono::Utc::now().timestamp_millis();
+    let e = entry("http://radio.example/one.mp3", start, 100, 200, 0);
+    announce_report(&one.url, "127.0.0.2", "a", STATION, &e).await;
+    announce_report(&two.url, "127.0.0.2", "a", STATION, &e).await;
+    announce_report(&two.url, "127.0.0.3", "b", STATION, &e).await;
+    // Each gateway writes its sums every 5 s: the other's arrive within that.
+    let mut r = report_of(&one.url, STATION).await.0;
+    for _ in 0..40 {
+        if r.totals.origin_bytes == 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        r = report_of(&one.url, STATION).await.0;
+    }
+    assert_eq!(r.totals.origin_bytes, 300, "{r:?}");
+    assert_eq!(r.totals.peak_listeners, 2, "{r:?}");
 }
 
 /// Redis dies: announces get 503 and `/healthz` says so (a balancer drains the gateway);

@@ -463,6 +463,7 @@ pub async fn run(
         max_age: None,
         metrics: node.metrics.clone(),
     };
+    node.report.set_station(&config.playlist_url);
     // The clock first: what plays when depends on it.
     probe_clock(&source.http, &source.url, &state).await;
     alluvium_task::spawn(
@@ -626,6 +627,17 @@ impl EntryJob {
                 }
                 let content = self.node.store.open(tree.clone());
                 self.state.set_root(&self.url, info.blake3);
+                self.node.report.entry(
+                    info.blake3,
+                    &self.url,
+                    self.slot.start.timestamp_millis(),
+                    self.slot.end.timestamp_millis(),
+                );
+                if from == TreeFrom::Origin {
+                    // Hashed here: the whole file came from the origin.
+                    let now = self.state.now().timestamp_millis();
+                    self.node.report.bytes(info.blake3, true, info.size, now);
+                }
                 let (node, gateway, announced) =
                     (self.node.clone(), self.gateway.clone(), content.clone());
                 alluvium_task::spawn_graceful("announce", &self.announce, |cancel| {

@@ -158,6 +158,17 @@ fn drift(
     Some(clock - (sent - played) - now)
 }
 
+/// Counts `d` of silence sent from `from` on the schedule: in the metrics and in what the
+/// broadcaster's report is told.
+fn count_silence(station: &Station, from: DateTime<Utc>, d: TimeDelta) {
+    let seconds = d.num_microseconds().unwrap_or(0) as f64 / 1e6;
+    station.node.metrics.stall_seconds.inc_by(seconds);
+    station
+        .node
+        .report
+        .silence(from.timestamp_millis(), seconds);
+}
+
 /// Sends what is ready, showing the `heard` drift, or, with nothing ready, waits `ahead` (how
 /// far the stream clock is past the live edge). `false` when the player has gone.
 async fn send_or_wait(
@@ -300,11 +311,9 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             }
             None => match output.silence(&mut icy, &title, &mut out) {
                 Some(d) => {
+                    count_silence(&station, clock, d);
                     clock += d;
                     sent += d;
-                    metrics
-                        .stall_seconds
-                        .inc_by(d.num_microseconds().unwrap_or(0) as f64 / 1e6);
                 }
                 None => {
                     // Nothing has ever played: no shape for silence yet. Wait for data.

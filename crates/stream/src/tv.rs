@@ -299,10 +299,15 @@ impl Player {
     }
 
     /// Adds the time since the last call to the stall count, while running dry.
-    fn count_stall(&mut self, metrics: &alluvium_swarm::Metrics) {
+    fn count_stall(&mut self, station: &Station, heard: DateTime<Utc>) {
         if let Some(since) = self.dry.as_mut() {
             let now = tokio::time::Instant::now();
-            metrics.stall_seconds.inc_by((now - *since).as_secs_f64());
+            let seconds = (now - *since).as_secs_f64();
+            station.node.metrics.stall_seconds.inc_by(seconds);
+            station
+                .node
+                .report
+                .silence(heard.timestamp_millis(), seconds);
             *since = now;
         }
     }
@@ -383,7 +388,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>) {
     let mut p = Player::new(station.state.heard_now());
     loop {
         let heard = station.state.heard_now();
-        p.count_stall(&metrics);
+        p.count_stall(&station, heard);
         if out.len() >= CHUNK {
             if tx
                 .send(Bytes::from(std::mem::take(&mut out)))

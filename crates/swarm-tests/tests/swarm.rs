@@ -953,6 +953,8 @@ fn announce_as_holder(gw: &str, root: Hash, port: u16, cancel: &CancellationToke
                     peer_id: format!("holder-{port}"),
                     have: Have::Complete,
                     event: Event::Update,
+                    station: None,
+                    report: Vec::new(),
                 })
                 .await;
             tokio::time::sleep(Duration::from_millis(500)).await;

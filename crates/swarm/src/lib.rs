@@ -22,6 +22,7 @@ mod metrics;
 pub mod node;
 pub mod picker;
 pub mod proto;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod uplink;

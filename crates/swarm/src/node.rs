@@ -116,6 +116,8 @@ pub(crate) fn unix_ms() -> u64 {
 pub struct Node {
     pub store: Store,
     pub metrics: Metrics,
+    /// What this listener has to tell its station's broadcaster (`crate::report`).
+    pub report: crate::report::Report,
     /// Blob answers in flight (see [`crate::answers`]).
     pub(crate) answers: Arc<Answers>,
     pub(crate) long_poll: Duration,
@@ -177,6 +179,7 @@ impl Node {
                 config.memory_per_content,
             ),
             metrics: Metrics::new(),
+            report: crate::report::Report::default(),
             answers: Answers::new(config.max_blob_answers),
             long_poll: config.long_poll,
             http,

@@ -62,9 +62,24 @@ fn the_page_plays_and_shows_the_station_in_chromium() {
 
 /// Runs the page script on `url`: what it saw, sampling every `every_ms`.
 pub(super) fn open_page(url: &str, shot: &std::path::Path, seconds: u32, every_ms: u32) -> Value {
+    run_script(
+        "page.js",
+        &[
+            url,
+            &shot.display().to_string(),
+            &seconds.to_string(),
+            &every_ms.to_string(),
+        ],
+    )
+}
+
+/// Runs `tests/browser/SCRIPT` with node and playwright-core on Debian's chromium: its JSON.
+pub(super) fn run_script(script: &str, args: &[&str]) -> Value {
     require("chromium");
     let node = require("node");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/page.js");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
     assert!(
         script
             .with_file_name("node_modules")
@@ -72,14 +87,7 @@ pub(super) fn open_page(url: &str, shot: &std::path::Path, seconds: u32, every_m
             .is_dir(),
         "playwright-core is required for this test (run ./test.sh, which installs it)"
     );
-    let out = Command::new(node)
-        .arg(&script)
-        .arg(url)
-        .arg(shot)
-        .arg(seconds.to_string())
-        .arg(every_ms.to_string())
-        .output()
-        .unwrap();
+    let out = Command::new(node).arg(&script).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

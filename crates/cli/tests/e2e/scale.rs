@@ -1,7 +1,8 @@
 //! Scaling out as docs/deployment.md shows it: a real redis-server, two `alluvium gateway`
 //! processes on it, and nginx in front with the shipped `contrib/nginx/gateways.conf`;
 //! listeners know only the balancer. Peers and fetches are shared, a gateway killed costs
-//! the listeners no sound, and a Redis restart is recovered from as announces come back.
+//! the listeners no sound, the broadcaster's report shows what the listeners told, and a
+//! Redis restart is recovered from as announces come back.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -137,7 +138,7 @@ fn gateways_behind_nginx_on_one_redis_share_everything_and_survive_failures() {
         .collect();
     let players: Vec<_> = listeners
         .iter()
-        .map(|&(_, port)| std::thread::spawn(move || super::stream::read_stream(port, 45)))
+        .map(|&(_, port)| std::thread::spawn(move || super::stream::read_stream(port, 55)))
         .collect();
     let stall = |port: u16| metric_of(port, "alluvium_stall_seconds_total");
     let silence = |before: &[f64]| -> Vec<f64> {
@@ -169,6 +170,16 @@ fn gateways_behind_nginx_on_one_redis_share_everything_and_survive_failures() {
         );
     }
 
+    // The broadcaster's report, through the balancer, in Chromium: every entry aired so far
+    // with its origin and peer bytes, as the listeners told them.
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-page.png");
+    let page = format!(
+        "http://127.0.0.1:{lb_port}/report?station={}&hours=1",
+        percent_encoding::utf8_percent_encode(&playlist, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let shown = super::browser::run_script("report.js", &[&page, &shot.display().to_string()]);
+    check_report(&shown, &playlist);
+
     // Redis restarted empty: the gateway answers again and the swarms refill as listeners
     // announce (each entry change is an announce), with no restart of anything else.
     redis.restart();
@@ -192,4 +203,55 @@ fn gateways_behind_nginx_on_one_redis_share_everything_and_survive_failures() {
     let heard = silence(&before);
     eprintln!("silence after the gateway was killed and Redis restarted: {heard:?}");
     drop(gateways);
+}
+
+/// The report page's data after about 25 s of three listeners on 6 s entries.
+fn check_report(shown: &Value, playlist: &str) {
+    let data = &shown["data"];
+    assert_eq!(data["station"], playlist, "{shown}");
+    let entries = data["entries"].as_array().unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let aired: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["start_ms"].as_i64().unwrap() + 6000 < now - 4000)
+        .collect();
+    assert!(aired.len() >= 3, "entries aired in the run: {shown}");
+    for e in &aired {
+        let (o, p) = (
+            e["origin_bytes"].as_u64().unwrap(),
+            e["peer_bytes"].as_u64().unwrap(),
+        );
+        // 96 KiB files; three listeners fetch each whole at least once between them.
+        assert!(o + p >= 97_051, "{e}");
+        assert!(
+            e["title"].as_str().unwrap().contains("Track"),
+            "titles from the playlist: {e}"
+        );
+        assert_eq!(e["size"], 97_051);
+    }
+    let total_peers: u64 = aired
+        .iter()
+        .map(|e| e["peer_bytes"].as_u64().unwrap())
+        .sum();
+    assert!(total_peers > 0, "listeners passed parts on: {shown}");
+    assert!(
+        data["totals"]["peak_listeners"].as_u64().unwrap() >= 3,
+        "{shown}"
+    );
+    // What is drawn is that data: a row per entry, its bytes in human units.
+    let rows = shown["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), entries.len(), "{shown}");
+    assert!(
+        rows.iter().all(|r| r[2].as_str().unwrap().ends_with("B")),
+        "{shown}"
+    );
+    assert!(shown["drawn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|w| w.as_u64().unwrap() > 0));
+    assert!(
+        shown["narrow"].as_u64().unwrap() <= 390,
+        "fits a phone: {shown}"
+    );
 }

@@ -107,6 +107,31 @@ impl Store {
         }
     }
 
+    /// Adds a batch of report sums and listeners; drops what is older than `keep_after_ms`.
+    pub(crate) async fn add_report(
+        &self,
+        batch: &crate::report::Batch,
+        keep_after_ms: i64,
+    ) -> Result<(), StoreError> {
+        match &self.0 {
+            Kind::Sqlite(s) => s.add_report(batch, keep_after_ms).await,
+            Kind::Redis(r) => r.add_report(batch, keep_after_ms).await,
+        }
+    }
+
+    /// A station's listeners per minute and entries starting in `[from_ms, to_ms)`.
+    pub(crate) async fn report(
+        &self,
+        station: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<crate::report::Stored, StoreError> {
+        match &self.0 {
+            Kind::Sqlite(s) => s.report(station, from_ms, to_ms).await,
+            Kind::Redis(r) => r.report(station, from_ms, to_ms).await,
+        }
+    }
+
     /// How many URLs and trees are stored (for /metrics).
     pub async fn counts(&self) -> Result<(u64, u64), StoreError> {
         match &self.0 {

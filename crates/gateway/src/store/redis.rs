@@ -23,6 +23,7 @@ use redis::{AsyncCommands, Script};
 
 use super::Stored;
 use crate::error::StoreError;
+use crate::report::{Batch, Stored as Report, Sums};
 use crate::wire::{Event, Have, PeerInfo};
 
 /// How long a command may take before the store counts as unreachable: requests fail fast
@@ -35,6 +36,13 @@ const PREFIX: &str = "alluvium:";
 #[derive(Clone)]
 pub(crate) struct Redis {
     conn: ConnectionManager,
+}
+
+/// A station's report keys: `alluvium:report:{HASH}:PART`, the hash of its playlist URL
+/// keeping keys short whatever the URL.
+fn report_key(station: &str) -> impl Fn(&str) -> String {
+    let id = blake3::hash(station.as_bytes()).to_hex()[..32].to_string();
+    move |part: &str| format!("{PREFIX}report:{id}:{part}")
 }
 
 /// How long a playlist's copy is kept after its last read, for conditional reads.
@@ -313,6 +321,115 @@ impl Redis {
         Ok(())
     }
 
+    /// Adds report sums (HINCRBY) and listeners (one HyperLogLog per station and minute, so
+    /// gateways' counts make a union, not a sum), in one pipeline; prunes what is past keeping.
+    pub(crate) async fn add_report(
+        &self,
+        batch: &Batch,
+        keep_after_ms: i64,
+    ) -> Result<(), StoreError> {
+        let keep_s = (crate::report::KEEP.as_secs()) as i64;
+        let mut pipe = redis::pipe();
+        let mut stations = std::collections::HashSet::new();
+        for (st, start, url, sums) in &batch.entries {
+            let k = report_key(st);
+            let member = format!("{start}|{url}");
+            pipe.hincr(k("entries"), format!("o:{member}"), sums.origin_bytes)
+                .hincr(k("entries"), format!("p:{member}"), sums.peer_bytes)
+                .hincr(k("entries"), format!("s:{member}"), sums.silence_ms)
+                .zadd(k("starts"), &member, *start)
+                .ignore()
+                .ignore()
+                .ignore()
+                .ignore();
+            stations.insert(st.clone());
+        }
+        for (st, minute, ids) in &batch.listeners {
+            if ids.is_empty() {
+                continue;
+            }
+            let k = report_key(st);
+            pipe.cmd("PFADD")
+                .arg(k(&format!("m:{minute}")))
+                .arg(ids)
+                .ignore()
+                .expire(k(&format!("m:{minute}")), keep_s)
+                .ignore()
+                .zadd(k("minutes"), minute, *minute)
+                .ignore();
+            stations.insert(st.clone());
+        }
+        for st in &stations {
+            let k = report_key(st);
+            pipe.expire(k("entries"), keep_s)
+                .ignore()
+                .expire(k("starts"), keep_s)
+                .ignore()
+                .expire(k("minutes"), keep_s)
+                .ignore();
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
+        for st in &stations {
+            let k = report_key(st);
+            let () = PRUNE_REPORT
+                .key(k("entries"))
+                .key(k("starts"))
+                .key(k("minutes"))
+                .arg(keep_after_ms)
+                .invoke_async(&mut self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn report(
+        &self,
+        station: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Report, StoreError> {
+        let k = report_key(station);
+        let mut conn = self.conn();
+        let to = format!("({to_ms}");
+        let minutes: Vec<i64> = conn.zrangebyscore(k("minutes"), from_ms, &to).await?;
+        let mut out = Report::default();
+        if !minutes.is_empty() {
+            let mut pipe = redis::pipe();
+            for m in &minutes {
+                pipe.cmd("PFCOUNT").arg(k(&format!("m:{m}")));
+            }
+            let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+            out.listeners = minutes
+                .into_iter()
+                .zip(counts)
+                .filter(|(_, n)| *n > 0)
+                .collect();
+        }
+        let members: Vec<String> = conn.zrangebyscore(k("starts"), from_ms, &to).await?;
+        if !members.is_empty() {
+            let fields: Vec<String> = members
+                .iter()
+                .flat_map(|m| [format!("o:{m}"), format!("p:{m}"), format!("s:{m}")])
+                .collect();
+            let values: Vec<Option<u64>> = conn.hmget(k("entries"), &fields).await?;
+            for (m, v) in members.iter().zip(values.chunks_exact(3)) {
+                let Some((start, url)) = m.split_once('|') else {
+                    continue;
+                };
+                let Ok(start) = start.parse::<i64>() else {
+                    continue;
+                };
+                let sums = Sums {
+                    origin_bytes: v[0].unwrap_or(0),
+                    peer_bytes: v[1].unwrap_or(0),
+                    silence_ms: v[2].unwrap_or(0),
+                };
+                out.entries.push((start, url.to_string(), sums));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether someone holds the lock `name`.
     pub(crate) async fn is_locked(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self.conn().exists(key(&["lock", name])).await?)
@@ -589,6 +706,19 @@ for h = 2, 0, -1 do
   add_from(r, max)
 end
 return out
+",
+    )
+});
+
+/// KEYS: a station's entries, starts, minutes. ARGV: the oldest start and minute kept.
+static PRUNE_REPORT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 256)) do
+  redis.call('HDEL', KEYS[1], 'o:' .. m, 'p:' .. m, 's:' .. m)
+  redis.call('ZREM', KEYS[2], m)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
 ",
     )
 });

@@ -14,6 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::Stored;
 use crate::error::StoreError;
+use crate::report::{Batch, Stored as Report, Sums};
 
 /// The SQLite store. Cheap to clone; calls run on the blocking pool.
 #[derive(Clone)]
@@ -28,6 +29,21 @@ CREATE TABLE IF NOT EXISTS outboard (
     root BLOB PRIMARY KEY,
     size INTEGER NOT NULL,
     tree BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS report_entries (
+    station TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    origin_bytes INTEGER NOT NULL,
+    peer_bytes INTEGER NOT NULL,
+    silence_ms INTEGER NOT NULL,
+    PRIMARY KEY (station, start_ms, url)
+);
+CREATE TABLE IF NOT EXISTS report_minutes (
+    station TEXT NOT NULL,
+    minute_ms INTEGER NOT NULL,
+    listeners INTEGER NOT NULL,
+    PRIMARY KEY (station, minute_ms)
 );
 CREATE TABLE IF NOT EXISTS content (
     url TEXT PRIMARY KEY,
@@ -164,6 +180,106 @@ impl Sqlite {
                 params![url, checked_at_ms],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    /// One process counts all of a minute's listeners: the set it passes is the minute's
+    /// whole count so far, and a restart mid-minute keeps the larger.
+    pub(crate) async fn add_report(
+        &self,
+        batch: &Batch,
+        keep_after_ms: i64,
+    ) -> Result<(), StoreError> {
+        let entries: Vec<(String, i64, String, Sums)> = batch
+            .entries
+            .iter()
+            .map(|(st, start, url, sums)| (st.to_string(), *start, url.clone(), *sums))
+            .collect();
+        let minutes: Vec<(String, i64, i64)> = batch
+            .listeners
+            .iter()
+            .map(|(st, minute, ids)| (st.to_string(), *minute, ids.len() as i64))
+            .collect();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut add = tx.prepare_cached(
+                    "INSERT INTO report_entries (station, start_ms, url, origin_bytes, peer_bytes, silence_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (station, start_ms, url) DO UPDATE SET
+                       origin_bytes = origin_bytes + excluded.origin_bytes,
+                       peer_bytes = peer_bytes + excluded.peer_bytes,
+                       silence_ms = silence_ms + excluded.silence_ms",
+                )?;
+                for (st, start, url, s) in &entries {
+                    add.execute(params![
+                        st,
+                        start,
+                        url,
+                        s.origin_bytes as i64,
+                        s.peer_bytes as i64,
+                        s.silence_ms as i64
+                    ])?;
+                }
+                let mut count = tx.prepare_cached(
+                    "INSERT INTO report_minutes (station, minute_ms, listeners) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (station, minute_ms) DO UPDATE SET
+                       listeners = MAX(listeners, excluded.listeners)",
+                )?;
+                for (st, minute, n) in &minutes {
+                    count.execute(params![st, minute, n])?;
+                }
+            }
+            tx.execute("DELETE FROM report_entries WHERE start_ms < ?1", params![keep_after_ms])?;
+            tx.execute("DELETE FROM report_minutes WHERE minute_ms < ?1", params![keep_after_ms])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn report(
+        &self,
+        station: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Report, StoreError> {
+        let station = station.to_string();
+        self.with(move |c| {
+            let mut out = Report::default();
+            let mut q = c.prepare_cached(
+                "SELECT minute_ms, listeners FROM report_minutes
+                 WHERE station = ?1 AND minute_ms >= ?2 AND minute_ms < ?3 ORDER BY minute_ms",
+            )?;
+            for row in q.query_map(params![station, from_ms, to_ms], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })? {
+                let (minute, n) = row?;
+                out.listeners.push((minute, n.max(0) as u64));
+            }
+            let mut q = c.prepare_cached(
+                "SELECT start_ms, url, origin_bytes, peer_bytes, silence_ms FROM report_entries
+                 WHERE station = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms, url",
+            )?;
+            for row in q.query_map(params![station, from_ms, to_ms], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })? {
+                let (start, url, o, p, s) = row?;
+                let sums = Sums {
+                    origin_bytes: o.max(0) as u64,
+                    peer_bytes: p.max(0) as u64,
+                    silence_ms: s.max(0) as u64,
+                };
+                out.entries.push((start, url, sums));
+            }
+            Ok(out)
         })
         .await
     }

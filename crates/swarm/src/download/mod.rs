@@ -297,6 +297,12 @@ fn handle(
                     Source::Origin => node.metrics.bytes_from_origin.inc_by(bytes),
                     Source::Peer(_) => node.metrics.bytes_from_peers.inc_by(bytes),
                 };
+                node.report.bytes(
+                    root,
+                    matches!(source, Source::Origin),
+                    bytes,
+                    crate::node::unix_ms() as i64,
+                );
                 for other in picker.completed(id, first, count, bytes, now) {
                     if let Some(h) = running.remove(&other) {
                         h.abort();

@@ -106,14 +106,20 @@ pub async fn announce(
             } else {
                 Have::None
             };
+            let (station, report) = node.report.take(unix_ms() as i64);
             let request = AnnounceRequest {
                 blake3: root,
                 port: node.port(),
                 peer_id: node.peer_id().to_string(),
                 have,
                 event,
+                station,
+                report,
             };
             let answer = gateway.announce(&request).await;
+            if answer.is_err() {
+                node.report.give_back(request.report);
+            }
             crate::health::report_gateway(node.metrics.health(), answer.as_ref().err());
             let wait = match answer {
                 Ok(answer) => {
@@ -167,14 +173,20 @@ pub async fn announce(
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        let (station, report) = node.report.take(unix_ms() as i64);
         let stop = AnnounceRequest {
             blake3: root,
             port: node.port(),
             peer_id: node.peer_id().to_string(),
             have: Have::None,
             event: AnnounceEvent::Stopped,
+            station,
+            report,
         };
-        let _ = tokio::time::timeout(Duration::from_secs(2), gateway.announce(&stop)).await;
+        let sent = tokio::time::timeout(Duration::from_secs(2), gateway.announce(&stop)).await;
+        if !matches!(sent, Ok(Ok(_))) {
+            node.report.give_back(stop.report);
+        }
     }
     .instrument(span)
     .await
