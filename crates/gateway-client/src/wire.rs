@@ -181,21 +181,9 @@ pub struct ErrorBody {
 pub const MAX_PEER_ID: usize = 64;
 
 impl AnnounceRequest {
-    /// Checks what serde cannot: a usable port and a short, printable peer id.
-    pub fn validate(&self) -> Result<(), &'static str> {
-        if self.port == 0 {
-            return Err("port must be 1-65535");
-        }
-        if self.peer_id.is_empty() || self.peer_id.len() > MAX_PEER_ID {
-            return Err("peer_id must be 1-64 characters");
-        }
-        if !self
-            .peer_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        {
-            return Err("peer_id may hold only letters, digits, '-', '_' and '.'");
-        }
+    /// Whether the report (station and entries) can be counted. A bad one is dropped, never
+    /// the announce: a listener's swarm does not depend on its report.
+    pub fn report_is_valid(&self) -> Result<(), &'static str> {
         let web = |u: &str| {
             u.len() <= MAX_REPORT_URL && (u.starts_with("http://") || u.starts_with("https://"))
         };
@@ -218,6 +206,24 @@ impl AnnounceRequest {
             {
                 return Err("a reported entry's counters are out of range");
             }
+        }
+        Ok(())
+    }
+
+    /// Checks what serde cannot: a usable port and a short, printable peer id.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.port == 0 {
+            return Err("port must be 1-65535");
+        }
+        if self.peer_id.is_empty() || self.peer_id.len() > MAX_PEER_ID {
+            return Err("peer_id must be 1-64 characters");
+        }
+        if !self
+            .peer_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return Err("peer_id may hold only letters, digits, '-', '_' and '.'");
         }
         Ok(())
     }

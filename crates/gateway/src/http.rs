@@ -28,8 +28,9 @@ use crate::resolve::{Resolution, Resolver};
 use crate::store::Store;
 use crate::wire::{AnnounceRequest, AnnounceResponse, ErrorBody};
 
-/// Largest announce body (a real one is about 150 bytes).
-const MAX_ANNOUNCE_BODY: usize = 4096;
+/// Largest announce body: about 150 bytes, and with a report up to 8 entries' URLs (at most
+/// 2 KiB each, usually a tenth of that).
+const MAX_ANNOUNCE_BODY: usize = 32 * 1024;
 /// What a `202` tells clients to wait before asking again.
 const PENDING_RETRY_AFTER_S: u64 = 2;
 
@@ -372,11 +373,18 @@ async fn announce(
         }
     };
     shared.metrics.announce("ok");
-    if let Some(station) = &request.station {
-        let now = chrono::Utc::now().timestamp_millis();
-        shared
-            .reports
-            .record(station, &request.peer_id, now, &request.report);
+    match (&request.station, request.report_is_valid()) {
+        (Some(station), Ok(())) => {
+            let now = chrono::Utc::now().timestamp_millis();
+            shared
+                .reports
+                .record(station, &request.peer_id, now, &request.report);
+        }
+        (None, Ok(())) => {}
+        (_, Err(why)) => {
+            shared.metrics.announce("report_dropped");
+            debug!(peer = %addr, why, "report dropped");
+        }
     }
     Json(AnnounceResponse {
         interval_s: shared.config.announce_interval.as_secs().max(1),
