@@ -256,7 +256,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             work.path().display()
         );
         crate::out::say!("origin    http://{origin_addr}/ (playlist {playlist_url})");
-        crate::out::say!("gateway   http://{gateway_addr}/");
+        crate::out::say!(
+            "gateway   http://{gateway_addr}/  report http://{gateway_addr}/report?station={}",
+            percent_encoding::utf8_percent_encode(
+                &playlist_url,
+                percent_encoding::NON_ALPHANUMERIC
+            )
+        );
 
         let swarm = SwarmArgs {
             gateway: format!("http://{gateway_addr}"),

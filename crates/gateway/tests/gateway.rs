@@ -609,7 +609,7 @@ async fn a_thousand_malformed_announces_get_400() {
     assert_eq!(r.status(), 200);
     let r = client
         .post(format!("{}/v1/announce", gw.url))
-        .body(" ".repeat(10_000))
+        .body(" ".repeat(40_000))
         .send()
         .await
         .unwrap();

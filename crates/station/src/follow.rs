@@ -610,7 +610,21 @@ impl EntryJob {
         )
     }
 
+    fn report_entry(&self, root: Hash) {
+        self.node.report.entry(
+            root,
+            &self.url,
+            self.slot.start.timestamp_millis(),
+            self.slot.end.timestamp_millis(),
+        );
+    }
+
     async fn run(self, cancel: CancellationToken) {
+        // Known now when the playlist pins the root: silence heard while no tree can be had
+        // is this entry's, in the broadcaster's report.
+        if let Some(root) = self.expected {
+            self.report_entry(root);
+        }
         loop {
             let attempt = async {
                 let (info, tree, from) = find_tree(
@@ -627,12 +641,7 @@ impl EntryJob {
                 }
                 let content = self.node.store.open(tree.clone());
                 self.state.set_root(&self.url, info.blake3);
-                self.node.report.entry(
-                    info.blake3,
-                    &self.url,
-                    self.slot.start.timestamp_millis(),
-                    self.slot.end.timestamp_millis(),
-                );
+                self.report_entry(info.blake3);
                 if from == TreeFrom::Origin {
                     // Hashed here: the whole file came from the origin.
                     let now = self.state.now().timestamp_millis();

@@ -210,6 +210,31 @@ fn the_demo_runs_a_station_with_peers_and_stops_cleanly() {
         .sum();
     assert!(from_peers > 0.0, "no bytes from peers: {status}");
 
+    // The broadcaster's report it prints: what the listeners told, entry by entry.
+    let page = out
+        .seen
+        .iter()
+        .find_map(|l| l.strip_prefix("gateway ")?.split("report ").nth(1))
+        .unwrap_or_else(|| out.fail("no report line"))
+        .trim()
+        .to_string();
+    let json = page.replace("/report?", "/v1/report?");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = Command::new("curl").args(["-sf", &json]).output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap_or_default();
+        let told = report["totals"]["origin_bytes"].as_u64().unwrap_or(0)
+            + report["totals"]["peer_bytes"].as_u64().unwrap_or(0);
+        if told > 0 && report["entries"].as_array().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the report stayed empty: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // Ctrl-C: everything stops, the folder goes.
     let status = ctrl_c(&mut demo);
     assert!(status.success(), "{status:?}");
