@@ -189,6 +189,19 @@ async fn on_air_everywhere(
     Ok(true)
 }
 
+/// The lines that say where the demo's folder, origin and gateway are.
+fn say_where(folder: &std::path::Path, origin: SocketAddr, playlist: &str, gateway: SocketAddr) {
+    crate::out::say!(
+        "folder    {} (removed when the demo stops)",
+        folder.display()
+    );
+    crate::out::say!("origin    http://{origin}/ (playlist {playlist})");
+    crate::out::say!(
+        "gateway   http://{gateway}/  report http://{gateway}/report?station={}",
+        percent_encoding::utf8_percent_encode(playlist, percent_encoding::NON_ALPHANUMERIC)
+    );
+}
+
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let (stream_ports, peer_ports) = checked_ports(&args)?;
 
@@ -251,18 +264,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             Utc::now(),
             Duration::from_secs(24 * 3600),
         )?;
-        crate::out::say!(
-            "folder    {} (removed when the demo stops)",
-            work.path().display()
-        );
-        crate::out::say!("origin    http://{origin_addr}/ (playlist {playlist_url})");
-        crate::out::say!(
-            "gateway   http://{gateway_addr}/  report http://{gateway_addr}/report?station={}",
-            percent_encoding::utf8_percent_encode(
-                &playlist_url,
-                percent_encoding::NON_ALPHANUMERIC
-            )
-        );
+        say_where(work.path(), origin_addr, &playlist_url, gateway_addr);
 
         let swarm = SwarmArgs {
             gateway: format!("http://{gateway_addr}"),
