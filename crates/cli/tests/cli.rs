@@ -533,9 +533,16 @@ fn serve_names_a_port_in_use() {
     let out = alluvium(&["gateway", "--store", "mysql://127.0.0.1"]);
     assert_eq!(out.status.code(), Some(2), "an unknown store is bad input");
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("sqlite:PATH") && said.contains("redis://"), "{said}");
+    assert!(
+        said.contains("sqlite:PATH") && said.contains("redis://"),
+        "{said}"
+    );
     let out = alluvium(&["gateway", "--store", "redis://no host/"]);
-    assert_eq!(out.status.code(), Some(2), "a malformed Redis URL is bad input");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a malformed Redis URL is bad input"
+    );
 }
 
 fn schedule_json(playlist: &Path, at: &str) -> Value {
