@@ -108,6 +108,9 @@ struct Node {
     server: Server,
     /// Its downloads by entry.
     downloads: Vec<Option<Download>>,
+    /// Entries before this one it has no running download of (never began, or stopped):
+    /// the per-step loops start here, not at the first entry.
+    first_running: usize,
 }
 
 /// One listener's download of one entry.
@@ -301,6 +304,7 @@ impl Sim<'_> {
                 hash: member_hash(&format!("listener-{i}")),
                 server: Server::peer(rate, ANSWERS),
                 downloads: (0..self.entries.len()).map(|_| None).collect(),
+                first_running: 0,
             });
         }
     }
@@ -373,11 +377,20 @@ impl Sim<'_> {
                     self.begin(i, e, t);
                 }
             }
-            for e in 0..on_air {
+            let first = self.nodes[i].first_running;
+            for e in first..on_air {
                 let over = self.entries[e].starts + entry_ms + STOP_AFTER_MS;
                 if let Some(d) = self.nodes[i].downloads[e].as_mut() {
                     d.stopped |= heard > over;
                 }
+            }
+            let n = &mut self.nodes[i];
+            while n.first_running < on_air
+                && n.downloads[n.first_running]
+                    .as_ref()
+                    .is_none_or(|d| d.stopped)
+            {
+                n.first_running += 1;
             }
         }
     }
@@ -625,7 +638,7 @@ impl Sim<'_> {
     fn ask(&mut self, t: u64) {
         let at = self.later(t);
         for i in 0..self.nodes.len() {
-            for e in 0..self.entries.len() {
+            for e in self.nodes[i].first_running..self.entries.len() {
                 let Some(d) = self.nodes[i].downloads[e].as_mut() else {
                     continue;
                 };

@@ -139,6 +139,10 @@ impl Picker {
         now: u64,
         rng: &mut impl Rng,
     ) -> Option<Request> {
+        // No peer claims it: nothing to look through (most parts ahead, in a young swarm).
+        if self.avail[part as usize] == 0 {
+            return None;
+        }
         let mut free: Vec<SocketAddr> = Vec::new();
         let mut least = usize::MAX;
         // Time left before the part plays (pinned parts are needed whenever they come); for
@@ -162,7 +166,7 @@ impl Picker {
             if !state.usable(now)
                 || state.inflight >= self.config.peer_slots
                 || state.inflight > least
-                || !self.peer_has(addr, part)
+                || !state.have.as_ref().is_some_and(|h| h.get(part))
                 || !self.askable(part, now, Source::Peer(addr))
                 || left.is_some_and(|left| {
                     let lead = if tuning_in {

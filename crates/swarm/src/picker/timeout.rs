@@ -34,12 +34,17 @@ impl Picker {
             soonest.at(self.last_news.saturating_add(c.orphan_ms));
             return soonest.get();
         }
-        let latencies: Vec<f64> = self
+        // Each peer's lead, in whole ms, ascending and once each: for a deadline `d` only the
+        // largest lead that still puts `d - lead` after now can be the soonest.
+        let mut leads: Vec<i64> = self
             .peers
             .values()
             .map(|p| c.peer_lead_by_latency * p.latency_ms)
             .filter(|&l| l > 0.0)
+            .map(|l| l.ceil() as i64)
             .collect();
+        leads.sort_unstable();
+        leads.dedup();
         let epoch = self.epoch_ms.map(|e| e as i64);
         for p in 0..self.have.len() {
             if self.have.get(p) {
@@ -63,8 +68,9 @@ impl Picker {
                 for t in windows.into_iter().chain(rescue_windows) {
                     soonest.at_ms(t);
                 }
-                for lead in &latencies {
-                    soonest.at_ms(d - lead.ceil() as i64);
+                let before = leads.partition_point(|&lead| d - lead > now as i64);
+                if let Some(first) = before.checked_sub(1) {
+                    soonest.at_ms(d - leads[first]);
                 }
                 if let Some(end) = self.deadlines.of(p + 1) {
                     soonest.at_ms(end - c.join_min_left_ms);
