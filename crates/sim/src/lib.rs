@@ -33,7 +33,7 @@ use alluvium_swarm::picker::{member_hash, Deadlines, Failure, Picker, PickerConf
 use alluvium_swarm::Bitfield;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 use neighbours::tend;
 pub use outcome::{Outcome, PartSpread, Second};
@@ -131,6 +131,10 @@ struct Download {
     last_rotation: u64,
     held_at: Vec<Option<u64>>,
     next_announce: u64,
+    /// Its announces have told the tracker it is complete.
+    told_complete: bool,
+    /// The tracker's last answer, ascending: members it named (the others are not members).
+    listed: Vec<usize>,
     /// When its picker next wants waking (sim ms), or now when news came.
     wake: Option<u64>,
 }
@@ -150,8 +154,31 @@ fn index(a: SocketAddr) -> usize {
     }
 }
 
-/// A swarm's members by node: hash, when the tracker first saw it (sim ms), whether complete.
-type Since = std::collections::HashMap<usize, (u64, u64, bool)>;
+/// The tracker's record of one entry's swarm, kept as members come and go, so an answer
+/// reads it without sorting the swarm (a swarm may be 10,000).
+#[derive(Default)]
+struct Swarm {
+    /// Present members by (first record, hash, index): the eldest first.
+    by_since: Vec<(u64, u64, usize)>,
+    /// Members whose announces said they are complete, in no order.
+    complete: Vec<usize>,
+}
+
+impl Swarm {
+    fn join(&mut self, key: (u64, u64, usize)) {
+        let at = self.by_since.partition_point(|m| *m < key);
+        self.by_since.insert(at, key);
+    }
+
+    fn leave(&mut self, key: (u64, u64, usize)) {
+        if let Ok(at) = self.by_since.binary_search(&key) {
+            self.by_since.remove(at);
+        }
+        if let Some(at) = self.complete.iter().position(|&j| j == key.2) {
+            self.complete.swap_remove(at);
+        }
+    }
+}
 
 /// News on its way: when it lands, its order among equals, whose, of which entry, to whom
 /// (`None`: every follower).
@@ -176,6 +203,10 @@ struct Sim<'a> {
     refusals: VecDeque<(u64, usize, usize, u64, Failure)>,
     /// What a node holds reaching its followers, or one new follower.
     news: BinaryHeap<News>,
+    /// The tracker's swarms, by entry.
+    swarms: Vec<Swarm>,
+    /// Announces due: when, which entry, who (stale ones, of a node gone, are skipped).
+    announces: BinaryHeap<Reverse<(u64, usize, usize)>>,
     news_seq: u64,
     origin_bytes: f64,
     peer_bytes: f64,
@@ -221,6 +252,8 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         landings: VecDeque::new(),
         refusals: VecDeque::new(),
         news: BinaryHeap::new(),
+        swarms: (0..count).map(|_| Swarm::default()).collect(),
+        announces: BinaryHeap::new(),
         news_seq: 0,
         origin_bytes: 0.0,
         peer_bytes: 0.0,
@@ -276,6 +309,41 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
             .filter(|&at| at > 0.0 && at < end as f64 / 1000.0)
             .collect(),
     })
+}
+
+/// Adds up to `want` members of `pool` not `taken` to `chosen`, at random: all of them from a
+/// small pool, else by drawing (a pool may be 10,000; an answer is 50).
+fn sample_into(
+    pool: &[usize],
+    want: usize,
+    taken: &mut HashSet<usize>,
+    chosen: &mut Vec<usize>,
+    rng: &mut StdRng,
+) {
+    if want == 0 || pool.is_empty() {
+        return;
+    }
+    if pool.len() <= 4 * (want + taken.len()) {
+        let mut free: Vec<usize> = pool
+            .iter()
+            .copied()
+            .filter(|j| !taken.contains(j))
+            .collect();
+        free.shuffle(rng);
+        free.truncate(want);
+        taken.extend(&free);
+        chosen.extend(free);
+        return;
+    }
+    let mut added = 0;
+    // At most a quarter of the pool is taken here, so a draw lands on a free one 3 times in 4.
+    while added < want {
+        let j = pool[rng.random_range(0..pool.len())];
+        if taken.insert(j) {
+            chosen.push(j);
+            added += 1;
+        }
+    }
 }
 
 impl Sim<'_> {
@@ -336,9 +404,11 @@ impl Sim<'_> {
                     .push_back((cut, a.asker, a.entry, a.id, Failure::Broken));
             }
             for e in 0..self.entries.len() {
+                let hash = self.nodes[i].hash;
                 let Some(d) = self.nodes[i].downloads[e].as_mut() else {
                     continue;
                 };
+                self.swarms[e].leave((d.began, hash, i));
                 d.stopped = true;
                 let (followers, follows) = (
                     std::mem::take(&mut d.followers),
@@ -410,6 +480,9 @@ impl Sim<'_> {
             n.hash,
         );
         picker.set_started(EPOCH_MS + n.arrived, EPOCH_MS + t);
+        self.swarms[e].join((t, n.hash, i));
+        self.announces
+            .push(Reverse((t + 2 * self.s.latency_ms, e, i)));
         n.downloads[e] = Some(Download {
             began: t,
             stopped: false,
@@ -421,6 +494,8 @@ impl Sim<'_> {
             last_rotation: t,
             held_at: vec![None; entry.parts as usize],
             next_announce: t + 2 * self.s.latency_ms,
+            told_complete: false,
+            listed: Vec::new(),
             wake: Some(t),
         });
     }
@@ -545,58 +620,95 @@ impl Sim<'_> {
     /// eldest, complete holders, the rest at random), and a listener following fewer than its
     /// neighbours follows more, at random.
     fn announce(&mut self, t: u64) {
-        for e in 0..self.entries.len() {
-            let due = self.nodes.iter().any(|n| {
-                !n.gone
-                    && n.downloads[e]
-                        .as_ref()
-                        .is_some_and(|d| d.next_announce <= t)
-            });
-            if due {
-                self.announce_entry(e, t);
+        let mut due: Vec<(usize, usize)> = Vec::new();
+        while self.announces.peek().is_some_and(|a| a.0 .0 <= t) {
+            let Some(Reverse((at, e, i))) = self.announces.pop() else {
+                break;
+            };
+            let n = &self.nodes[i];
+            if !n.gone
+                && n.downloads[e]
+                    .as_ref()
+                    .is_some_and(|d| d.next_announce == at)
+            {
+                due.push((e, i));
             }
+        }
+        due.sort_unstable();
+        for group in due.chunk_by(|a, b| a.0 == b.0) {
+            let e = group[0].0;
+            let who: Vec<usize> = group.iter().map(|g| g.1).collect();
+            self.announce_entry(e, &who, t);
         }
     }
 
-    fn announce_entry(&mut self, e: usize, t: u64) {
-        // The swarm: who, its hash, when the tracker first saw it, whether complete.
-        let members: Vec<(usize, u64, u64, bool)> = self
-            .nodes
+    /// The tracker's answer to `i` in entry `e`'s swarm, ascending: every other member, or of
+    /// a larger swarm `PEERS_PER_ANSWER`: the eldest, then complete holders at random, then
+    /// the rest at random (`tracker.rs`'s `pick`).
+    fn answer(&mut self, e: usize, i: usize) -> Vec<usize> {
+        let sw = &self.swarms[e];
+        let others = sw
+            .by_since
             .iter()
-            .enumerate()
-            .filter(|(_, n)| !n.gone)
-            .filter_map(|(i, n)| {
-                let d = n.downloads[e].as_ref()?;
-                Some((i, n.hash, d.began, d.picker.have().is_complete()))
-            })
+            .filter(|m| m.2 != i)
+            .count()
+            .min(PEERS_PER_ANSWER + 1);
+        if others <= PEERS_PER_ANSWER {
+            let mut all: Vec<usize> = sw
+                .by_since
+                .iter()
+                .map(|m| m.2)
+                .filter(|&j| j != i)
+                .collect();
+            all.sort_unstable();
+            return all;
+        }
+        let mut chosen: Vec<usize> = sw
+            .by_since
+            .iter()
+            .map(|m| m.2)
+            .filter(|&j| j != i)
+            .take(ELDEST_PER_ANSWER)
             .collect();
-        let since: Since = members.iter().map(|m| (m.0, (m.1, m.2, m.3))).collect();
+        let mut taken: HashSet<usize> = chosen.iter().copied().chain([i]).collect();
+        let all: Vec<usize> = sw.by_since.iter().map(|m| m.2).collect();
+        for pool in [&sw.complete, &all] {
+            let want = PEERS_PER_ANSWER - chosen.len();
+            sample_into(pool, want, &mut taken, &mut chosen, &mut self.rng);
+        }
+        chosen.sort_unstable();
+        chosen
+    }
+
+    fn announce_entry(&mut self, e: usize, due: &[usize], t: u64) {
         let at = t + 2 * self.s.latency_ms;
-        for &(i, ..) in &members {
-            let Some(d) = self.nodes[i].downloads[e].as_ref() else {
-                continue;
-            };
-            if d.next_announce > t {
-                continue;
+        // What the announcers say of themselves.
+        for &i in due {
+            if let Some(d) = self.nodes[i].downloads[e].as_mut() {
+                if !d.told_complete && d.picker.have().is_complete() {
+                    d.told_complete = true;
+                    self.swarms[e].complete.push(i);
+                }
             }
-            let mut answer: Vec<usize> = members.iter().filter(|m| m.0 != i).map(|m| m.0).collect();
-            if answer.len() > PEERS_PER_ANSWER {
-                // The eldest first, then complete holders, the rest at random (`pick`).
-                answer.sort_unstable_by_key(|j| {
-                    since.get(j).map_or((u64::MAX, 0, *j), |m| (m.1, m.0, *j))
-                });
-                let rest = &mut answer[ELDEST_PER_ANSWER..];
-                rest.shuffle(&mut self.rng);
-                rest.sort_by_key(|&j| !since.get(&j).is_some_and(|m| m.2));
-                answer.truncate(PEERS_PER_ANSWER);
-                answer.sort_unstable();
-            }
+        }
+        let members = self.swarms[e].by_since.len();
+        for &i in due {
+            let answer = self.answer(e, i);
+            // Each named member's hash and first record (its download began then).
+            let named: Vec<(u64, u64)> = answer
+                .iter()
+                .map(|&j| {
+                    let began = self.nodes[j].downloads[e].as_ref().map_or(0, |d| d.began);
+                    (self.nodes[j].hash, began)
+                })
+                .collect();
             let want = self.s.neighbours;
             let Some(d) = self.nodes[i].downloads[e].as_mut() else {
                 continue;
             };
             d.next_announce = t + ANNOUNCE_MS;
-            for &j in &answer {
+            self.announces.push(Reverse((d.next_announce, e, i)));
+            for (&j, &(hash, began)) in answer.iter().zip(&named) {
                 if !d.known.contains(&j) {
                     if d.known.len() >= MAX_KNOWN {
                         continue;
@@ -604,21 +716,22 @@ impl Sim<'_> {
                     d.known.insert(j);
                     d.picker.add_peer(addr(j));
                 }
-                if let Some(&(hash, began, _)) = since.get(&j) {
-                    d.picker
-                        .set_membership(addr(j), Some((hash, EPOCH_MS + began)));
-                }
+                d.picker
+                    .set_membership(addr(j), Some((hash, EPOCH_MS + began)));
             }
-            // Known peers the answer does not list are no longer members (`tracker_members`).
-            for &j in &d.known {
-                if answer.binary_search(&j).is_err() {
+            // Known peers the answer does not list are no longer members (`tracker_members`);
+            // only those the last answer named were.
+            for &j in &d.listed {
+                if answer.binary_search(&j).is_err() && d.known.contains(&j) {
                     d.picker.set_membership(addr(j), None);
                 }
             }
             d.picker.set_joined(EPOCH_MS + d.began);
             d.picker.set_tracker_answered();
             d.wake = Some(t);
-            let tended = tend(d, i, &answer, &since, t, want, &mut self.rng);
+            let arrived: Vec<u64> = named.iter().map(|n| n.1).collect();
+            let tended = tend(d, i, &answer, &arrived, members, t, want, &mut self.rng);
+            d.listed = answer;
             for j in tended.gone {
                 if let Some(jd) = self.nodes[j].downloads[e].as_mut() {
                     jd.followers.retain(|&f| f != i);

@@ -4,28 +4,30 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use crate::{addr, Download, Since, ARRIVAL_MS, ROTATE_EVERY_MS};
+use crate::{addr, Download, ARRIVAL_MS, ROTATE_EVERY_MS};
 
 /// Whom `d` (node `i`'s download) follows from `t`, as `Neighbours::tend` chooses among the
-/// members the tracker's `answer` named (`since`: each member's hash and first record):
+/// members the tracker's `answer` named (`arrived`: when it first recorded each; `members`:
+/// the swarm's size):
 /// arrivals (members the tracker has known under `ARRIVAL_MS`) at once with a chance of
 /// neighbours over members, one let go every `ROTATE_EVERY` for another, and more at random
 /// while it follows fewer than `want`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn tend(
     d: &mut Download,
     i: usize,
     answer: &[usize],
-    since: &Since,
+    arrived: &[u64],
+    members: usize,
     t: u64,
     want: usize,
     rng: &mut StdRng,
 ) -> Tended {
     let mut tended = Tended::default();
-    let others = since.len().saturating_sub(1);
+    let others = members.saturating_sub(1);
     let chance = want as f64 / others.max(want).max(1) as f64;
     if t.saturating_sub(d.began) >= ARRIVAL_MS {
-        for &j in answer {
-            let arrived = since.get(&j).map_or(0, |s| s.1);
+        for (&j, &arrived) in answer.iter().zip(arrived) {
             if j == i || d.follows.contains(&j) || t.saturating_sub(arrived) > ARRIVAL_MS {
                 continue;
             }
