@@ -4,7 +4,8 @@
 //! rest (`503`) as `answers.rs` does, and sends the soonest due first, whatever the entry, at
 //! its paced rate (the lesser of its link and `--upload-limit`); the origin takes every ask
 //! and shares its link; one latency between any two nodes; the tracker exact per entry,
-//! naming 50 members an answer as it does; each listener follows a few neighbours' news.
+//! naming 50 members an answer as it does (the eldest, then those whose announces said they
+//! are complete, the rest at random); each listener follows a few neighbours' news.
 //! Players join as the stream lets them (Icecast's burst: they hear the schedule `burst_ms`
 //! late and get that much at once), play for a while and leave; under churn the oldest leave
 //! early and others take their place. It reports what the harness (`../shared/bench`)
