@@ -212,6 +212,8 @@ struct Sim<'a> {
     origin_bytes: f64,
     peer_bytes: f64,
     seconds: Vec<Second>,
+    /// See `Outcome::origin_asked`.
+    origin_asked: [u64; 3],
 }
 
 /// Runs `s` until every listener has left.
@@ -258,6 +260,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         news_seq: 0,
         origin_bytes: 0.0,
         peer_bytes: 0.0,
+        origin_asked: [0; 3],
         seconds: vec![Second::default(); (end / 1000 + 2) as usize],
     };
     let mut t = 0;
@@ -303,6 +306,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         listened_ms,
         seconds,
         parts,
+        origin_asked: sim.origin_asked,
         entry_changes_s: sim
             .entries
             .iter()
@@ -769,7 +773,15 @@ impl Sim<'_> {
                     let deadline = q.due_in_ms.map_or(i64::MAX, |d| t as i64 + d);
                     let answer = Answer::new(i, e, q.id, (q.first, q.count), bytes, deadline);
                     let to = match q.source {
-                        Source::Origin => None,
+                        Source::Origin => {
+                            let class = match q.due_in_ms {
+                                Some(d) if d < 0 => 0,
+                                Some(d) if d <= 5_000 => 1,
+                                _ => 2,
+                            };
+                            self.origin_asked[class] += bytes;
+                            None
+                        }
                         Source::Peer(a) => {
                             let j = index(a);
                             if j >= self.nodes.len() {

@@ -166,6 +166,15 @@ fn matrix(path: &std::path::Path) -> anyhow::Result<()> {
 /// `--late-parts`: one line per part that did not reach every listener playing in time.
 fn late_parts(o: &alluvium_sim::Outcome) {
     let s = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.1}"));
+    let [overdue, soon, ahead] = o.origin_asked;
+    let all = (overdue + soon + ahead).max(1) as f64;
+    println!(
+        "asked of the origin: {:.0} % overdue, {:.0} % due within 5 s, {:.0} % later ({:.2} copies asked)",
+        100.0 * overdue as f64 / all,
+        100.0 * soon as f64 / all,
+        100.0 * ahead as f64 / all,
+        all / o.aired_bytes.max(1) as f64
+    );
     println!("entry part  heard_s first_s median_s  playing on_time late missed");
     for p in o.parts.iter().filter(|p| p.late + p.missed > 0) {
         println!(

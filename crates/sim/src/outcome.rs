@@ -20,6 +20,9 @@ pub struct Outcome {
     pub entry_changes_s: Vec<f64>,
     /// How each part heard while listeners were on spread among them.
     pub parts: Vec<PartSpread>,
+    /// Bytes asked of the origin, by how soon the first part was due when asked: overdue,
+    /// within 5 s, later (an owner's block ahead).
+    pub origin_asked: [u64; 3],
 }
 
 /// How one part spread: who held it by the time players heard it.
