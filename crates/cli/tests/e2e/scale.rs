@@ -150,11 +150,11 @@ fn gateways_behind_nginx_on_one_redis_share_everything_and_survive_failures() {
     };
     std::thread::sleep(Duration::from_secs(8));
     let peers_on = |port: u16| metric_of(port, "alluvium_gateway_peers");
-    assert!(
-        peers_on(gw_ports[1]) >= 3.0,
-        "both gateways see every listener"
-    );
-    assert_eq!(peers_on(gw_ports[0]), peers_on(gw_ports[1]));
+    // Each listener is in a swarm or two (the entry on air, the next): both gateways count
+    // them all, whichever one their announces went through.
+    for port in gw_ports {
+        assert!(peers_on(port) >= 3.0, "both gateways see every listener");
+    }
 
     // One gateway killed: the balancer sends everything to the other; nobody hears it.
     let before: Vec<f64> = listeners.iter().map(|&(_, p)| stall(p)).collect();
