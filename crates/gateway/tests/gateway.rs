@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use alluvium_gateway::wire::{AnnounceResponse, ErrorBody, Pending};
 use alluvium_gateway::{Client, ClientError, Config, ContentInfo, Gateway, Store};
+mod common;
+
 use alluvium_testkit::{b3sum, bytes_of, free_port, public_dir, write_public, Nginx};
 use tokio_util::sync::CancellationToken;
 
@@ -643,32 +645,12 @@ async fn one_address_cannot_flood_the_gateway() {
     assert!(addr.ip().is_loopback());
 }
 
-const PLAYLIST: &str = r#"<?xml version="1.0"?>
-<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-         xmlns="http://purl.org/rss/1.0/"
-         xmlns:dc="http://purl.org/dc/elements/1.1/"
-         xmlns:mm="http://musicbrainz.org/mm/mm-2.0#">
-  <channel rdf:about="http://radio.example/station.rss">
-    <title>TITLE</title>
-    <dc:date>2026-11-25T12:00:00Z</dc:date>
-    <link>http://radio.example/</link>
-    <description>A station.</description>
-    <items><rdf:Seq><rdf:li rdf:resource="http://radio.example/one.mp3"/></rdf:Seq></items>
-  </channel>
-  <item rdf:about="http://radio.example/one.mp3">
-    <title>One</title>
-    <link>http://radio.example/one.mp3</link>
-    <mm:duration>180000</mm:duration>
-  </item>
-</rdf:RDF>
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playlists_are_read_once_for_many_listeners_and_only_playlists() {
     let www = www();
     write_public(
         &www.path().join("station.rss"),
-        PLAYLIST.replace("TITLE", "First").as_bytes(),
+        common::playlist("First").as_bytes(),
     );
     write_file(&www.path().join("not.rss"), 1000, "junk");
     let nginx = Nginx::start(www.path(), "");
@@ -711,7 +693,7 @@ async fn playlists_are_read_once_for_many_listeners_and_only_playlists() {
     // Changed at the server: after the freshness window the new one is handed out.
     write_public(
         &www.path().join("station.rss"),
-        PLAYLIST.replace("TITLE", "Second").as_bytes(),
+        common::playlist("Second").as_bytes(),
     );
     tokio::time::sleep(Duration::from_secs(6)).await;
     let r = reqwest::get(client.playlist_url(&url)).await.unwrap();

@@ -11,6 +11,8 @@ use std::time::Duration;
 use alluvium_content::{ContentInfo, Hash};
 use alluvium_gateway::wire::AnnounceResponse;
 use alluvium_gateway::{Client, Config, Gateway, Store};
+mod common;
+
 use alluvium_testkit::{b3sum, bytes_of, public_dir, write_public, Nginx, RedisServer};
 use tokio_util::sync::CancellationToken;
 
@@ -557,7 +559,10 @@ async fn two_gateways_on_one_redis_act_as_one() {
         "the tree hashed by one is served by both"
     );
 
-    write_public(&www.path().join("station.rss"), PLAYLIST.as_bytes());
+    write_public(
+        &www.path().join("station.rss"),
+        common::playlist("Shared").as_bytes(),
+    );
     let playlist = format!("{}/station.rss", nginx.url());
     let asks = (0..20).map(|i| {
         let gw = if i % 2 == 0 { &one.url } else { &two.url };
@@ -649,23 +654,3 @@ async fn a_gateway_outlives_a_redis_restart() {
     let r = announce(&gw.url, "127.0.0.3", &root, "b", 7001, "none", "update").await;
     assert_eq!(ids(&r), ["a"], "refilled as peers announce");
 }
-
-const PLAYLIST: &str = r#"<?xml version="1.0"?>
-<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-         xmlns="http://purl.org/rss/1.0/"
-         xmlns:dc="http://purl.org/dc/elements/1.1/"
-         xmlns:mm="http://musicbrainz.org/mm/mm-2.0#">
-  <channel rdf:about="http://radio.example/station.rss">
-    <title>Shared</title>
-    <dc:date>2026-11-25T12:00:00Z</dc:date>
-    <link>http://radio.example/</link>
-    <description>A station.</description>
-    <items><rdf:Seq><rdf:li rdf:resource="http://radio.example/one.mp3"/></rdf:Seq></items>
-  </channel>
-  <item rdf:about="http://radio.example/one.mp3">
-    <title>One</title>
-    <link>http://radio.example/one.mp3</link>
-    <mm:duration>180000</mm:duration>
-  </item>
-</rdf:RDF>
-"#;

@@ -13,6 +13,11 @@ use serde_json::Value;
 use super::{broadcast_now, get, station, BIN};
 
 pub(super) fn start_gateway(port: u16, store: &Path, extra: &[&str]) -> Process {
+    start_gateway_on(port, &format!("sqlite:{}", store.display()), extra)
+}
+
+/// `alluvium gateway` on `port` with `--store STORE` and `extra`, once its port is open.
+pub(super) fn start_gateway_on(port: u16, store: &str, extra: &[&str]) -> Process {
     let child = Command::new(BIN)
         .args([
             "gateway",
@@ -20,8 +25,7 @@ pub(super) fn start_gateway(port: u16, store: &Path, extra: &[&str]) -> Process 
             &format!("127.0.0.1:{port}"),
             "--allow-private",
         ])
-        .arg("--store")
-        .arg(format!("sqlite:{}", store.display()))
+        .args(["--store", store])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -4,32 +4,18 @@
 //! the listeners no sound, the broadcaster's report shows what the listeners told, and a
 //! Redis restart is recovered from as announces come back.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alluvium_testkit::{
-    bytes_of, free_port, public_dir, public_subdir, wait_for_port, write_public, Nginx, Process,
-    RedisServer,
+    bytes_of, free_port, public_dir, public_subdir, write_public, Nginx, Process, RedisServer,
 };
 use serde_json::Value;
 
+use super::gateway::start_gateway_on;
 use super::stream::{noise_mp3, on_air, spawn_listener, BURST};
 use super::swarm::metric_of;
-use super::{get, repo, BIN};
-
-fn start_gateway(port: u16, redis: &str) -> Process {
-    let child = Command::new(BIN)
-        .args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--allow-private", "--store", redis])
-        .args(["--trusted-proxy", "127.0.0.1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut p = Process { child };
-    wait_for_port(port, &mut p.child, "alluvium gateway");
-    p
-}
+use super::{get, repo};
 
 /// nginx as the balancer, with the shipped config pointed at `gateways`.
 fn balancer(www: &std::path::Path, port: u16, gateways: [u16; 2]) -> Nginx {
@@ -86,7 +72,13 @@ fn gateways_behind_nginx_on_one_redis_share_everything_and_survive_failures() {
     let gw_ports = [free_port(), free_port()];
     let mut gateways: Vec<Option<Process>> = gw_ports
         .iter()
-        .map(|&p| Some(start_gateway(p, &redis.url())))
+        .map(|&p| {
+            Some(start_gateway_on(
+                p,
+                &redis.url(),
+                &["--trusted-proxy", "127.0.0.1"],
+            ))
+        })
         .collect();
     let lb_port = free_port();
     let _balancer = balancer(www.path(), lb_port, gw_ports);
@@ -98,36 +90,7 @@ fn gateways_behind_nginx_on_one_redis_share_everything_and_survive_failures() {
     assert_eq!(r["peers"][0]["peer_id"], "through-one", "{r}");
 
     // Ten concurrent asks, spread over both gateways, fetch the origin once.
-    write_public(&www.path().join("big.bin"), &bytes_of(3 << 20, "spread"));
-    let url = format!("{}/big.bin", air.nginx.url());
-    let asks: Vec<_> = (0..10)
-        .map(|i| {
-            let port = gw_ports[i % 2];
-            let path = format!("/v1/content?url={url}&wait=30");
-            std::thread::spawn(move || get(port, &path, &[]))
-        })
-        .collect();
-    let roots: std::collections::HashSet<String> = asks
-        .into_iter()
-        .map(|a| {
-            let reply = a.join().unwrap();
-            assert_eq!(
-                reply.status,
-                200,
-                "{}",
-                String::from_utf8_lossy(&reply.body)
-            );
-            let v: Value = serde_json::from_slice(&reply.body).unwrap();
-            v["blake3"].as_str().unwrap().to_string()
-        })
-        .collect();
-    assert_eq!(roots.len(), 1);
-    assert_eq!(
-        air.nginx.gets("/big.bin"),
-        1,
-        "{:?}",
-        air.nginx.access_log()
-    );
+    asks_over_both_fetch_once(www.path(), &air.nginx, gw_ports);
 
     // Three listeners that know only the balancer, each with a player.
     let playlist = format!("{}/s.rss", air.nginx.url());
@@ -203,6 +166,34 @@ fn gateways_behind_nginx_on_one_redis_share_everything_and_survive_failures() {
     let heard = silence(&before);
     eprintln!("silence after the gateway was killed and Redis restarted: {heard:?}");
     drop(gateways);
+}
+
+fn asks_over_both_fetch_once(www: &std::path::Path, nginx: &Nginx, gw_ports: [u16; 2]) {
+    write_public(&www.join("big.bin"), &bytes_of(3 << 20, "spread"));
+    let url = format!("{}/big.bin", nginx.url());
+    let asks: Vec<_> = (0..10)
+        .map(|i| {
+            let port = gw_ports[i % 2];
+            let path = format!("/v1/content?url={url}&wait=30");
+            std::thread::spawn(move || get(port, &path, &[]))
+        })
+        .collect();
+    let roots: std::collections::HashSet<String> = asks
+        .into_iter()
+        .map(|a| {
+            let reply = a.join().unwrap();
+            assert_eq!(
+                reply.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            let v: Value = serde_json::from_slice(&reply.body).unwrap();
+            v["blake3"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(roots.len(), 1);
+    assert_eq!(nginx.gets("/big.bin"), 1, "{:?}", nginx.access_log());
 }
 
 /// The report page's data after about 25 s of three listeners on 6 s entries.
