@@ -29,6 +29,9 @@ pub(crate) const KEEP: Duration = Duration::from_secs(8 * 24 * 3600);
 const MAX_STATIONS: usize = 1000;
 /// Listeners counted per station and minute (past it, later ones are not).
 const MAX_LISTENERS_PER_MINUTE: usize = 200_000;
+/// Entries whose sums wait for a flush (past it, reports of new entries are dropped): bounds
+/// memory while the store is down and someone reports made-up entries.
+const MAX_PENDING_ENTRIES: usize = 100_000;
 /// How far past now a report looks for entries (listeners fetch up to an entry ahead).
 const AHEAD: Duration = Duration::from_secs(6 * 3600);
 /// The longest window a report covers.
@@ -131,10 +134,11 @@ impl Reports {
             station: station.to_string(),
         };
         for e in entries {
-            let sums = p
-                .entries
-                .entry((station.clone(), e.start_ms, e.url.clone()))
-                .or_default();
+            let key = (station.clone(), e.start_ms, e.url.clone());
+            if p.entries.len() >= MAX_PENDING_ENTRIES && !p.entries.contains_key(&key) {
+                continue;
+            }
+            let sums = p.entries.entry(key).or_default();
             sums.origin_bytes = sums.origin_bytes.saturating_add(e.origin_bytes);
             sums.peer_bytes = sums.peer_bytes.saturating_add(e.peer_bytes);
             sums.silence_ms = sums.silence_ms.saturating_add(e.silence_ms);
