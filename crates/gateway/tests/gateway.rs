@@ -425,17 +425,27 @@ async fn slow_fetches_answer_202_with_progress() {
 }
 
 async fn announce_from(gw: &str, from: IpAddr, body: &str) -> (u16, String) {
+    announce_via(gw, from, None, body).await
+}
+
+/// An announce from `from`, with `X-Forwarded-For: FORWARDED` if given.
+async fn announce_via(
+    gw: &str,
+    from: IpAddr,
+    forwarded: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let client = reqwest::Client::builder()
         .local_address(from)
         .build()
         .unwrap();
-    let r = client
+    let mut request = client
         .post(format!("{gw}/v1/announce"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+        .header("content-type", "application/json");
+    if let Some(f) = forwarded {
+        request = request.header("x-forwarded-for", f);
+    }
+    let r = request.body(body.to_string()).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -483,20 +493,9 @@ async fn announce_forwarded(
     forwarded: &str,
     body: &str,
 ) -> AnnounceResponse {
-    let client = reqwest::Client::builder()
-        .local_address(from)
-        .build()
-        .unwrap();
-    let r = client
-        .post(format!("{gw}/v1/announce"))
-        .header("content-type", "application/json")
-        .header("x-forwarded-for", forwarded)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    let (status, text) = announce_via(gw, from, Some(forwarded), body).await;
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

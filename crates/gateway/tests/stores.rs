@@ -400,64 +400,31 @@ async fn listeners_reports_add_up_per_entry_with_no_address_kept(backing: Backin
     let start = chrono::Utc::now().timestamp_millis() - 30_000;
     let one = "http://radio.example/one.mp3";
     let two = "http://radio.example/two.mp3";
-    assert_eq!(
-        announce_report(
-            &gw.url,
-            "127.0.0.2",
-            "a",
-            STATION,
-            &entry(one, start, 1000, 9000, 0)
-        )
-        .await,
-        200
-    );
     let both = format!(
         "{},{}",
         entry(one, start, 500, 500, 1500),
         entry(two, start + 60_000, 10, 0, 0)
     );
-    assert_eq!(
-        announce_report(&gw.url, "127.0.0.3", "b", STATION, &both).await,
-        200
-    );
-    assert_eq!(
-        announce_report(&gw.url, "127.0.0.2", "a", STATION, "").await,
-        200
-    );
-    // Another station's reports stay its own; a malformed report is dropped, not the announce.
-    assert_eq!(
-        announce_report(
-            &gw.url,
+    let small = entry(one, start, 1, 1, 1);
+    let announces = [
+        ("127.0.0.2", "a", STATION, entry(one, start, 1000, 9000, 0)),
+        ("127.0.0.3", "b", STATION, both),
+        ("127.0.0.2", "a", STATION, String::new()),
+        // Another station's reports stay its own; a malformed report is dropped, not the
+        // announce.
+        (
             "127.0.0.4",
             "c",
             "http://other.example/s.rss",
-            &entry(one, start, 1, 1, 1)
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        announce_report(
-            &gw.url,
-            "127.0.0.4",
-            "c",
-            "not a url",
-            &entry(one, start, 1, 1, 1)
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        announce_report(
-            &gw.url,
-            "127.0.0.4",
-            "c",
-            STATION,
-            &entry(one, start, 1 << 50, 1, 1)
-        )
-        .await,
-        200
-    );
+            small.clone(),
+        ),
+        ("127.0.0.4", "c", "not a url", small),
+        ("127.0.0.4", "c", STATION, entry(one, start, 1 << 50, 1, 1)),
+    ];
+    for (from, id, station, report) in &announces {
+        let status = announce_report(&gw.url, from, id, station, report).await;
+        assert_eq!(status, 200, "{station} {report}");
+    }
 
     let (r, text) = report_of(&gw.url, STATION).await;
     assert!(!text.contains("127.0.0"), "no listener's address: {text}");
