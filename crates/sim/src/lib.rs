@@ -26,7 +26,7 @@ mod server;
 mod tests;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 
 use alluvium_gateway_client::wire::{DEFAULT_PEERS_PER_ANSWER, ELDEST_PER_ANSWER};
@@ -37,7 +37,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use neighbours::tend;
-pub use outcome::{Outcome, PartSpread, Second};
+pub use outcome::{OriginAskers, Outcome, PartSpread, Second, OWNERS_PLACES};
 use playback::{spread, Playback};
 use scenario::plan;
 pub use scenario::{Arrivals, Scenario};
@@ -125,8 +125,9 @@ struct Download {
     follows: Vec<usize>,
     /// Who follows its news.
     followers: Vec<usize>,
-    /// Peers it knows (named by the tracker).
+    /// Peers it knows (named by the tracker), and in the order it learnt them.
     known: HashSet<usize>,
+    learned: VecDeque<usize>,
     /// Arrivals already decided on (`adopt_arrivals`).
     considered: HashSet<usize>,
     last_rotation: u64,
@@ -214,6 +215,7 @@ struct Sim<'a> {
     seconds: Vec<Second>,
     /// See `Outcome::origin_asked`.
     origin_asked: [u64; 3],
+    origin_askers: Askers,
 }
 
 /// Runs `s` until every listener has left.
@@ -261,6 +263,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         origin_bytes: 0.0,
         peer_bytes: 0.0,
         origin_asked: [0; 3],
+        origin_askers: HashMap::new(),
         seconds: vec![Second::default(); (end / 1000 + 2) as usize],
     };
     let mut t = 0;
@@ -307,6 +310,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         seconds,
         parts,
         origin_asked: sim.origin_asked,
+        origin_askers: askers(&sim.origin_askers),
         entry_changes_s: sim
             .entries
             .iter()
@@ -314,6 +318,27 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
             .filter(|&at| at > 0.0 && at < end as f64 / 1000.0)
             .collect(),
     })
+}
+
+/// Per entry, part and how soon it was due (as `Outcome::origin_asked`): the listeners that
+/// asked the origin for it, and their places among the swarm's members when they asked.
+type Askers = HashMap<(usize, u32, usize), Vec<(usize, usize)>>;
+
+/// See `Outcome::origin_askers`.
+fn askers(asked: &Askers) -> [OriginAskers; 3] {
+    let mut out = [OriginAskers::default(); 3];
+    for ((_, _, class), who) in asked {
+        let o = &mut out[*class];
+        let mut distinct: Vec<usize> = who.iter().map(|w| w.0).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        o.parts += 1;
+        o.asks += who.len() as u64;
+        o.askers += distinct.len() as u64;
+        o.by_several += u64::from(distinct.len() > 1);
+        o.by_eldest += who.iter().filter(|w| w.1 < OWNERS_PLACES).count() as u64;
+    }
+    out
 }
 
 /// Adds up to `want` members of `pool` not `taken` to `chosen`, at random: all of them from a
@@ -424,6 +449,7 @@ impl Sim<'_> {
                         fd.follows.retain(|&j| j != i);
                         fd.picker.remove_peer(addr(i));
                         fd.known.remove(&i);
+                        fd.learned.retain(|&k| k != i);
                         fd.wake = Some(t);
                     }
                 }
@@ -495,6 +521,7 @@ impl Sim<'_> {
             follows: Vec::new(),
             followers: Vec::new(),
             known: HashSet::new(),
+            learned: VecDeque::new(),
             considered: HashSet::new(),
             last_rotation: t,
             held_at: vec![None; entry.parts as usize],
@@ -715,10 +742,22 @@ impl Sim<'_> {
             self.announces.push(Reverse((d.next_announce, e, i)));
             for (&j, &(hash, began)) in answer.iter().zip(&named) {
                 if !d.known.contains(&j) {
+                    // Full, it forgets the first learnt of those this answer does not name
+                    // and it does not follow, as `Node::learn_member` does.
                     if d.known.len() >= MAX_KNOWN {
-                        continue;
+                        let old = d.learned.iter().position(|k| {
+                            d.known.contains(k)
+                                && answer.binary_search(k).is_err()
+                                && !d.follows.contains(k)
+                        });
+                        let Some(old) = old.and_then(|at| d.learned.remove(at)) else {
+                            continue;
+                        };
+                        d.known.remove(&old);
+                        d.picker.remove_peer(addr(old));
                     }
                     d.known.insert(j);
+                    d.learned.push_back(j);
                     d.picker.add_peer(addr(j));
                 }
                 d.picker
@@ -732,6 +771,9 @@ impl Sim<'_> {
                 }
             }
             d.picker.set_joined(EPOCH_MS + d.began);
+            // As the node reads an answer (`download/tracker.rs`): a full one may leave
+            // members out.
+            d.picker.set_members_whole(answer.len() < PEERS_PER_ANSWER);
             d.picker.set_tracker_answered();
             d.wake = Some(t);
             let arrived: Vec<u64> = named.iter().map(|n| n.1).collect();
@@ -755,6 +797,7 @@ impl Sim<'_> {
     /// Every picker that wants waking asks; each ask reaches its sender a latency later.
     fn ask(&mut self, t: u64) {
         let at = self.later(t);
+        let nodes = self.nodes.len();
         for i in 0..self.nodes.len() {
             for e in self.nodes[i].first_running..self.entries.len() {
                 let Some(d) = self.nodes[i].downloads[e].as_mut() else {
@@ -780,11 +823,22 @@ impl Sim<'_> {
                                 _ => 2,
                             };
                             self.origin_asked[class] += bytes;
+                            let place = self.swarms[e]
+                                .by_since
+                                .iter()
+                                .position(|m| m.2 == i)
+                                .unwrap_or(usize::MAX);
+                            for p in q.first..q.first + q.count {
+                                self.origin_askers
+                                    .entry((e, p, class))
+                                    .or_default()
+                                    .push((i, place));
+                            }
                             None
                         }
                         Source::Peer(a) => {
                             let j = index(a);
-                            if j >= self.nodes.len() {
+                            if j >= nodes {
                                 continue;
                             }
                             Some(j)

@@ -4,6 +4,13 @@
 use alluvium_sim::{run, Arrivals, Scenario};
 use clap::Parser;
 
+/// A line of output; an error when the reader has gone (see `main`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
 /// Simulates a station's listeners with the real picker, each uplink a queue at its rate, and
 /// prints what the harness (`../shared/bench`) measures: origin copies, startup, silence per
 /// listener. Deterministic for a seed. The defaults are the harness's (`./bench.sh alluvium
@@ -135,11 +142,11 @@ fn scenarios(text: &str) -> anyhow::Result<Vec<(String, String, Scenario)>> {
 fn matrix(path: &std::path::Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    println!(
+    out!(
         "| scenario | flags | origin copies | startup median / p90 | silence median / max | \
          silence per listener-hour | run |"
-    );
-    println!("|---|---|---|---|---|---|---|");
+    )?;
+    out!("|---|---|---|---|---|---|---|")?;
     for (name, flags, scenario) in scenarios(&text)? {
         let started = std::time::Instant::now();
         let o = run(&scenario)?;
@@ -149,7 +156,7 @@ fn matrix(path: &std::path::Path) -> anyhow::Result<()> {
         } else {
             format!("`{flags}`")
         };
-        println!(
+        out!(
             "| {name} | {flags} | {:.2} | {:.2} / {:.2} s | {:.2} / {:.2} s | {:.0} s | {:.1} s |",
             o.origin_copies(),
             s(o.startup_quantile(0.5)),
@@ -158,26 +165,40 @@ fn matrix(path: &std::path::Path) -> anyhow::Result<()> {
             s(o.silence_quantile(1.0)),
             o.silence_per_hour_s(),
             started.elapsed().as_secs_f64(),
-        );
+        )?;
     }
     Ok(())
 }
 
 /// `--late-parts`: one line per part that did not reach every listener playing in time.
-fn late_parts(o: &alluvium_sim::Outcome) {
+fn late_parts(o: &alluvium_sim::Outcome) -> std::io::Result<()> {
     let s = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.1}"));
     let [overdue, soon, ahead] = o.origin_asked;
     let all = (overdue + soon + ahead).max(1) as f64;
-    println!(
+    out!(
         "asked of the origin: {:.0} % overdue, {:.0} % due within 5 s, {:.0} % later ({:.2} copies asked)",
         100.0 * overdue as f64 / all,
         100.0 * soon as f64 / all,
         100.0 * ahead as f64 / all,
         all / o.aired_bytes.max(1) as f64
-    );
-    println!("entry part  heard_s first_s median_s  playing on_time late missed");
+    )?;
+    for (name, a) in ["overdue", "due within 5 s", "later"]
+        .iter()
+        .zip(o.origin_askers)
+    {
+        out!(
+            "  {name}: {} parts, {} asks by {} listeners, {} parts by several listeners, {} asks by the {} eldest",
+            a.parts,
+            a.asks,
+            a.askers,
+            a.by_several,
+            a.by_eldest,
+            alluvium_sim::OWNERS_PLACES
+        )?;
+    }
+    out!("entry part  heard_s first_s median_s  playing on_time late missed")?;
     for p in o.parts.iter().filter(|p| p.late + p.missed > 0) {
-        println!(
+        out!(
             "{:>5} {:>4} {:>8.1} {:>7} {:>8} {:>8} {:>7} {:>4} {:>6}",
             p.entry,
             p.part,
@@ -188,24 +209,40 @@ fn late_parts(o: &alluvium_sim::Outcome) {
             p.on_time,
             p.late,
             p.missed
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
+    match run_main() {
+        // `| head` closed the pipe: end quietly, as `cat` does.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+fn run_main() -> anyhow::Result<()> {
     let a = Args::parse();
     if let Some(path) = &a.matrix {
         return matrix(path);
     }
     let outcome = run(&a.scenario())?;
-    println!("{}", outcome.summary());
+    out!("{}", outcome.summary())?;
     if a.late_parts {
-        late_parts(&outcome);
+        late_parts(&outcome)?;
     }
     if let Some(path) = &a.plot {
         let flags: Vec<String> = std::env::args().skip(1).collect();
         alluvium_sim::plot::plot(&outcome, &format!("alluvium-sim {}", flags.join(" ")), path)?;
-        println!("drew {}", path.display());
+        out!("drew {}", path.display())?;
     }
     Ok(())
 }

@@ -23,7 +23,26 @@ pub struct Outcome {
     /// Bytes asked of the origin, by how soon the first part was due when asked: overdue,
     /// within 5 s, later (an owner's block ahead).
     pub origin_asked: [u64; 3],
+    /// Who asked the origin for each part, by the same three classes.
+    pub origin_askers: [OriginAskers; 3],
 }
+
+/// Who asked the origin for parts of one class (see `Outcome::origin_asked`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OriginAskers {
+    /// Parts asked for, and asks of a part (one listener may ask twice).
+    pub parts: u64,
+    pub asks: u64,
+    /// Listeners that asked for a part, summed over the parts.
+    pub askers: u64,
+    /// Parts asked for by more than one listener.
+    pub by_several: u64,
+    /// Asks by a listener among the swarm's first [`OWNERS_PLACES`] members (by first record).
+    pub by_eldest: u64,
+}
+
+/// The members that may own blocks: `PickerConfig::live().owners` and its rescuing backup.
+pub const OWNERS_PLACES: usize = 8;
 
 /// How one part spread: who held it by the time players heard it.
 #[derive(Debug, Clone, PartialEq)]

@@ -144,3 +144,21 @@ fn under_churn_newcomers_replace_leavers_and_all_play_across_entry_changes() {
         );
     }
 }
+
+#[test]
+fn in_a_crowd_gathering_fast_only_the_eldest_ask_the_origin() {
+    // 70 listeners joining 33 a second: the tracker's answers are full, so each knows
+    // the eldest and some of the rest, and places itself among them by its own list.
+    // Were a place past the eldest given a role, dozens would take it (each first part
+    // of a cold unit fetched by up to eight listeners: 3.6 copies for 200 of them).
+    let s = Scenario {
+        listeners: 70,
+        arrivals: Arrivals::Fixed(30),
+        ..Scenario::default()
+    };
+    let o = run(&s).unwrap();
+    for (class, a) in o.origin_askers.iter().enumerate() {
+        assert_eq!(a.by_eldest, a.asks, "class {class}: {a:?}");
+    }
+    assert!(o.origin_copies() < 1.6, "{}", o.summary());
+}

@@ -145,6 +145,8 @@ pub struct Node {
     announced: Mutex<HashMap<Hash, u64>>,
     /// Contents whose downloads are short of parts due soon (see [`Node::set_short`]).
     short: Mutex<std::collections::HashSet<Hash>>,
+    /// Contents whose last tracker answer was full: it may have left members out.
+    partial: Mutex<std::collections::HashSet<Hash>>,
     /// Grows whenever what downloads read from the node changes: peers or members learnt or
     /// forgotten, a tracker answer, a download's shortness.
     news: tokio::sync::watch::Sender<u64>,
@@ -196,6 +198,7 @@ impl Node {
             recent: Mutex::new(std::collections::VecDeque::new()),
             distrusted: Mutex::new(std::collections::HashSet::new()),
             announced: Mutex::new(HashMap::new()),
+            partial: Mutex::new(std::collections::HashSet::new()),
             short: Mutex::new(std::collections::HashSet::new()),
             news: tokio::sync::watch::Sender::new(0),
             port: AtomicU16::new(0),
@@ -335,8 +338,10 @@ impl Node {
                 }
             },
             None => {
+                // Full: the first learnt that is no longer a member goes, else the first.
                 if list.len() >= MAX_KNOWN_PEERS {
-                    list.remove(0);
+                    let old = list.iter().position(|(_, m)| m.is_none()).unwrap_or(0);
+                    list.remove(old);
                 }
                 list.push((addr, member));
                 true
@@ -522,6 +527,31 @@ impl Node {
             .any(|r| r != root)
     }
 
+    /// Whether the tracker's last answer for `root` named every member (`whole`) or, full,
+    /// only some: the eldest, then some of the rest (see `Picker::set_members_whole`).
+    pub fn tracker_named(&self, root: Hash, whole: bool) {
+        let changed = {
+            let mut partial = self.partial.lock().unwrap_or_else(|p| p.into_inner());
+            if whole {
+                partial.remove(&root)
+            } else {
+                partial.insert(root)
+            }
+        };
+        if changed {
+            self.tell_downloads();
+        }
+    }
+
+    /// Whether the members known for `root` are the whole swarm, as far as the tracker said.
+    pub fn members_whole(&self, root: &Hash) -> bool {
+        !self
+            .partial
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(root)
+    }
+
     /// Whether the tracker has answered for `root`: with no peers known then, this node is
     /// alone in the swarm.
     pub fn announced(&self, root: &Hash) -> bool {
@@ -592,6 +622,43 @@ mod tests {
         assert_eq!(node.joined_ms(&root), Some(5_000), "the earliest estimate");
         node.mark_announced(root, 4_990);
         assert_eq!(node.joined_ms(&root), Some(4_990), "a quicker answer");
+    }
+
+    #[test]
+    fn a_full_list_of_peers_forgets_former_members_first_and_a_full_answer_is_partial() {
+        let node = Node::new(NodeConfig::default());
+        let root = Hash::from(blake3::hash(b"x"));
+        let addr = |i: usize| -> SocketAddr {
+            format!("127.0.1.{}:{}", i % 250 + 1, 1000 + i)
+                .parse()
+                .unwrap()
+        };
+        let member = |i: usize| {
+            Some(Membership {
+                id: format!("m{i}"),
+                since_ms: i as u64,
+            })
+        };
+        for i in 0..MAX_KNOWN_PEERS {
+            node.learn_member(root, addr(i), member(i));
+        }
+        // The tracker no longer names peer 7 (it left); a newcomer takes its place, and
+        // the eldest, learnt first, stays.
+        let listed: Vec<SocketAddr> = (0..MAX_KNOWN_PEERS).filter(|&i| i != 7).map(addr).collect();
+        node.tracker_members(&root, &listed);
+        node.learn_member(root, addr(MAX_KNOWN_PEERS), member(MAX_KNOWN_PEERS));
+        let known: Vec<SocketAddr> = node.known_peers(&root);
+        assert_eq!(known.len(), MAX_KNOWN_PEERS);
+        assert!(known.contains(&addr(0)) && !known.contains(&addr(7)));
+        // With no former member left, the first learnt goes.
+        node.learn_member(root, addr(MAX_KNOWN_PEERS + 1), member(MAX_KNOWN_PEERS + 1));
+        assert!(!node.known_peers(&root).contains(&addr(0)));
+        // Whole until a full answer says otherwise.
+        assert!(node.members_whole(&root));
+        node.tracker_named(root, false);
+        assert!(!node.members_whole(&root));
+        node.tracker_named(root, true);
+        assert!(node.members_whole(&root));
     }
 
     #[test]

@@ -385,6 +385,7 @@ impl Neighbours {
         }
         let joined = self.joined_ms();
         picker.set_joined(joined);
+        picker.set_members_whole(self.node.members_whole(&root));
         let adopted = adopt_arrivals(
             &starts,
             joined,

@@ -137,10 +137,12 @@ pub async fn announce(
                         }
                     }
                     // A full answer may leave members out; a shorter one names them all.
-                    if answer.peers.len() < alluvium_gateway_client::wire::DEFAULT_PEERS_PER_ANSWER
-                    {
+                    let whole = answer.peers.len()
+                        < alluvium_gateway_client::wire::DEFAULT_PEERS_PER_ANSWER;
+                    if whole {
                         node.tracker_members(&root, &listed);
                     }
+                    node.tracker_named(root, whole);
                     node.mark_announced(root, now.saturating_sub(answer.age_ms.unwrap_or(0)));
                     // While members keep coming, each one's view of who is there lags
                     // by up to an interval, and blocks it wrongly thinks its own are

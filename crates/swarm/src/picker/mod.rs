@@ -163,6 +163,8 @@ pub struct Picker {
     yielding: bool,
     /// The tracker has answered: peers it named are known (none known: alone).
     tracker_answered: bool,
+    /// The members known are the whole swarm (see `set_members_whole`).
+    members_whole: bool,
 }
 
 impl Picker {
@@ -191,6 +193,7 @@ impl Picker {
             wanted: Vec::new(),
             yielding: false,
             tracker_answered: false,
+            members_whole: true,
         }
     }
 

@@ -25,6 +25,7 @@ pub(super) struct Ownership {
 /// A 64-bit hash of a peer id: the same on every node, and on the tracker, which names the
 /// eldest by it among members it first saw in the same millisecond.
 pub use alluvium_gateway_client::wire::member_hash;
+use alluvium_gateway_client::wire::ELDEST_PER_ANSWER;
 
 /// The rendezvous score of `member` for `block` (splitmix64 of the pair).
 pub(super) fn score(member: u64, block: u32) -> u64 {
@@ -68,9 +69,11 @@ pub(super) fn balanced_rank(
 
 /// The member designated for each of a cold entry's seed units (`seed_parts` parts each, from
 /// part `from` of `parts`): the next arrival by start (`members` sorted, the first member
-/// skipped) that came `lead` before the unit is due, or `None`.
+/// skipped) that came `lead` before the unit is due, or `None`; none past the `agreed`
+/// places (see `Picker::agreed_places`).
 fn seeders(
     members: &[(u64, u64)],
+    agreed: usize,
     from: u32,
     parts: u32,
     seed_parts: u32,
@@ -82,7 +85,7 @@ fn seeders(
     (0..units)
         .map(|u| {
             let due = due_of(from + u * seed_parts)?;
-            let &(started, member) = members.get(next)?;
+            let &(started, member) = members.get(next).filter(|_| next < agreed)?;
             let in_time = i64::try_from(started).is_ok_and(|s| s <= due - lead);
             in_time.then(|| {
                 next += 1;
@@ -119,6 +122,20 @@ impl Picker {
         members.push((self.my_joined_ms.unwrap_or(self.my_start_ms), self.me));
         members.sort_unstable();
         members
+    }
+
+    /// How many of the first places among the members every member computes alike: all when
+    /// the tracker named the whole swarm; else only the eldest, which every answer names
+    /// first, so that a member knows everyone before it up to there and past it only some.
+    /// A role given by a place past them (owning a block, seeding a cold entry's unit) would
+    /// be taken by every member that places itself there by its own list: by many in a
+    /// crowd (docs/decisions/048).
+    fn agreed_places(&self) -> usize {
+        if self.members_whole {
+            usize::MAX
+        } else {
+            ELDEST_PER_ANSWER
+        }
     }
 
     /// Every part's ownership as this node sees it (see `rank`).
@@ -177,6 +194,7 @@ impl Picker {
             let owners = settled
                 .max(self.config.min_owners)
                 .min(self.config.owners)
+                .min(self.agreed_places())
                 .max(1);
             let owners = &members[..owners.min(members.len())];
             if owners.len() != loads_among {
@@ -196,7 +214,15 @@ impl Picker {
         // a unit no arrival came in time for is the owners'. Matched in order, so an
         // arrival a moment too late for its unit seeds the next (docs/decisions/012).
         let seeders: Vec<Option<u64>> = seed_from.map_or_else(Vec::new, |from| {
-            seeders(&members, from, parts, seed_parts, lead, &due_of)
+            seeders(
+                &members,
+                self.agreed_places(),
+                from,
+                parts,
+                seed_parts,
+                lead,
+                &due_of,
+            )
         });
         let mut ranks: Vec<Ownership> = Vec::with_capacity(parts as usize);
         for b in 0..blocks {
@@ -268,6 +294,16 @@ impl Picker {
     pub fn set_joined(&mut self, joined_ms: u64) {
         if self.my_joined_ms != Some(joined_ms) {
             self.my_joined_ms = Some(joined_ms);
+            self.owned = None;
+        }
+    }
+
+    /// Whether the members known are the whole swarm (the tracker's last answer named every
+    /// member) or only some of it (a full answer: the eldest, then some of the rest). Until
+    /// told, whole.
+    pub fn set_members_whole(&mut self, whole: bool) {
+        if self.members_whole != whole {
+            self.members_whole = whole;
             self.owned = None;
         }
     }

@@ -484,3 +484,48 @@ fn a_first_member_that_never_sends_owns_nothing_once_found_silent() {
         "each part from the origin once: {from_origin:?}"
     );
 }
+
+#[test]
+fn past_the_eldest_a_full_answer_names_no_role_is_given_by_place() {
+    // Twenty members a second apart; the tracker's answers are full, so each knows the
+    // eight eldest besides itself and only some of the rest (here every third). By its own
+    // list, member 15 would be the ninth to arrive and seed the cold entry's ninth part,
+    // as member 8 does: that part fetched twice, and every arrival after them doing the
+    // same. Told its list is partial, each leaves the places past the eldest to the
+    // block's owners: one owner for every part, all of them among the eldest.
+    let views = |whole: bool| -> Vec<Vec<u32>> {
+        (0..20u64)
+            .map(|me| {
+                let (hash, started) = member(me);
+                let mut p =
+                    Picker::new(Bitfield::new(200), ONE_A_SECOND, PickerConfig::live(), hash);
+                p.set_started(started, EPOCH);
+                let others: Vec<u64> = (0..20).filter(|&o| o != me).collect();
+                for (i, &o) in others.iter().enumerate() {
+                    if i < 8 || o % 3 == 0 {
+                        p.add_peer(peer(o as u8 + 1));
+                        p.set_membership(peer(o as u8 + 1), Some(member(o)));
+                    }
+                }
+                p.set_members_whole(whole);
+                (0..48).filter(|&part| p.owns(part)).collect()
+            })
+            .collect()
+    };
+    let owners_of = |views: &[Vec<u32>], part: u32| -> Vec<usize> {
+        (0..views.len())
+            .filter(|&m| views[m].contains(&part))
+            .collect()
+    };
+    let believed = views(true);
+    assert!(
+        (12..48).any(|part| owners_of(&believed, part).len() > 1),
+        "lists taken for whole: some part has several owners"
+    );
+    let told = views(false);
+    for part in 0..48 {
+        let owners = owners_of(&told, part);
+        assert_eq!(owners.len(), 1, "part {part}: {owners:?}");
+        assert!(owners[0] < 8, "part {part}: {owners:?}");
+    }
+}
