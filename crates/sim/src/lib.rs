@@ -2,7 +2,8 @@
 //! the real [`Picker`], one per entry they fetch (the one on air and the next, as `alluvium
 //! listen --ahead 1` does). Each listener's peer server takes a few answers and refuses the
 //! rest (`503`) as `answers.rs` does, and sends the soonest due first, whatever the entry, at
-//! its paced rate (the lesser of its link and `--upload-limit`); the origin takes every ask
+//! its paced rate (the lesser of its link and `--upload-limit`; `auto` follows the link as the
+//! node's does, by how fast its answers came, with the real `LinkFollower`); the origin takes every ask
 //! and shares its link; one latency between any two nodes; the tracker exact per entry,
 //! naming 50 members an answer as it does (the eldest, then those whose announces said they
 //! are complete, the rest at random); each listener follows a few neighbours' news.
@@ -30,6 +31,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 
 use alluvium_gateway_client::wire::{DEFAULT_PEERS_PER_ANSWER, ELDEST_PER_ANSWER};
+use alluvium_swarm::node::AUTO_UPLOAD_FACTOR;
 use alluvium_swarm::picker::{member_hash, Deadlines, Failure, Picker, PickerConfig, Source};
 use alluvium_swarm::Bitfield;
 use rand::rngs::StdRng;
@@ -40,7 +42,7 @@ use neighbours::tend;
 pub use outcome::{OriginAskers, Outcome, PartSpread, Second, OWNERS_PLACES};
 use playback::{spread, Playback};
 use scenario::plan;
-pub use scenario::{Arrivals, Scenario};
+pub use scenario::{Arrivals, Pace, Scenario};
 use server::{Answer, Server};
 
 /// A part's size: the swarm's unit (`alluvium_content::PART_SIZE`).
@@ -391,16 +393,17 @@ impl Sim<'_> {
             let x = self.s.uplinks_x[i % self.s.uplinks_x.len()];
             let byte_rate = f64::from(self.s.kbit) * 1000.0 / 8.0;
             let link = byte_rate * x / WIRE / 1000.0;
-            let rate = self
-                .s
-                .pace_x
-                .map_or(link, |p| link.min(byte_rate * p / 1000.0));
+            let server = match self.s.pace {
+                Pace::Link => Server::peer(link, ANSWERS),
+                Pace::Fixed(x) => Server::peer(link.min(byte_rate * x / 1000.0), ANSWERS),
+                Pace::Auto => Server::following(link, byte_rate * AUTO_UPLOAD_FACTOR, ANSWERS),
+            };
             self.nodes.push(Node {
                 arrived,
                 leaves,
                 gone: false,
                 hash: member_hash(&format!("listener-{i}")),
-                server: Server::peer(rate, ANSWERS),
+                server,
                 downloads: (0..self.entries.len()).map(|_| None).collect(),
                 first_running: 0,
             });
@@ -569,12 +572,12 @@ impl Sim<'_> {
     fn send(&mut self, t: u64) {
         let at = self.later(t);
         let second = &mut self.seconds[(t / 1000) as usize];
-        let sent = self.origin.send(STEP_MS);
+        let sent = self.origin.send(t, STEP_MS);
         self.origin_bytes += sent.bytes;
         second.origin_bytes += sent.bytes * WIRE;
         self.landings.extend(sent.done.into_iter().map(|a| (at, a)));
         for n in &mut self.nodes {
-            let sent = n.server.send(STEP_MS);
+            let sent = n.server.send(t, STEP_MS);
             self.peer_bytes += sent.bytes;
             second.peer_bytes += sent.bytes;
             self.landings.extend(sent.done.into_iter().map(|a| (at, a)));

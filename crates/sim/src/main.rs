@@ -1,7 +1,7 @@
 //! `cargo run --release -p alluvium-sim -- --help`: one simulated station run, its figures, or
 //! a matrix of them (`--matrix crates/sim/scenarios.txt`).
 
-use alluvium_sim::{run, Arrivals, Scenario};
+use alluvium_sim::{run, Arrivals, Pace, Scenario};
 use clap::Parser;
 
 /// A line of output; an error when the reader has gone (see `main`).
@@ -59,10 +59,10 @@ struct Args {
     /// One-way latency between any two nodes, in ms.
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
-    /// Uploads paced at this multiple of the bitrate (as `--upload-limit auto`, 1.6); 0: the
-    /// link's rate.
-    #[arg(long, default_value_t = 1.6)]
-    pace_x: f64,
+    /// Uploads paced as `--upload-limit auto` does (from 1.6x the bitrate, following the
+    /// link by what askers report), or at this multiple of the bitrate; 0: the link's rate.
+    #[arg(long, default_value = "auto", value_parser = pace)]
+    pace_x: Pace,
     /// Peers whose news each listener follows.
     #[arg(long, default_value_t = 8)]
     neighbours: usize,
@@ -107,11 +107,23 @@ impl Args {
             churn_ms: ms(self.churn_s),
             setup_ms: ms(self.setup_s),
             latency_ms: self.latency_ms,
-            pace_x: (self.pace_x > 0.0).then_some(self.pace_x),
+            pace: self.pace_x,
             neighbours: self.neighbours,
             burst_ms: ms(self.burst_s),
             seed: self.seed,
         }
+    }
+}
+
+/// `--pace-x`: `auto`, `0` (the link) or a multiple of the bitrate.
+fn pace(s: &str) -> Result<Pace, String> {
+    if s == "auto" {
+        return Ok(Pace::Auto);
+    }
+    match s.parse::<f64>() {
+        Ok(0.0) => Ok(Pace::Link),
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(Pace::Fixed(x)),
+        _ => Err(format!("`{s}`: want auto, 0 or a positive multiple")),
     }
 }
 
@@ -257,8 +269,8 @@ mod tests {
         assert!(all.len() >= 10, "{}", all.len());
         let lan = all.iter().find(|(n, _, _)| n.starts_with("a LAN")).unwrap();
         assert_eq!(
-            (lan.2.uplinks_x.clone(), lan.2.pace_x, lan.2.latency_ms),
-            (vec![100.0], None, 1)
+            (lan.2.uplinks_x.clone(), lan.2.pace, lan.2.latency_ms),
+            (vec![100.0], Pace::Link, 1)
         );
         let mixed = all.iter().find(|(n, _, _)| n.starts_with("mixed")).unwrap();
         assert_eq!(mixed.2.uplinks_x, [1.25, 2.0, 8.0]);

@@ -39,9 +39,8 @@ pub struct Scenario {
     pub setup_ms: u64,
     /// One way, between any two nodes.
     pub latency_ms: u64,
-    /// Uploads paced at this multiple of the bitrate (`--upload-limit auto` is 1.6); `None`:
-    /// the link's rate.
-    pub pace_x: Option<f64>,
+    /// How each listener paces its uploads.
+    pub pace: Pace,
     /// Peers whose news each listener follows (`LIVE_NEIGHBOURS`).
     pub neighbours: usize,
     /// Players hear the schedule this late and get this much at once (`--burst`).
@@ -49,9 +48,21 @@ pub struct Scenario {
     pub seed: u64,
 }
 
+/// How a listener paces its uploads (`alluvium listen --upload-limit`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// `auto`: from 1.6x the bitrate, following the link by the askers' delivery reports
+    /// (the real `LinkFollower`).
+    Auto,
+    /// At this multiple of the bitrate, or the link if slower.
+    Fixed(f64),
+    /// At the link's rate.
+    Link,
+}
+
 impl Default for Scenario {
     /// The harness's defaults (`./bench.sh alluvium N=30 T=120`): a station on air for 20 s
-    /// of four 60 s entries, listeners a second apart with 2x uplinks paced at 1.6x, the
+    /// of four 60 s entries, listeners a second apart with 2x uplinks paced `auto`, the
     /// origin at 4x, 128 kbit/s.
     fn default() -> Self {
         Self {
@@ -66,7 +77,7 @@ impl Default for Scenario {
             churn_ms: 0,
             setup_ms: 800,
             latency_ms: 20,
-            pace_x: Some(1.6),
+            pace: Pace::Auto,
             neighbours: 8,
             burst_ms: 4_000,
             seed: 1,

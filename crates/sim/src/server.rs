@@ -1,6 +1,9 @@
 //! What a sender does with the asks it gets: a listener's peer server (a few answers taken,
 //! sent soonest due first at its paced rate, `503` past them) or the origin (every ask taken,
-//! its link shared among them, as TCP shares it).
+//! its link shared among them, as TCP shares it). An `auto` pace follows the link as the
+//! node's does: the real `LinkFollower`, told how fast each answer came.
+
+use alluvium_swarm::link::{Delivered, LinkFollower};
 
 /// An answer being sent.
 #[derive(Debug, Clone)]
@@ -16,6 +19,10 @@ pub(crate) struct Answer {
     left: f64,
     /// When the asker plays it (simulated ms; `i64::MAX`: no deadline).
     deadline: i64,
+    /// When its first byte went (simulated ms), and the pace then (bytes per second).
+    began: Option<(f64, u64)>,
+    /// When its last byte went (simulated ms).
+    ended: f64,
 }
 
 impl Answer {
@@ -36,6 +43,8 @@ impl Answer {
             bytes,
             left: bytes as f64,
             deadline,
+            began: None,
+            ended: 0.0,
         }
     }
 }
@@ -54,8 +63,10 @@ const URGENT_MS: i64 = 3_000;
 
 #[derive(Debug)]
 pub(crate) struct Server {
-    /// Bytes per ms.
+    /// Bytes per ms: the pace, or the link when it paces `auto` (see `follower`).
     rate: f64,
+    /// An `auto` pace: the rate is the lesser of the link and what this says.
+    follower: Option<LinkFollower>,
     /// Answers due no later than an ask that are in flight before it is refused (`None`: the
     /// origin, which takes every ask and shares its link).
     cap: Option<usize>,
@@ -66,16 +77,40 @@ impl Server {
     pub(crate) fn peer(rate: f64, cap: usize) -> Self {
         Self {
             rate,
+            follower: None,
             cap: Some(cap.max(1)),
             answers: Vec::new(),
+        }
+    }
+
+    /// A peer server over a link of `link` bytes per ms that paces `auto`, from `floor` bytes
+    /// per second.
+    pub(crate) fn following(link: f64, floor: f64, cap: usize) -> Self {
+        let mut follower = LinkFollower::default();
+        follower.set_floor(floor as u64);
+        Self {
+            follower: Some(follower),
+            ..Self::peer(link, cap)
         }
     }
 
     pub(crate) fn origin(rate: f64) -> Self {
         Self {
             rate,
+            follower: None,
             cap: None,
             answers: Vec::new(),
+        }
+    }
+
+    /// Bytes per ms it sends at now, and its pace in bytes per second.
+    fn pace(&self) -> (f64, u64) {
+        match &self.follower {
+            Some(f) => {
+                let paced = f.rate();
+                (self.rate.min(paced as f64 / 1000.0), paced)
+            }
+            None => (self.rate, (self.rate * 1000.0) as u64),
         }
     }
 
@@ -106,17 +141,24 @@ impl Server {
         std::mem::take(&mut self.answers)
     }
 
-    /// Sends for `ms`: the answers whose last byte went, and the bytes sent.
-    pub(crate) fn send(&mut self, ms: u64) -> Sent {
-        let full = self.rate * ms as f64;
+    /// Sends for `ms` from `now`: the answers whose last byte went, and the bytes sent.
+    pub(crate) fn send(&mut self, now: u64, ms: u64) -> Sent {
+        let (rate, paced) = self.pace();
+        let full = rate * ms as f64;
         let mut budget = full;
         if self.cap.is_some() {
             // Soonest due first (`uplink.rs`).
             self.answers.sort_by_key(|a| a.deadline);
+            // Within the step, to the byte: a delivery's time is what the follower reads.
+            let at = |budget: f64| now as f64 + (full - budget) / rate;
             for a in &mut self.answers {
                 let sent = a.left.min(budget);
+                if sent > 0.0 {
+                    a.began.get_or_insert((at(budget), paced));
+                }
                 a.left -= sent;
                 budget -= sent;
+                a.ended = at(budget);
                 if budget <= 0.0 {
                     break;
                 }
@@ -139,6 +181,22 @@ impl Server {
         let (done, open): (Vec<Answer>, Vec<Answer>) =
             self.answers.drain(..).partition(|a| a.left <= 1e-9);
         self.answers = open;
+        // Each asker says how fast its answer came, from its first bytes to its last.
+        if let Some(f) = self.follower.as_mut() {
+            for a in &done {
+                if let Some((began, paced)) = a.began {
+                    let us = ((a.ended - began) * 1000.0) as u64;
+                    f.delivered(
+                        now + ms,
+                        Delivered {
+                            bytes: a.bytes,
+                            us,
+                            paced,
+                        },
+                    );
+                }
+            }
+        }
         Sent {
             done,
             bytes: full - budget.max(0.0),
@@ -163,7 +221,7 @@ mod tests {
         assert!(s.take(ask(4, 10_000), 0).is_ok(), "due sooner than both");
         assert!(s.take(ask(5, 2_000), 0).is_ok(), "urgent: one more");
         assert!(s.take(ask(6, 1_000), 0).is_err(), "cap + JUMP in flight");
-        let sent = s.send(10);
+        let sent = s.send(0, 10);
         assert_eq!(sent.bytes, 1000.0);
         let done: Vec<u64> = sent.done.iter().map(|a| a.id).collect();
         assert_eq!(done, [5], "the soonest due first");
@@ -175,7 +233,30 @@ mod tests {
         for id in 0..4 {
             assert!(o.take(ask(id, 0), 0).is_ok());
         }
-        assert!(o.send(39).done.is_empty(), "each has had a quarter");
-        assert_eq!(o.send(1).done.len(), 4);
+        assert!(o.send(0, 39).done.is_empty(), "each has had a quarter");
+        assert_eq!(o.send(39, 1).done.len(), 4);
+    }
+
+    #[test]
+    fn an_auto_pace_rises_to_a_fast_link_and_stays_under_a_slow_one() {
+        // 16 kB/s is the bitrate; the floor 1.6x of it.
+        let busy = |link: f64| {
+            let mut s = Server::following(link, 25_600.0, 2);
+            let mut t = 0;
+            for id in 0..2_000 {
+                while s.answers.len() < 2 {
+                    let part = Answer::new(0, 0, id, (0, 1), 16_384, i64::MAX);
+                    assert!(s.take(part, t as i64).is_ok());
+                }
+                s.send(t, 10);
+                t += 10;
+            }
+            s.pace().0
+        };
+        // A 10x link (160 bytes per ms): found within the run, paced under it.
+        let fast = busy(160.0);
+        assert!((100.0..=160.0).contains(&fast), "{fast}");
+        // A link under the floor: the floor holds, and the link is what goes.
+        assert_eq!(busy(20.0), 20.0);
     }
 }

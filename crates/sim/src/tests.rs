@@ -69,7 +69,7 @@ fn with_a_burst_a_joiner_has_its_prebuffer_at_once_from_what_others_hold() {
         listeners: 8,
         arrivals: Arrivals::Fixed(3_000),
         uplinks_x: vec![10.0],
-        pace_x: None,
+        pace: Pace::Link,
         setup_ms: 0,
         ..alone(4.0)
     };
