@@ -42,7 +42,7 @@ use neighbours::tend;
 pub use outcome::{OriginAskers, Outcome, PartSpread, Second, OWNERS_PLACES};
 use playback::{spread, Playback};
 use scenario::plan;
-pub use scenario::{Arrivals, Pace, Scenario};
+pub use scenario::{Arrivals, Pace, Scenario, SoleFirst};
 use server::{Answer, Server};
 
 /// A part's size: the swarm's unit (`alluvium_content::PART_SIZE`).
@@ -397,7 +397,8 @@ impl Sim<'_> {
                 Pace::Link => Server::peer(link, ANSWERS),
                 Pace::Fixed(x) => Server::peer(link.min(byte_rate * x / 1000.0), ANSWERS),
                 Pace::Auto => Server::following(link, byte_rate * AUTO_UPLOAD_FACTOR, ANSWERS),
-            };
+            }
+            .with_sole_first(self.s.sole_first);
             self.nodes.push(Node {
                 arrived,
                 leaves,
@@ -601,6 +602,15 @@ impl Sim<'_> {
             for p in a.first..a.first + a.count {
                 if d.picker.have().get(p) {
                     d.held_at[p as usize].get_or_insert(t);
+                    if a.from_origin {
+                        // The hops it takes to reach every member it knows: each an
+                        // answer sent behind the cap's, and an ask's round trip.
+                        let hops = ((d.known.len() + 1) as f64).log2().ceil();
+                        let hop_ms = PART as f64 / n.server.rate_now() * (ANSWERS + 1) as f64
+                            + 2.0 * self.s.latency_ms as f64;
+                        n.server
+                            .took_from_origin(a.entry, p, (hops * hop_ms) as i64);
+                    }
                 }
             }
             d.wake = Some(t);
@@ -817,7 +827,8 @@ impl Sim<'_> {
                     let end = (u64::from(q.first + q.count) * PART).min(entry.size);
                     let bytes = end - u64::from(q.first) * PART;
                     let deadline = q.due_in_ms.map_or(i64::MAX, |d| t as i64 + d);
-                    let answer = Answer::new(i, e, q.id, (q.first, q.count), bytes, deadline);
+                    let mut answer = Answer::new(i, e, q.id, (q.first, q.count), bytes, deadline);
+                    answer.from_origin = q.source == Source::Origin;
                     let to = match q.source {
                         Source::Origin => {
                             let class = match q.due_in_ms {

@@ -1,7 +1,7 @@
 //! `cargo run --release -p alluvium-sim -- --help`: one simulated station run, its figures, or
 //! a matrix of them (`--matrix crates/sim/scenarios.txt`).
 
-use alluvium_sim::{run, Arrivals, Pace, Scenario};
+use alluvium_sim::{run, Arrivals, Pace, Scenario, SoleFirst};
 use clap::Parser;
 
 /// A line of output; an error when the reader has gone (see `main`).
@@ -63,6 +63,11 @@ struct Args {
     /// link by what askers report), or at this multiple of the bitrate; 0: the link's rate.
     #[arg(long, default_value = "auto", value_parser = pace)]
     pace_x: Pace,
+    /// How a listener's server treats an ask for a part it took from the origin and has not
+    /// sent on, the swarm's only copy: as any ask (the node's rule), or first, as urgent, or
+    /// ahead by the hops to every member (an experiment: docs/decisions/049).
+    #[arg(long, value_enum, default_value = "off")]
+    sole_first: SoleFirst,
     /// Peers whose news each listener follows.
     #[arg(long, default_value_t = 8)]
     neighbours: usize,
@@ -86,6 +91,11 @@ struct Args {
     /// Markdown table, with how long each took.
     #[arg(long, value_name = "FILE")]
     matrix: Option<std::path::PathBuf>,
+    /// With `--matrix`: runs each scenario with seeds 1 to N (a line's own `--seed` is the
+    /// first) and shows the mean of each figure: one seed is one run, and a rule is judged
+    /// on several.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    seeds: u64,
 }
 
 impl Args {
@@ -108,6 +118,7 @@ impl Args {
             setup_ms: ms(self.setup_s),
             latency_ms: self.latency_ms,
             pace: self.pace_x,
+            sole_first: self.sole_first,
             neighbours: self.neighbours,
             burst_ms: ms(self.burst_s),
             seed: self.seed,
@@ -151,7 +162,7 @@ fn scenarios(text: &str) -> anyhow::Result<Vec<(String, String, Scenario)>> {
 }
 
 /// Runs a matrix file's scenarios, one table row each as it finishes.
-fn matrix(path: &std::path::Path) -> anyhow::Result<()> {
+fn matrix(path: &std::path::Path, seeds: u64) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     out!(
@@ -161,8 +172,26 @@ fn matrix(path: &std::path::Path) -> anyhow::Result<()> {
     out!("|---|---|---|---|---|---|---|")?;
     for (name, flags, scenario) in scenarios(&text)? {
         let started = std::time::Instant::now();
-        let o = run(&scenario)?;
-        let s = |ms: u64| ms as f64 / 1000.0;
+        let seeds = seeds.max(1);
+        let mut sum = [0.0; 6];
+        for k in 0..seeds {
+            let o = run(&Scenario {
+                seed: scenario.seed + k,
+                ..scenario.clone()
+            })?;
+            let s = |ms: u64| ms as f64 / 1000.0;
+            let figures = [
+                o.origin_copies(),
+                s(o.startup_quantile(0.5)),
+                s(o.startup_quantile(0.9)),
+                s(o.silence_quantile(0.5)),
+                s(o.silence_quantile(1.0)),
+                o.silence_per_hour_s(),
+            ];
+            for (sum, f) in sum.iter_mut().zip(figures) {
+                *sum += f / seeds as f64;
+            }
+        }
         let flags = if flags.is_empty() {
             "(none)".to_string()
         } else {
@@ -170,12 +199,12 @@ fn matrix(path: &std::path::Path) -> anyhow::Result<()> {
         };
         out!(
             "| {name} | {flags} | {:.2} | {:.2} / {:.2} s | {:.2} / {:.2} s | {:.0} s | {:.1} s |",
-            o.origin_copies(),
-            s(o.startup_quantile(0.5)),
-            s(o.startup_quantile(0.9)),
-            s(o.silence_quantile(0.5)),
-            s(o.silence_quantile(1.0)),
-            o.silence_per_hour_s(),
+            sum[0],
+            sum[1],
+            sum[2],
+            sum[3],
+            sum[4],
+            sum[5],
             started.elapsed().as_secs_f64(),
         )?;
     }
@@ -244,7 +273,7 @@ fn main() -> anyhow::Result<()> {
 fn run_main() -> anyhow::Result<()> {
     let a = Args::parse();
     if let Some(path) = &a.matrix {
-        return matrix(path);
+        return matrix(path, a.seeds);
     }
     let outcome = run(&a.scenario())?;
     out!("{}", outcome.summary())?;

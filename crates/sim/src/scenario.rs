@@ -41,6 +41,8 @@ pub struct Scenario {
     pub latency_ms: u64,
     /// How each listener paces its uploads.
     pub pace: Pace,
+    /// How a listener's server treats asks for parts it alone holds (not the node's yet).
+    pub sole_first: SoleFirst,
     /// Peers whose news each listener follows (`LIVE_NEIGHBOURS`).
     pub neighbours: usize,
     /// Players hear the schedule this late and get this much at once (`--burst`).
@@ -58,6 +60,23 @@ pub enum Pace {
     Fixed(f64),
     /// At the link's rate.
     Link,
+}
+
+/// How a listener's server treats an ask for a part it took from the origin and has not sent
+/// on: the swarm's only copy (BitTorrent's super-seeding sends each piece once before any
+/// twice). One such answer in flight at most, and each part so once. An experiment of the
+/// simulator: the node does as `Off` (docs/decisions/049).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SoleFirst {
+    /// As any ask: soonest due first.
+    Off,
+    /// Taken past the answer cap and sent before anything.
+    First,
+    /// Taken and sent as an urgent ask is (due within 3 s), within its cap.
+    Urgent,
+    /// Taken past the cap, due earlier by the hops it takes to reach every member the
+    /// holder knows (log2 of them), each an answer sent behind the cap's answers.
+    Lead,
 }
 
 impl Default for Scenario {
@@ -78,6 +97,7 @@ impl Default for Scenario {
             setup_ms: 800,
             latency_ms: 20,
             pace: Pace::Auto,
+            sole_first: SoleFirst::Off,
             neighbours: 8,
             burst_ms: 4_000,
             seed: 1,

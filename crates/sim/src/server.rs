@@ -5,6 +5,8 @@
 
 use alluvium_swarm::link::{Delivered, LinkFollower};
 
+use crate::scenario::SoleFirst;
+
 /// An answer being sent.
 #[derive(Debug, Clone)]
 pub(crate) struct Answer {
@@ -23,6 +25,10 @@ pub(crate) struct Answer {
     began: Option<(f64, u64)>,
     /// When its last byte went (simulated ms).
     ended: f64,
+    /// Asked of the origin.
+    pub(crate) from_origin: bool,
+    /// Of a part its sender alone held (see `Server::sole`).
+    sole: bool,
 }
 
 impl Answer {
@@ -45,6 +51,8 @@ impl Answer {
             deadline,
             began: None,
             ended: 0.0,
+            from_origin: false,
+            sole: false,
         }
     }
 }
@@ -71,6 +79,10 @@ pub(crate) struct Server {
     /// origin, which takes every ask and shares its link).
     cap: Option<usize>,
     answers: Vec<Answer>,
+    /// Parts (entry, part) this sender took from the origin and has not sent on yet, each
+    /// with the lead it is given (see `SoleFirst`).
+    sole: std::collections::HashMap<(usize, u32), i64>,
+    sole_first: SoleFirst,
 }
 
 impl Server {
@@ -80,6 +92,16 @@ impl Server {
             follower: None,
             cap: Some(cap.max(1)),
             answers: Vec::new(),
+            sole: Default::default(),
+            sole_first: SoleFirst::Off,
+        }
+    }
+
+    /// Treats asks for parts it alone holds as `rule` says.
+    pub(crate) fn with_sole_first(self, rule: SoleFirst) -> Self {
+        Self {
+            sole_first: rule,
+            ..self
         }
     }
 
@@ -100,7 +122,14 @@ impl Server {
             follower: None,
             cap: None,
             answers: Vec::new(),
+            sole: Default::default(),
+            sole_first: SoleFirst::Off,
         }
+    }
+
+    /// Bytes per ms it sends at now.
+    pub(crate) fn rate_now(&self) -> f64 {
+        self.pace().0
     }
 
     /// Bytes per ms it sends at now, and its pace in bytes per second.
@@ -114,8 +143,47 @@ impl Server {
         }
     }
 
-    /// Takes `a` at `now`, or gives it back (`503`): as `answers.rs` decides.
-    pub(crate) fn take(&mut self, a: Answer, now: i64) -> Result<(), Answer> {
+    /// This sender took `part` of `entry` from the origin; `lead_ms` is what the hops to
+    /// every member it knows take (see `SoleFirst::Lead`).
+    pub(crate) fn took_from_origin(&mut self, entry: usize, part: u32, lead_ms: i64) {
+        if self.sole_first != SoleFirst::Off {
+            self.sole.insert((entry, part), lead_ms);
+        }
+    }
+
+    /// Takes `a` at `now`, or gives it back (`503`): as `answers.rs` decides, and for a part
+    /// it alone holds as its `SoleFirst` says (one such answer in flight at most).
+    pub(crate) fn take(&mut self, mut a: Answer, now: i64) -> Result<(), Answer> {
+        let lead = self
+            .sole
+            .get(&(a.entry, a.first))
+            .copied()
+            .filter(|_| !self.answers.iter().any(|b| b.sole));
+        if let Some(lead) = lead {
+            match self.sole_first {
+                SoleFirst::Off => {}
+                SoleFirst::First => a.sole = true,
+                SoleFirst::Urgent => {
+                    // Taken as an urgent ask is, due no later than one.
+                    let due = a.deadline.min(now + URGENT_MS);
+                    let ahead = self.answers.iter().filter(|b| b.deadline <= due).count();
+                    let cap = self.cap.unwrap_or(usize::MAX - JUMP);
+                    if ahead < cap + 1 && self.answers.len() < cap + JUMP {
+                        a.deadline = due;
+                        a.sole = true;
+                    }
+                }
+                SoleFirst::Lead => {
+                    a.deadline -= lead;
+                    a.sole = true;
+                }
+            }
+            if a.sole {
+                self.sole.remove(&(a.entry, a.first));
+                self.answers.push(a);
+                return Ok(());
+            }
+        }
         if let Some(cap) = self.cap {
             let urgent = a.deadline - now <= URGENT_MS;
             let ahead = self
@@ -147,8 +215,11 @@ impl Server {
         let full = rate * ms as f64;
         let mut budget = full;
         if self.cap.is_some() {
-            // Soonest due first (`uplink.rs`).
-            self.answers.sort_by_key(|a| a.deadline);
+            // Soonest due first (`uplink.rs`); under `SoleFirst::First` the swarm's only
+            // copy before anything.
+            let first = self.sole_first == SoleFirst::First;
+            self.answers
+                .sort_by_key(|a| (!(first && a.sole), a.deadline));
             // Within the step, to the byte: a delivery's time is what the follower reads.
             let at = |budget: f64| now as f64 + (full - budget) / rate;
             for a in &mut self.answers {
@@ -258,5 +329,34 @@ mod tests {
         assert!((100.0..=160.0).contains(&fast), "{fast}");
         // A link under the floor: the floor holds, and the link is what goes.
         assert_eq!(busy(20.0), 20.0);
+    }
+
+    #[test]
+    fn the_swarm_s_only_copy_is_taken_past_the_cap_as_the_rule_says() {
+        let busy = |rule: SoleFirst| {
+            let mut s = Server::peer(100.0, 2).with_sole_first(rule);
+            s.took_from_origin(0, 7, 15_000);
+            assert!(s.take(ask(1, 1_000), 0).is_ok());
+            assert!(s.take(ask(2, 1_500), 0).is_ok());
+            s
+        };
+        // As any ask: two due sooner are in flight.
+        let mut off = busy(SoleFirst::Off);
+        let sole = |id| Answer::new(0, 0, id, (7, 1), 1000, 20_000);
+        assert!(off.take(sole(3), 0).is_err());
+        // First: taken, and its bytes go before the others'.
+        let mut first = busy(SoleFirst::First);
+        assert!(first.take(sole(3), 0).is_ok());
+        assert_eq!(first.send(0, 10).done[0].id, 3);
+        // Once: the next ask of it is any ask.
+        assert!(first.take(sole(4), 0).is_err());
+        // Lead: taken, due 15 s sooner, after the two due within 1.5 s.
+        let mut lead = busy(SoleFirst::Lead);
+        assert!(lead.take(sole(3), 0).is_ok());
+        let order: Vec<u64> = (0..3)
+            .flat_map(|k| lead.send(k * 10, 10).done)
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(order, [1, 2, 3]);
     }
 }
