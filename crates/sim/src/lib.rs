@@ -1,6 +1,6 @@
 //! A deterministic simulator of a station's swarm: listeners follow a schedule of entries with
 //! the real [`Picker`], one per entry they fetch (the one on air and the next, as `alluvium
-//! listen --ahead 1` does). Each listener's peer server takes a few answers and refuses the
+//! listen --ahead 1` does; one yields while the other is short of parts due soon). Each listener's peer server takes a few answers and refuses the
 //! rest (`503`) as `answers.rs` does, and sends the soonest due first, whatever the entry, at
 //! its paced rate (the lesser of its link and `--upload-limit`; `auto` follows the link as the
 //! node's does, by how fast its answers came, with the real `LinkFollower`); the origin takes every ask
@@ -141,6 +141,8 @@ struct Download {
     listed: Vec<usize>,
     /// When its picker next wants waking (sim ms), or now when news came.
     wake: Option<u64>,
+    /// A part due soon is not held (`Picker::short`), as of its last waking.
+    short: bool,
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -531,6 +533,7 @@ impl Sim<'_> {
             held_at: vec![None; entry.parts as usize],
             next_announce: t + 2 * self.s.latency_ms,
             told_complete: false,
+            short: false,
             listed: Vec::new(),
             wake: Some(t),
         });
@@ -820,6 +823,21 @@ impl Sim<'_> {
                     continue;
                 }
                 let local = t - d.began;
+                // As the node's downloads do: while another is short of parts due soon,
+                // this one asks peers for less.
+                d.short = d.picker.short(local);
+                let short = d.short;
+                let elsewhere = self.nodes[i].downloads[self.nodes[i].first_running..]
+                    .iter()
+                    .enumerate()
+                    .any(|(k, o)| {
+                        k + self.nodes[i].first_running != e
+                            && o.as_ref().is_some_and(|o| !o.stopped && o.short)
+                    });
+                let Some(d) = self.nodes[i].downloads[e].as_mut() else {
+                    continue;
+                };
+                d.picker.set_yielding(!short && elsewhere);
                 let asks = d.picker.next(local, &mut self.rng);
                 d.wake = d.picker.poll_timeout(local).map(|w| w + d.began);
                 let entry = &self.entries[e];
