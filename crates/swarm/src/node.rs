@@ -527,6 +527,24 @@ impl Node {
             .any(|r| r != root)
     }
 
+    /// Forgets what the tracker said of `root`'s swarm (its members, this node's place, the
+    /// answers' wholeness) once this node no longer announces it: a listener follows a new
+    /// swarm every entry, and none of this would be read again.
+    pub fn forget_swarm(&self, root: &Hash) {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(root);
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(root);
+        self.partial
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(root);
+    }
+
     /// Whether the tracker's last answer for `root` named every member (`whole`) or, full,
     /// only some: the eldest, then some of the rest (see `Picker::set_members_whole`).
     pub fn tracker_named(&self, root: Hash, whole: bool) {
@@ -659,6 +677,12 @@ mod tests {
         assert!(!node.members_whole(&root));
         node.tracker_named(root, true);
         assert!(node.members_whole(&root));
+        // Once it no longer announces the swarm, none of it is kept.
+        node.tracker_named(root, false);
+        node.mark_announced(root, 5_000);
+        node.forget_swarm(&root);
+        assert!(node.known_peers(&root).is_empty());
+        assert!(!node.announced(&root) && node.members_whole(&root));
     }
 
     #[test]

@@ -189,6 +189,7 @@ pub async fn announce(
         if !matches!(sent, Ok(Ok(_))) {
             node.report.give_back(stop.report);
         }
+        node.forget_swarm(&root);
     }
     .instrument(span)
     .await
