@@ -1,5 +1,5 @@
 //! `cargo run --release -p alluvium-sim -- --help`: one simulated station run, its figures, or
-//! a matrix of them (`--matrix crates/sim/scenarios.txt`).
+//! a matrix of them (`--matrix crates/sim/scenarios.txt --seeds 5`).
 
 use alluvium_sim::{run, Arrivals, Pace, Scenario, SoleFirst};
 use clap::Parser;
