@@ -1,9 +1,10 @@
 //! A deterministic simulator of a station's swarm: listeners follow a schedule of entries with
 //! the real [`Picker`], one per entry they fetch (the one on air and the next, as `alluvium
-//! listen --ahead 1` does; one yields while the other is short of parts due soon). Each listener's peer server takes a few answers and refuses the
-//! rest (`503`) as `answers.rs` does, and sends the soonest due first, whatever the entry, at
-//! its paced rate (the lesser of its link and `--upload-limit`; `auto` follows the link as the
-//! node's does, by how fast its answers came, with the real `LinkFollower`); the origin takes every ask
+//! listen --ahead 1` does; one yields while the other is short of parts due soon). Each
+//! listener's peer server takes a few answers and refuses the rest (`503`) as `answers.rs`
+//! does, and sends the soonest due first, whatever the entry, at its paced rate (the lesser
+//! of its link and `--upload-limit`; `auto` follows the link as the node's does, by how fast
+//! its answers came, with the real `LinkFollower`); the origin takes every ask
 //! and shares its link; one latency between any two nodes; the tracker exact per entry,
 //! naming 50 members an answer as it does (the eldest, then those whose announces said they
 //! are complete, the rest at random); each listener follows a few neighbours' news.
@@ -547,13 +548,9 @@ impl Sim<'_> {
                 if d.picker.have().get(p) {
                     d.held_at[p as usize].get_or_insert(t);
                     if a.from_origin {
-                        // The hops it takes to reach every member it knows: each an
-                        // answer sent behind the cap's, and an ask's round trip.
-                        let hops = ((d.known.len() + 1) as f64).log2().ceil();
-                        let hop_ms = PART as f64 / n.server.rate_now() * (ANSWERS + 1) as f64
-                            + 2.0 * self.s.latency_ms as f64;
+                        let members = d.known.len() + 1;
                         n.server
-                            .took_from_origin(a.entry, p, (hops * hop_ms) as i64);
+                            .took_from_origin(a.entry, p, members, self.s.latency_ms);
                     }
                 }
             }

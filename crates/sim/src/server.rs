@@ -6,6 +6,7 @@
 use alluvium_swarm::link::{Delivered, LinkFollower};
 
 use crate::scenario::SoleFirst;
+use crate::PART;
 
 /// An answer being sent.
 #[derive(Debug, Clone)]
@@ -127,11 +128,6 @@ impl Server {
         }
     }
 
-    /// Bytes per ms it sends at now.
-    pub(crate) fn rate_now(&self) -> f64 {
-        self.pace().0
-    }
-
     /// Bytes per ms it sends at now, and its pace in bytes per second.
     fn pace(&self) -> (f64, u64) {
         match &self.follower {
@@ -143,12 +139,24 @@ impl Server {
         }
     }
 
-    /// This sender took `part` of `entry` from the origin; `lead_ms` is what the hops to
-    /// every member it knows take (see `SoleFirst::Lead`).
-    pub(crate) fn took_from_origin(&mut self, entry: usize, part: u32, lead_ms: i64) {
-        if self.sole_first != SoleFirst::Off {
-            self.sole.insert((entry, part), lead_ms);
+    /// This sender took `part` of `entry` from the origin, knowing `members` of its swarm
+    /// (itself included), `latency_ms` from each.
+    pub(crate) fn took_from_origin(
+        &mut self,
+        entry: usize,
+        part: u32,
+        members: usize,
+        latency_ms: u64,
+    ) {
+        if self.sole_first == SoleFirst::Off {
+            return;
         }
+        // The hops it takes to reach every member: each an answer sent behind the cap's,
+        // and an ask's round trip (`SoleFirst::Lead`).
+        let hops = (members as f64).log2().ceil();
+        let cap = self.cap.unwrap_or(1);
+        let hop_ms = PART as f64 / self.pace().0 * (cap + 1) as f64 + 2.0 * latency_ms as f64;
+        self.sole.insert((entry, part), (hops * hop_ms) as i64);
     }
 
     /// Takes `a` at `now`, or gives it back (`503`): as `answers.rs` decides, and for a part
@@ -335,7 +343,7 @@ mod tests {
     fn the_swarm_s_only_copy_is_taken_past_the_cap_as_the_rule_says() {
         let busy = |rule: SoleFirst| {
             let mut s = Server::peer(100.0, 2).with_sole_first(rule);
-            s.took_from_origin(0, 7, 15_000);
+            s.took_from_origin(0, 7, 1 << 14, 0);
             assert!(s.take(ask(1, 1_000), 0).is_ok());
             assert!(s.take(ask(2, 1_500), 0).is_ok());
             s
@@ -350,7 +358,7 @@ mod tests {
         assert_eq!(first.send(0, 10).done[0].id, 3);
         // Once: the next ask of it is any ask.
         assert!(first.take(sole(4), 0).is_err());
-        // Lead: taken, due 15 s sooner, after the two due within 1.5 s.
+        // Lead: taken, due sooner by 14 hops (about 7 s), after the two due within 1.5 s.
         let mut lead = busy(SoleFirst::Lead);
         assert!(lead.take(sole(3), 0).is_ok());
         let order: Vec<u64> = (0..3)
