@@ -124,12 +124,9 @@ impl Picker {
         members
     }
 
-    /// How many of the first places among the members every member computes alike: all when
-    /// the tracker named the whole swarm; else only the eldest, which every answer names
-    /// first, so that a member knows everyone before it up to there and past it only some.
-    /// A role given by a place past them (owning a block, seeding a cold entry's unit) would
-    /// be taken by every member that places itself there by its own list: by many in a
-    /// crowd (docs/decisions/048).
+    /// The first places every member computes alike, the only ones that give a role: all
+    /// while the tracker names the whole swarm, else the eldest that every answer names
+    /// (past them each knows only some members; docs/decisions/048).
     fn agreed_places(&self) -> usize {
         if self.members_whole {
             usize::MAX
