@@ -549,8 +549,7 @@ impl Sim<'_> {
                     d.held_at[p as usize].get_or_insert(t);
                     if a.from_origin {
                         let members = d.known.len() + 1;
-                        n.server
-                            .took_from_origin(a.entry, p, members, self.s.latency_ms);
+                        n.server.took_from_origin(a.entry, p, members);
                     }
                 }
             }

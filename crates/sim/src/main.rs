@@ -64,9 +64,10 @@ struct Args {
     #[arg(long, default_value = "auto", value_parser = pace)]
     pace_x: Pace,
     /// How a listener's server treats an ask for a part it took from the origin and has not
-    /// sent on, the swarm's only copy: as any ask (the node's rule), or first, as urgent, or
-    /// ahead by the hops to every member (an experiment: docs/decisions/049).
-    #[arg(long, value_enum, default_value = "off")]
+    /// sent on, the swarm's only copy: ahead by the hops to every member but after urgent
+    /// asks (the node's rule), or as any ask, first, as urgent, or ahead of everything by
+    /// its hops (experiments: docs/decisions/049, 051).
+    #[arg(long, value_enum, default_value = "lead-after-urgent")]
     sole_first: SoleFirst,
     /// Peers whose news each listener follows.
     #[arg(long, default_value_t = 8)]

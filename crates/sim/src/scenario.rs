@@ -64,11 +64,12 @@ pub enum Pace {
 
 /// How a listener's server treats an ask for a part it took from the origin and has not sent
 /// on: the swarm's only copy (BitTorrent's super-seeding sends each piece once before any
-/// twice). One such answer in flight at most, and each part so once. An experiment of the
-/// simulator: the node does as `Off` (docs/decisions/049).
+/// twice). One such answer in flight at most, and each part so once. The node does as
+/// `LeadAfterUrgent` (`swarm/src/node/only.rs`); the others are the simulator's experiments
+/// (docs/decisions/049, 051).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SoleFirst {
-    /// As any ask: soonest due first.
+    /// As any ask: soonest due first (the node before decision 051).
     Off,
     /// Taken past the answer cap and sent before anything.
     First,
@@ -77,6 +78,8 @@ pub enum SoleFirst {
     /// Taken past the cap, due earlier by the hops it takes to reach every member the
     /// holder knows (log2 of them), each an answer sent behind the cap's answers.
     Lead,
+    /// As `Lead`, but never ahead of an urgent ask: those are silence now if late.
+    LeadAfterUrgent,
 }
 
 impl Default for Scenario {
@@ -97,7 +100,7 @@ impl Default for Scenario {
             setup_ms: 800,
             latency_ms: 20,
             pace: Pace::Auto,
-            sole_first: SoleFirst::Off,
+            sole_first: SoleFirst::LeadAfterUrgent,
             neighbours: 8,
             burst_ms: 4_000,
             seed: 1,

@@ -81,8 +81,8 @@ pub(crate) struct Server {
     cap: Option<usize>,
     answers: Vec<Answer>,
     /// Parts (entry, part) this sender took from the origin and has not sent on yet, each
-    /// with the lead it is given (see `SoleFirst`).
-    sole: std::collections::HashMap<(usize, u32), i64>,
+    /// with the members it knew of then, itself included (see `SoleFirst`).
+    sole: std::collections::HashMap<(usize, u32), usize>,
     sole_first: SoleFirst,
 }
 
@@ -140,23 +140,21 @@ impl Server {
     }
 
     /// This sender took `part` of `entry` from the origin, knowing `members` of its swarm
-    /// (itself included), `latency_ms` from each.
-    pub(crate) fn took_from_origin(
-        &mut self,
-        entry: usize,
-        part: u32,
-        members: usize,
-        latency_ms: u64,
-    ) {
-        if self.sole_first == SoleFirst::Off {
-            return;
+    /// (itself included).
+    pub(crate) fn took_from_origin(&mut self, entry: usize, part: u32, members: usize) {
+        if self.sole_first != SoleFirst::Off {
+            self.sole.insert((entry, part), members);
         }
-        // The hops it takes to reach every member: each an answer sent behind the cap's,
-        // and an ask's round trip (`SoleFirst::Lead`).
+    }
+
+    /// How much earlier an only copy known to `members` is due (`SoleFirst::Lead`): the hops
+    /// it takes to reach every member, each an answer sent behind the cap's at the pace, as
+    /// `Node::only_copy_lead` reckons them.
+    fn lead(&self, members: usize) -> i64 {
         let hops = (members as f64).log2().ceil();
         let cap = self.cap.unwrap_or(1);
-        let hop_ms = PART as f64 / self.pace().0 * (cap + 1) as f64 + 2.0 * latency_ms as f64;
-        self.sole.insert((entry, part), (hops * hop_ms) as i64);
+        let hop_ms = PART as f64 / self.pace().0 * (cap + 1) as f64;
+        (hops * hop_ms) as i64
     }
 
     /// Takes `a` at `now`, or gives it back (`503`): as `answers.rs` decides, and for a part
@@ -167,7 +165,7 @@ impl Server {
             .get(&(a.entry, a.first))
             .copied()
             .filter(|_| !self.answers.iter().any(|b| b.sole));
-        if let Some(lead) = lead {
+        if let Some(members) = lead {
             match self.sole_first {
                 SoleFirst::Off => {}
                 SoleFirst::First => a.sole = true,
@@ -182,7 +180,12 @@ impl Server {
                     }
                 }
                 SoleFirst::Lead => {
-                    a.deadline -= lead;
+                    a.deadline -= self.lead(members);
+                    a.sole = true;
+                }
+                SoleFirst::LeadAfterUrgent => {
+                    let lead = self.lead(members);
+                    a.deadline = (a.deadline - lead).max(now + URGENT_MS + 1).min(a.deadline);
                     a.sole = true;
                 }
             }
@@ -343,7 +346,7 @@ mod tests {
     fn the_swarm_s_only_copy_is_taken_past_the_cap_as_the_rule_says() {
         let busy = |rule: SoleFirst| {
             let mut s = Server::peer(100.0, 2).with_sole_first(rule);
-            s.took_from_origin(0, 7, 1 << 14, 0);
+            s.took_from_origin(0, 7, 1 << 14);
             assert!(s.take(ask(1, 1_000), 0).is_ok());
             assert!(s.take(ask(2, 1_500), 0).is_ok());
             s
@@ -366,5 +369,18 @@ mod tests {
             .map(|a| a.id)
             .collect();
         assert_eq!(order, [1, 2, 3]);
+        // After urgent asks: a lead of minutes puts it after the ask due in 2 s, before the
+        // one due in 4 s.
+        let mut after = Server::peer(1.0, 2).with_sole_first(SoleFirst::LeadAfterUrgent);
+        after.took_from_origin(0, 7, 1 << 14);
+        assert!(after.take(ask(1, 2_000), 0).is_ok());
+        assert!(after.take(ask(2, 4_000), 0).is_ok());
+        assert!(after.take(sole(3), 0).is_ok());
+        after.answers.iter_mut().for_each(|a| a.left = 1.0);
+        let order: Vec<u64> = (0..3)
+            .flat_map(|k| after.send(k, 1).done)
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(order, [1, 3, 2]);
     }
 }

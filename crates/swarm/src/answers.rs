@@ -6,7 +6,8 @@
 //! in flight are due no later than it (one more for an urgent ask, due within
 //! [`URGENT_DUE_MS`]), and at most `cap + JUMP` answers are in flight in all: answers for
 //! parts playing much later, which the pacer sends last, would otherwise hold the slots that
-//! a joiner's first seconds need (docs/decisions/019).
+//! a joiner's first seconds need (docs/decisions/019). An ask of a part this node alone holds
+//! is taken past them, one such answer at a time (docs/decisions/051).
 
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +28,8 @@ struct InFlight {
     /// Each answer's id and deadline (on the uplink's clock; `i64::MAX`: none).
     dues: Vec<(u64, i64)>,
     next_id: u64,
+    /// The answer in flight of a part this node alone held, if any.
+    only: Option<u64>,
 }
 
 /// An answer in flight; dropping it frees its place.
@@ -42,6 +45,28 @@ impl Answers {
         Arc::new(Self {
             cap: cap.max(1),
             inner: Mutex::new(InFlight::default()),
+        })
+    }
+
+    /// The answers in flight due no later than an ask taken.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// A place past the cap for an answer of a part this node alone holds, due at
+    /// `deadline`; `None` while another such answer is in flight.
+    pub(crate) fn try_take_only_copy(self: &Arc<Self>, deadline: i64) -> Option<Slot> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.only.is_some() {
+            return None;
+        }
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.dues.push((id, deadline));
+        inner.only = Some(id);
+        Some(Slot {
+            answers: self.clone(),
+            id,
         })
     }
 
@@ -83,6 +108,9 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut inner = self.answers.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.dues.retain(|(id, _)| *id != self.id);
+        if inner.only == Some(self.id) {
+            inner.only = None;
+        }
     }
 }
 
@@ -118,6 +146,22 @@ mod tests {
         assert_eq!(answers.in_flight(), 4);
         drop((b, c, d, e));
         assert_eq!(answers.in_flight(), 0);
+    }
+
+    #[test]
+    fn an_only_copy_is_taken_past_the_cap_one_at_a_time() {
+        let answers = Answers::new(2);
+        let a = answers.try_take(Some(1_000), Some(1_000));
+        let b = answers.try_take(Some(1_000), Some(1_000));
+        let c = answers.try_take(Some(900), Some(900));
+        let d = answers.try_take(Some(800), Some(800));
+        assert!(a.is_some() && b.is_some() && c.is_some() && d.is_some());
+        let only = answers.try_take_only_copy(20_000);
+        assert!(only.is_some(), "past the cap and the jump");
+        assert!(answers.try_take_only_copy(500).is_none(), "one at a time");
+        assert_eq!(answers.in_flight(), 5);
+        drop(only);
+        assert!(answers.try_take_only_copy(500).is_some());
     }
 
     #[test]

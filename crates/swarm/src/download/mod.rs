@@ -294,9 +294,14 @@ fn handle(
                 running.remove(&id);
                 debug!(id, first, count, from = ?source, "got");
                 match source {
-                    Source::Origin => node.metrics.bytes_from_origin.inc_by(bytes),
-                    Source::Peer(_) => node.metrics.bytes_from_peers.inc_by(bytes),
-                };
+                    Source::Origin => {
+                        node.metrics.bytes_from_origin.inc_by(bytes);
+                        node.took_from_origin(root, first, count);
+                    }
+                    Source::Peer(_) => {
+                        node.metrics.bytes_from_peers.inc_by(bytes);
+                    }
+                }
                 node.report.bytes(
                     root,
                     matches!(source, Source::Origin),

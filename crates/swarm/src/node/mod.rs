@@ -18,6 +18,7 @@ use crate::proto::LONG_POLL;
 use crate::store::{Store, DEFAULT_MEMORY_PER_CONTENT};
 use crate::uplink::Uplink;
 
+mod only;
 mod peers;
 
 /// Peers remembered per content (tracker answers, peer exchange, incoming requests).
@@ -154,6 +155,8 @@ pub struct Node {
     short: Mutex<std::collections::HashSet<Hash>>,
     /// Contents whose last tracker answer was full: it may have left members out.
     partial: Mutex<std::collections::HashSet<Hash>>,
+    /// Parts taken from the origin and not sent on (see `only`).
+    only_copies: Mutex<only::OnlyCopies>,
     /// Grows whenever what downloads read from the node changes: peers or members learnt or
     /// forgotten, a tracker answer, a download's shortness.
     news: tokio::sync::watch::Sender<u64>,
@@ -206,6 +209,7 @@ impl Node {
             distrusted: Mutex::new(std::collections::HashSet::new()),
             announced: Mutex::new(HashMap::new()),
             partial: Mutex::new(std::collections::HashSet::new()),
+            only_copies: Mutex::default(),
             short: Mutex::new(std::collections::HashSet::new()),
             news: tokio::sync::watch::Sender::new(0),
             port: AtomicU16::new(0),

@@ -31,6 +31,7 @@ use crate::node::Node;
 use crate::proto::{
     encode_record, parse_delivered, RangeError, DELIVERED_HEADER, DUE_HEADER, HAVE_STREAM_TYPE,
     HAVE_VERSION_HEADER, MAX_RANGE_PARTS, PACED_HEADER, PEER_PORT_HEADER, SIZE_HEADER,
+    URGENT_DUE_MS,
 };
 use crate::store::Content;
 
@@ -195,8 +196,23 @@ async fn blob(
         .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
     // When the asker plays it: the uplink sends the soonest due first, and takes an ask
     // while few answers in flight are due before it.
-    let due = due_ms.map(|ms| node.uplink.deadline(ms));
-    let Some(permit) = node.answers.try_take(due, due_ms) else {
+    let mut due = due_ms.map(|ms| node.uplink.deadline(ms));
+    // The swarm's only copy goes ahead, due as early as it must leave to reach everyone, but
+    // after the asks due within the urgent window: those are silence now if late.
+    let only = due.zip(node.only_copy_lead(&content.root(), first, count));
+    let after_urgent = node.uplink.deadline(URGENT_DUE_MS + 1);
+    let permit = match only.and_then(|(d, lead)| {
+        let earlier = (d - lead).max(after_urgent).min(d);
+        Some((node.answers.try_take_only_copy(earlier)?, earlier))
+    }) {
+        Some((slot, earlier)) => {
+            node.sent_on(&content.root(), first, count);
+            due = Some(earlier);
+            Some(slot)
+        }
+        None => node.answers.try_take(due, due_ms),
+    };
+    let Some(permit) = permit else {
         let mut r = status(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

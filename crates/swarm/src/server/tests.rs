@@ -67,6 +67,55 @@ async fn an_ask_due_sooner_is_answered_while_the_slots_are_busy() {
     );
 }
 
+#[tokio::test]
+async fn an_ask_of_the_swarm_s_only_copy_is_taken_past_busy_slots_once() {
+    let node = Node::new(NodeConfig {
+        max_blob_answers: 1,
+        ..NodeConfig::default()
+    });
+    let data = Bytes::from(vec![7u8; 2 * PART_SIZE as usize]);
+    let tree = Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
+    let content = node.store.open(tree);
+    content.insert(0, &data).unwrap();
+    let root = content.root();
+    let ask = |part: u64| {
+        let start = part * PART_SIZE;
+        let r = axum::http::Request::get(format!("/v1/blob/{root}"))
+            .header(
+                header::RANGE,
+                format!("bytes={start}-{}", start + PART_SIZE - 1),
+            )
+            .header(DUE_HEADER, "20000");
+        let mut r = r.body(Body::empty()).unwrap();
+        let from = PeerAddr("127.0.0.9:7001".parse().unwrap(), Written::default());
+        r.extensions_mut().insert(ConnectInfo(from));
+        router(node.clone()).oneshot(r)
+    };
+    // Part 1 came from the origin; part 0 from a peer. Three answers due sooner fill the
+    // slots (the cap, and two that jumped it).
+    node.took_from_origin(root, 1, 1);
+    let busy: Vec<_> = [1_000, 900, 800]
+        .map(|due| {
+            node.answers
+                .try_take(Some(node.uplink.deadline(due)), Some(due))
+        })
+        .into_iter()
+        .collect();
+    assert!(busy.iter().all(Option::is_some));
+    assert_eq!(
+        ask(0).await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let only = ask(1).await.unwrap();
+    assert_eq!(only.status(), StatusCode::PARTIAL_CONTENT, "the only copy");
+    drop(only);
+    // Sent on once, it is a part like any other.
+    assert_eq!(
+        ask(1).await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
 /// A node whose long polls last 1.5 s, holding part 0 of content of `parts` parts, and
 /// a way to take part `p` of it.
 fn news_fixture(parts: usize) -> (Arc<Node>, Arc<Content>, impl Fn(usize) -> Bytes) {
