@@ -35,6 +35,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use alluvium_gateway_client::wire::{DEFAULT_PEERS_PER_ANSWER, ELDEST_PER_ANSWER};
 use alluvium_swarm::node::AUTO_UPLOAD_FACTOR;
 use alluvium_swarm::picker::{member_hash, Deadlines, Failure, Picker, PickerConfig, Source};
+use alluvium_swarm::proto::URGENT_DUE_MS;
 use alluvium_swarm::Bitfield;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -488,18 +489,35 @@ impl Sim<'_> {
                 break;
             };
             let back = t + self.s.latency_ms;
+            if to.is_some_and(|j| self.nodes[j].gone) {
+                self.refusals.push_back((
+                    back,
+                    answer.asker,
+                    answer.entry,
+                    answer.id,
+                    Failure::Broken,
+                ));
+                continue;
+            }
+            // Due at the sender as early as the part must leave it to reach every member
+            // (`Node::spread_lead`), after the urgent asks.
+            let mut answer = answer;
+            if let (true, Some(j)) = (self.s.spread_lead, to) {
+                if let Some(d) = self.nodes[j].downloads[answer.entry].as_ref() {
+                    let followed = d.picker.followed_count() as f64;
+                    let holders = f64::from(d.picker.availability(answer.first)) + 1.0;
+                    let members = (d.known.len() + 1) as f64;
+                    let reach = ((followed + 1.0) / holders).max(1.0).min(members);
+                    let lead = self.nodes[j].server.lead(reach as usize);
+                    if answer.deadline != i64::MAX {
+                        answer.deadline = (answer.deadline - lead)
+                            .max(t as i64 + URGENT_DUE_MS + 1)
+                            .min(answer.deadline);
+                    }
+                }
+            }
             let server = match to {
                 None => &mut self.origin,
-                Some(j) if self.nodes[j].gone => {
-                    self.refusals.push_back((
-                        back,
-                        answer.asker,
-                        answer.entry,
-                        answer.id,
-                        Failure::Broken,
-                    ));
-                    continue;
-                }
                 Some(j) => &mut self.nodes[j].server,
             };
             if let Err(refused) = server.take(answer, t as i64) {

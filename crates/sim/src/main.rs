@@ -69,6 +69,10 @@ struct Args {
     /// its hops (experiments: docs/decisions/049, 051).
     #[arg(long, value_enum, default_value = "lead-after-urgent")]
     sole_first: SoleFirst,
+    /// Whether an answer is due at its sender earlier by the hops its part still needs to
+    /// reach every member, after urgent asks (the node's rule: docs/decisions/052).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    spread_lead: bool,
     /// Peers whose news each listener follows.
     #[arg(long, default_value_t = 8)]
     neighbours: usize,
@@ -120,6 +124,7 @@ impl Args {
             latency_ms: self.latency_ms,
             pace: self.pace_x,
             sole_first: self.sole_first,
+            spread_lead: self.spread_lead,
             neighbours: self.neighbours,
             burst_ms: ms(self.burst_s),
             seed: self.seed,

@@ -43,6 +43,10 @@ pub struct Scenario {
     pub pace: Pace,
     /// How a listener's server treats asks for parts it alone holds (not the node's yet).
     pub sole_first: SoleFirst,
+    /// Every answer due at its sender earlier by the hops its part still needs to reach
+    /// every member, by how many of the sender's followed peers hold it, as the node does
+    /// (`Node::spread_lead`, docs/decisions/052).
+    pub spread_lead: bool,
     /// Peers whose news each listener follows (`LIVE_NEIGHBOURS`).
     pub neighbours: usize,
     /// Players hear the schedule this late and get this much at once (`--burst`).
@@ -65,7 +69,7 @@ pub enum Pace {
 /// How a listener's server treats an ask for a part it took from the origin and has not sent
 /// on: the swarm's only copy (BitTorrent's super-seeding sends each piece once before any
 /// twice). One such answer in flight at most, and each part so once. The node does as
-/// `LeadAfterUrgent` (`swarm/src/node/only.rs`); the others are the simulator's experiments
+/// `LeadAfterUrgent` (`swarm/src/node/spread.rs`); the others are the simulator's experiments
 /// (docs/decisions/049, 051).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SoleFirst {
@@ -101,6 +105,7 @@ impl Default for Scenario {
             latency_ms: 20,
             pace: Pace::Auto,
             sole_first: SoleFirst::LeadAfterUrgent,
+            spread_lead: true,
             neighbours: 8,
             burst_ms: 4_000,
             seed: 1,

@@ -21,7 +21,7 @@ pub(crate) struct Answer {
     /// Bytes not sent yet.
     left: f64,
     /// When the asker plays it (simulated ms; `i64::MAX`: no deadline).
-    deadline: i64,
+    pub(crate) deadline: i64,
     /// When its first byte went (simulated ms), and the pace then (bytes per second).
     began: Option<(f64, u64)>,
     /// When its last byte went (simulated ms).
@@ -68,7 +68,7 @@ pub(crate) struct Sent {
 /// Answers taken past `cap` by asks due sooner than those in flight (`answers.rs`'s `JUMP`).
 const JUMP: usize = 2;
 /// An ask due within this may be taken past one more answer (`proto::URGENT_DUE_MS`).
-const URGENT_MS: i64 = 3_000;
+const URGENT_MS: i64 = alluvium_swarm::proto::URGENT_DUE_MS;
 
 #[derive(Debug)]
 pub(crate) struct Server {
@@ -150,7 +150,7 @@ impl Server {
     /// How much earlier an only copy known to `members` is due (`SoleFirst::Lead`): the hops
     /// it takes to reach every member, each an answer sent behind the cap's at the pace, as
     /// `Node::only_copy_lead` reckons them.
-    fn lead(&self, members: usize) -> i64 {
+    pub(crate) fn lead(&self, members: usize) -> i64 {
         let hops = (members as f64).log2().ceil();
         let cap = self.cap.unwrap_or(1);
         let hop_ms = PART as f64 / self.pace().0 * (cap + 1) as f64;

@@ -277,11 +277,15 @@ fn handle(
     let root = info.blake3;
     {
         match event {
-            Event::Have(peer, bits) => picker.set_peer_have(peer, bits, now),
+            Event::Have(peer, bits) => {
+                picker.set_peer_have(peer, bits, now);
+                node.saw_spread(root, picker.followed_count(), picker.availabilities());
+            }
             Event::PeerGone(peer) => {
                 debug!(%peer, "peer gone");
                 picker.remove_peer(peer);
                 node.forget(&root, peer);
+                node.saw_spread(root, picker.followed_count(), picker.availabilities());
             }
             Event::Done {
                 id,

@@ -18,8 +18,8 @@ use crate::proto::LONG_POLL;
 use crate::store::{Store, DEFAULT_MEMORY_PER_CONTENT};
 use crate::uplink::Uplink;
 
-mod only;
 mod peers;
+mod spread;
 
 /// Peers remembered per content (tracker answers, peer exchange, incoming requests).
 pub const MAX_KNOWN_PEERS: usize = 200;
@@ -155,8 +155,10 @@ pub struct Node {
     short: Mutex<std::collections::HashSet<Hash>>,
     /// Contents whose last tracker answer was full: it may have left members out.
     partial: Mutex<std::collections::HashSet<Hash>>,
-    /// Parts taken from the origin and not sent on (see `only`).
-    only_copies: Mutex<only::OnlyCopies>,
+    /// Parts taken from the origin and not sent on (see `spread`).
+    only_copies: Mutex<spread::OnlyCopies>,
+    /// What each download last saw of its peers' bitfields (see `spread`).
+    seen: Mutex<HashMap<Hash, spread::Seen>>,
     /// Grows whenever what downloads read from the node changes: peers or members learnt or
     /// forgotten, a tracker answer, a download's shortness.
     news: tokio::sync::watch::Sender<u64>,
@@ -210,6 +212,7 @@ impl Node {
             announced: Mutex::new(HashMap::new()),
             partial: Mutex::new(std::collections::HashSet::new()),
             only_copies: Mutex::default(),
+            seen: Mutex::default(),
             short: Mutex::new(std::collections::HashSet::new()),
             news: tokio::sync::watch::Sender::new(0),
             port: AtomicU16::new(0),

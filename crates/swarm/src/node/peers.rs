@@ -193,7 +193,7 @@ impl Node {
         lock(&self.known).remove(root);
         lock(&self.announced).remove(root);
         lock(&self.partial).remove(root);
-        self.forget_only_copies(root);
+        self.forget_spread(root);
     }
 
     /// Whether the tracker's last answer for `root` named every member (`whole`) or, full,

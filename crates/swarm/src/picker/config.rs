@@ -104,7 +104,8 @@ pub struct PickerConfig {
     /// With deadlines, for this long after this node started (a listener tuning in), peers
     /// are asked only for parts due within `peer_in_order_ms`, in deadline order: no rare
     /// part is copied on and no later entry is fetched ahead, so every ask goes to the
-    /// player's first seconds (its prebuffer) while it waits for them. 0: never so.
+    /// player's first seconds (its prebuffer) while it waits for them, each asked as due now
+    /// if due within `focus_wide_ms` (the player starts when it holds them all). 0: never so.
     pub focus_ms: u64,
     /// With deadlines, while focused (`focus_ms`), parts due within `focus_wide_ms` that at
     /// least `focus_wide_holders` followed peers hold are asked beyond `peer_total_slots`, up

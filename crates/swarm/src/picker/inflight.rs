@@ -74,7 +74,19 @@ impl Picker {
             first,
             count,
             source,
-            due_in_ms: self.deadline(first).map(|d| d - now as i64),
+            due_in_ms: self.deadline(first).map(|d| {
+                // A player tuning in starts once it holds its first seconds: each of them is
+                // due at its start, now, not when the player will reach it (decision 052).
+                let due = d - now as i64;
+                let prebuffer = matches!(source, Source::Peer(_))
+                    && self.focused(now)
+                    && due <= self.config.focus_wide_ms;
+                if prebuffer {
+                    due.min(0)
+                } else {
+                    due
+                }
+            }),
         }
     }
 

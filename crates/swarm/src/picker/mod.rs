@@ -202,6 +202,11 @@ impl Picker {
         self.avail.get(part as usize).copied().unwrap_or(0)
     }
 
+    /// How many known peers hold each part.
+    pub fn availabilities(&self) -> &[u16] {
+        &self.avail
+    }
+
     pub fn have(&self) -> &Bitfield {
         &self.have
     }

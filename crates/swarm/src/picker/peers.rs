@@ -92,6 +92,14 @@ impl Picker {
         self.peers.values().filter(|p| !p.banned).count()
     }
 
+    /// Peers not banned whose bitfields are known: those `availability` counts.
+    pub fn followed_count(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|p| !p.banned && p.have.is_some())
+            .count()
+    }
+
     /// Whether `peer`'s bitfield is known.
     pub fn has_bitfield(&self, peer: SocketAddr) -> bool {
         self.peers.get(&peer).is_some_and(|p| p.have.is_some())

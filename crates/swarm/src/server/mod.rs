@@ -196,17 +196,22 @@ async fn blob(
         .and_then(|v| v.to_str().ok()?.trim().parse::<i64>().ok());
     // When the asker plays it: the uplink sends the soonest due first, and takes an ask
     // while few answers in flight are due before it.
-    let mut due = due_ms.map(|ms| node.uplink.deadline(ms));
-    // The swarm's only copy goes ahead, due as early as it must leave to reach everyone, but
+    // A part goes as early as it must leave here to reach every member by its moment, but
     // after the asks due within the urgent window: those are silence now if late.
-    let only = due.zip(node.only_copy_lead(&content.root(), first, count));
     let after_urgent = node.uplink.deadline(URGENT_DUE_MS + 1);
+    let sooner = |d: i64, lead: i64| (d - lead).max(after_urgent).min(d);
+    let root = content.root();
+    let mut due = due_ms
+        .map(|ms| node.uplink.deadline(ms))
+        .map(|d| sooner(d, node.spread_lead(&root, first)));
+    // The swarm's only copy goes ahead of the cap.
+    let only = due.zip(node.only_copy_lead(&root, first, count));
     let permit = match only.and_then(|(d, lead)| {
-        let earlier = (d - lead).max(after_urgent).min(d);
+        let earlier = sooner(d, lead);
         Some((node.answers.try_take_only_copy(earlier)?, earlier))
     }) {
         Some((slot, earlier)) => {
-            node.sent_on(&content.root(), first, count);
+            node.sent_on(&root, first, count);
             due = Some(earlier);
             Some(slot)
         }
