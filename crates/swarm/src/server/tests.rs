@@ -7,8 +7,9 @@ use crate::node::NodeConfig;
 use alluvium_content::Outboard;
 use tower::ServiceExt;
 
-#[tokio::test]
-async fn an_ask_due_sooner_is_answered_while_the_slots_are_busy() {
+/// A node taking one blob answer at a time (past asks due sooner), holding both parts of a
+/// content.
+fn busy_node_holding_two_parts() -> (Arc<Node>, Hash) {
     let node = Node::new(NodeConfig {
         max_blob_answers: 1,
         ..NodeConfig::default()
@@ -18,6 +19,12 @@ async fn an_ask_due_sooner_is_answered_while_the_slots_are_busy() {
     let content = node.store.open(tree);
     content.insert(0, &data).unwrap();
     let root = content.root();
+    (node, root)
+}
+
+#[tokio::test]
+async fn an_ask_due_sooner_is_answered_while_the_slots_are_busy() {
+    let (node, root) = busy_node_holding_two_parts();
     let ask = |due: Option<&str>| {
         let mut r = axum::http::Request::get(format!("/v1/blob/{root}"))
             .header(header::RANGE, "bytes=0-16383");
@@ -69,15 +76,7 @@ async fn an_ask_due_sooner_is_answered_while_the_slots_are_busy() {
 
 #[tokio::test]
 async fn an_ask_of_the_swarm_s_only_copy_is_taken_past_busy_slots_once() {
-    let node = Node::new(NodeConfig {
-        max_blob_answers: 1,
-        ..NodeConfig::default()
-    });
-    let data = Bytes::from(vec![7u8; 2 * PART_SIZE as usize]);
-    let tree = Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
-    let content = node.store.open(tree);
-    content.insert(0, &data).unwrap();
-    let root = content.root();
+    let (node, root) = busy_node_holding_two_parts();
     let ask = |part: u64| {
         let start = part * PART_SIZE;
         let r = axum::http::Request::get(format!("/v1/blob/{root}"))
