@@ -132,6 +132,11 @@ impl Node {
             .collect()
     }
 
+    /// How many peers are known for `root` (without copying them: asked on every blob ask).
+    pub(crate) fn known_count(&self, root: &Hash) -> usize {
+        lock(&self.known).get(root).map_or(0, Vec::len)
+    }
+
     /// Notes that the tracker answered an announce for `root` (its peers are learnt), and
     /// when it says this node joined that swarm (`since_ms`, on this node's clock: the answer's
     /// arrival less the age the tracker gave it, as for every other member; the answer's

@@ -35,7 +35,7 @@ impl Node {
         if !sole {
             return None;
         }
-        Some(self.lead_to_reach(self.known_peers(root).len() + 1))
+        Some(self.lead_to_reach(self.known_count(root) + 1))
     }
 
     /// What this node's download of `root` sees of its peers: `followed` peers' bitfields,
@@ -60,7 +60,7 @@ impl Node {
             let holders = f64::from(s.avail.get(part as usize).copied().unwrap_or(0)) + 1.0;
             ((s.followed as f64 + 1.0) / holders).max(1.0)
         };
-        let members = (self.known_peers(root).len() + 1) as f64;
+        let members = (self.known_count(root) + 1) as f64;
         self.lead_to_reach(reach.min(members) as usize)
     }
 
@@ -109,12 +109,17 @@ mod tests {
     use super::*;
     use crate::node::{NodeConfig, UploadLimit};
 
-    #[test]
-    fn an_only_copy_is_due_earlier_by_its_hops_until_sent_on() {
-        let node = Node::new(NodeConfig {
+    /// A node whose uplink sends a 16 KiB part a second: a hop behind the cap's two is 3 s.
+    fn paced_at_a_part_a_second() -> std::sync::Arc<Node> {
+        Node::new(NodeConfig {
             upload_limit: UploadLimit::Rate(16_384),
             ..NodeConfig::default()
-        });
+        })
+    }
+
+    #[test]
+    fn an_only_copy_is_due_earlier_by_its_hops_until_sent_on() {
+        let node = paced_at_a_part_a_second();
         let root = Hash([7; 32]);
         node.took_from_origin(root, 4, 4);
         assert_eq!(node.only_copy_lead(&root, 0, 4), None, "from a peer");
@@ -134,10 +139,7 @@ mod tests {
 
     #[test]
     fn a_part_few_followed_peers_hold_is_due_earlier_by_the_hops_to_all() {
-        let node = Node::new(NodeConfig {
-            upload_limit: UploadLimit::Rate(16_384),
-            ..NodeConfig::default()
-        });
+        let node = paced_at_a_part_a_second();
         let root = Hash([8; 32]);
         assert_eq!(node.spread_lead(&root, 0), 0, "nothing seen");
         for i in 0..30u16 {
