@@ -460,6 +460,9 @@ impl Sim<'_> {
             n.hash,
         );
         picker.set_started(EPOCH_MS + n.arrived, EPOCH_MS + t);
+        if self.s.trace == Some(i) {
+            eprintln!("{t:>7} begin e{e} (member hash {})", n.hash);
+        }
         self.swarms[e].join((t, n.hash, i));
         self.announces
             .push(Reverse((t + 2 * self.s.latency_ms, e, i)));
@@ -555,6 +558,13 @@ impl Sim<'_> {
             let Some((_, a)) = self.landings.pop_front() else {
                 break;
             };
+            if self.s.trace == Some(a.asker) {
+                let from = if a.from_origin { "origin" } else { "a peer" };
+                eprintln!(
+                    "{t:>7} got   e{} parts {}+{} from {from} (id {})",
+                    a.entry, a.first, a.count, a.id
+                );
+            }
             let n = &mut self.nodes[a.asker];
             let Some(d) = n.downloads[a.entry].as_mut().filter(|_| !n.gone) else {
                 continue; // it left
@@ -584,6 +594,9 @@ impl Sim<'_> {
             let Some((_, asker, e, id, why)) = self.refusals.pop_front() else {
                 break;
             };
+            if self.s.trace == Some(asker) {
+                eprintln!("{t:>7} fail  e{e} id {id}: {why:?}");
+            }
             if let Some(d) = self.nodes[asker].downloads[e].as_mut() {
                 d.picker.failed(id, why, t - d.began);
                 d.wake = Some(t);
@@ -655,6 +668,13 @@ impl Sim<'_> {
                     let deadline = q.due_in_ms.map_or(i64::MAX, |d| t as i64 + d);
                     let mut answer = Answer::new(i, e, q.id, (q.first, q.count), bytes, deadline);
                     answer.from_origin = q.source == Source::Origin;
+                    if self.s.trace == Some(i) {
+                        let due = q.due_in_ms.map_or("-".into(), |d| format!("{d}"));
+                        eprintln!(
+                            "{t:>7} ask   e{e} parts {}+{} of {:?} due in {due} ms (id {})",
+                            q.first, q.count, q.source, q.id
+                        );
+                    }
                     let to = match q.source {
                         Source::Origin => {
                             let class = match q.due_in_ms {

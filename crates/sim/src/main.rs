@@ -92,6 +92,10 @@ struct Args {
     /// then playing held it in time, late, or never.
     #[arg(long)]
     late_parts: bool,
+    /// Prints listener N's asks (whom, which parts, due in how long), answers and refusals
+    /// to stderr as they happen; N counts arrivals from 0.
+    #[arg(long, value_name = "N")]
+    trace: Option<usize>,
     /// Runs every scenario of FILE (lines `name: flags`, `#` comments) and prints them as a
     /// Markdown table, with how long each took.
     #[arg(long, value_name = "FILE")]
@@ -128,6 +132,7 @@ impl Args {
             neighbours: self.neighbours,
             burst_ms: ms(self.burst_s),
             seed: self.seed,
+            trace: self.trace,
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct Scenario {
     /// Players hear the schedule this late and get this much at once (`--burst`).
     pub burst_ms: u64,
     pub seed: u64,
+    /// Prints this listener's asks, answers and refusals to stderr as they happen (its index
+    /// in arrival order, from 0).
+    pub trace: Option<usize>,
 }
 
 /// How a listener paces its uploads (`alluvium listen --upload-limit`).
@@ -109,6 +112,7 @@ impl Default for Scenario {
             neighbours: 8,
             burst_ms: 4_000,
             seed: 1,
+            trace: None,
         }
     }
 }

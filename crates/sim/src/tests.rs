@@ -162,3 +162,25 @@ fn in_a_crowd_gathering_fast_only_the_eldest_ask_the_origin() {
     }
     assert!(o.origin_copies() < 1.6, "{}", o.summary());
 }
+
+#[test]
+fn owners_that_leave_hand_their_blocks_to_the_members_present() {
+    // The harness's churn, smaller: every 5 s the eldest leaves, and the eldest own the
+    // origin's blocks. A block whose owner left before it aired is the next owner's among
+    // those present; counted a member while asks to it were in flight, the one gone kept
+    // it, and most listeners heard its parts as silence (decision 053).
+    let s = Scenario {
+        listeners: 16,
+        listen_s: 70,
+        churn_ms: 5_000,
+        ..Scenario::default()
+    };
+    let o = run(&s).unwrap();
+    // After the first listeners' cold start (their first seconds are a matter of their own).
+    let missed_by_most = o
+        .parts
+        .iter()
+        .filter(|p| p.heard_s > 20.0 && p.missed * 2 > p.listeners)
+        .count();
+    assert_eq!(missed_by_most, 0, "{}", o.summary());
+}

@@ -217,9 +217,14 @@ impl Picker {
     pub fn remove_peer(&mut self, peer: SocketAddr) {
         self.forget_claims(peer);
         self.owned = None;
-        if let Some(s) = self.peers.get(&peer) {
+        if let Some(s) = self.peers.get_mut(&peer) {
             if !s.banned && s.inflight == 0 {
                 self.peers.remove(&peer);
+            } else {
+                // Kept for its asks in flight (or its ban), but gone: no longer a member, or
+                // it would own blocks nobody takes (docs/decisions/053).
+                s.member = None;
+                s.started_ms = u64::MAX;
             }
         }
     }

@@ -529,3 +529,30 @@ fn past_the_eldest_a_full_answer_names_no_role_is_given_by_place() {
         assert!(owners[0] < 8, "part {part}: {owners:?}");
     }
 }
+
+#[test]
+fn a_peer_gone_with_asks_in_flight_owns_nothing() {
+    // Blocks owned by a member that left would be taken by nobody: the rest wait for it.
+    let owned = |with_gone: bool| -> Vec<bool> {
+        let (hash, started) = member(1);
+        let mut p = Picker::new(Bitfield::new(400), ONE_A_SECOND, PickerConfig::live(), hash);
+        p.set_started(started, EPOCH);
+        p.add_peer(peer(2));
+        p.set_membership(peer(2), Some(member(2)));
+        if with_gone {
+            p.add_peer(peer(9));
+            p.set_membership(peer(9), Some(member(0)));
+            p.set_peer_have(peer(9), full(400), 0);
+            let asked = p.next(0, &mut rng());
+            assert!(
+                asked.iter().any(|r| r.source == Source::Peer(peer(9))),
+                "{asked:?}"
+            );
+            p.remove_peer(peer(9));
+        }
+        (0..100).map(|b| p.owns(b * 4)).collect()
+    };
+    let without = owned(false);
+    assert!(without.iter().any(|&o| o) && !without.iter().all(|&o| o));
+    assert_eq!(owned(true), without);
+}
