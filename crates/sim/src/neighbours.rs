@@ -6,12 +6,11 @@ use rand::Rng;
 
 use crate::{addr, Download, ARRIVAL_MS, ROTATE_EVERY_MS};
 
-/// Whom `d` (node `i`'s download) follows from `t`, as `Neighbours::tend` chooses among the
-/// members the tracker's `answer` named (`arrived`: when it first recorded each; `members`:
-/// the swarm's size):
-/// arrivals (members the tracker has known under `ARRIVAL_MS`) at once with a chance of
-/// neighbours over members, one let go every `ROTATE_EVERY` for another, and more at random
-/// while it follows fewer than `want`.
+/// Whom `d` (node `i`'s download) follows from `t`, as `Neighbours::tend` chooses:
+/// arrivals the tracker's `answer` named (members it has known under `ARRIVAL_MS`;
+/// `arrived`: when it first recorded each; `members`: the swarm's size) at once with a
+/// chance of neighbours over members, one let go every `ROTATE_EVERY` for another, and more
+/// at random among the peers it knows that are `present` while it follows fewer than `want`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tend(
     d: &mut Download,
@@ -21,6 +20,7 @@ pub(crate) fn tend(
     members: usize,
     t: u64,
     want: usize,
+    present: impl Fn(usize) -> bool,
     rng: &mut StdRng,
 ) -> Tended {
     let mut tended = Tended::default();
@@ -40,10 +40,14 @@ pub(crate) fn tend(
             }
         }
     }
-    let mut candidates: Vec<usize> = answer
+    // Among every peer it knows, as the node does (the picker's peers), not the last answer:
+    // that names the eldest every time, and they would be followed by many times their share.
+    // One that left is skipped (the node's attempt to follow it fails at once).
+    let mut candidates: Vec<usize> = d
+        .learned
         .iter()
         .copied()
-        .filter(|j| *j != i && !d.follows.contains(j))
+        .filter(|j| *j != i && d.known.contains(j) && present(*j) && !d.follows.contains(j))
         .collect();
     candidates.shuffle(rng);
     if d.follows.len() >= want && t >= d.last_rotation + ROTATE_EVERY_MS && !candidates.is_empty() {

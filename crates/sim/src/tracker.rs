@@ -148,6 +148,7 @@ impl Sim<'_> {
             }
         }
         let members = self.swarms[e].by_since.len();
+        let gone: Vec<bool> = self.nodes.iter().map(|n| n.gone).collect();
         for &i in due {
             let answer = self.answer(e, i);
             // Each named member's hash and first record (its download began then).
@@ -201,7 +202,18 @@ impl Sim<'_> {
             d.picker.set_tracker_answered();
             d.wake = Some(t);
             let arrived: Vec<u64> = named.iter().map(|n| n.1).collect();
-            let tended = tend(d, i, &answer, &arrived, members, t, want, &mut self.rng);
+            let present = |j: usize| !gone[j];
+            let tended = tend(
+                d,
+                i,
+                &answer,
+                &arrived,
+                members,
+                t,
+                want,
+                present,
+                &mut self.rng,
+            );
             d.listed = answer;
             for j in tended.gone {
                 if let Some(jd) = self.nodes[j].downloads[e].as_mut() {

@@ -383,6 +383,15 @@ impl Neighbours {
             picker.set_membership(addr, member.map(|m| (member_hash(&m.id), m.since_ms)));
             starts.push((addr, since));
         }
+        // A peer the node forgot (its list full, or gone) is no member here either: it would
+        // own blocks nobody takes (docs/decisions/053).
+        let forgotten: Vec<SocketAddr> = picker
+            .peers()
+            .filter(|a| !starts.iter().any(|(k, _)| k == a))
+            .collect();
+        for addr in forgotten {
+            picker.set_membership(addr, None);
+        }
         let joined = self.joined_ms();
         picker.set_joined(joined);
         picker.set_members_whole(self.node.members_whole(&root));
