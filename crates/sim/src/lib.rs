@@ -138,6 +138,9 @@ struct Download {
     considered: HashSet<usize>,
     last_rotation: u64,
     held_at: Vec<Option<u64>>,
+    /// What it holds as its peers see it (`have`): each part as soon as it is whole, before
+    /// the picker hears that its request is done.
+    stored: Bitfield,
     next_announce: u64,
     /// Its announces have told the tracker it is complete.
     told_complete: bool,
@@ -183,6 +186,8 @@ struct Sim<'a> {
     asks: VecDeque<(u64, Option<usize>, Answer)>,
     /// Answers' last bytes reaching their askers.
     landings: VecDeque<(u64, Answer)>,
+    /// Parts' last bytes reaching their askers: when, who, which entry, which part.
+    parts_landing: VecDeque<(u64, usize, usize, u32)>,
     /// Refusals reaching their askers: when, who, which entry, which request, why.
     refusals: VecDeque<(u64, usize, usize, u64, Failure)>,
     /// What a node holds reaching its followers, or one new follower.
@@ -237,6 +242,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         origin: Server::origin(byte_rate * s.origin_x / WIRE / 1000.0),
         asks: VecDeque::new(),
         landings: VecDeque::new(),
+        parts_landing: VecDeque::new(),
         refusals: VecDeque::new(),
         news: BinaryHeap::new(),
         swarms: (0..count).map(|_| Swarm::default()).collect(),
@@ -255,6 +261,7 @@ pub fn run(s: &Scenario) -> Result<Outcome, SimError> {
         sim.follow_schedule(t);
         sim.deliver_asks(t);
         sim.send(t);
+        sim.land_parts(t);
         sim.land(t);
         sim.refuse(t);
         sim.spread_news(t);
@@ -477,6 +484,7 @@ impl Sim<'_> {
             considered: HashSet::new(),
             last_rotation: t,
             held_at: vec![None; entry.parts as usize],
+            stored: Bitfield::new(entry.parts),
             next_announce: t + 2 * self.s.latency_ms,
             told_complete: false,
             short: false,
@@ -543,11 +551,16 @@ impl Sim<'_> {
         self.origin_bytes += sent.bytes;
         second.origin_bytes += sent.bytes * WIRE;
         self.landings.extend(sent.done.into_iter().map(|a| (at, a)));
+        let part_at = |(asker, entry, part)| (at, asker, entry, part);
+        self.parts_landing
+            .extend(sent.parts.into_iter().map(part_at));
         for n in &mut self.nodes {
             let sent = n.server.send(t, STEP_MS);
             self.peer_bytes += sent.bytes;
             second.peer_bytes += sent.bytes;
             self.landings.extend(sent.done.into_iter().map(|a| (at, a)));
+            self.parts_landing
+                .extend(sent.parts.into_iter().map(part_at));
         }
     }
 
@@ -575,6 +588,7 @@ impl Sim<'_> {
             for p in a.first..a.first + a.count {
                 if d.picker.have().get(p) {
                     d.held_at[p as usize].get_or_insert(t);
+                    d.stored.set(p);
                     if a.from_origin {
                         let members = d.known.len() + 1;
                         n.server.took_from_origin(a.entry, p, members);
@@ -585,6 +599,26 @@ impl Sim<'_> {
             self.news_seq += 1;
             self.news
                 .push(Reverse((at, self.news_seq, a.asker, a.entry, None)));
+        }
+    }
+
+    /// Parts that land whole by `t`, their answers not done yet: kept (the stream plays them)
+    /// and told to the followers a latency later.
+    fn land_parts(&mut self, t: u64) {
+        let at = self.later(t);
+        while self.parts_landing.front().is_some_and(|l| l.0 <= t) {
+            let Some((_, asker, e, p)) = self.parts_landing.pop_front() else {
+                break;
+            };
+            let n = &mut self.nodes[asker];
+            let Some(d) = n.downloads[e].as_mut().filter(|_| !n.gone) else {
+                continue;
+            };
+            d.held_at[p as usize].get_or_insert(t);
+            if d.stored.set(p) {
+                self.news_seq += 1;
+                self.news.push(Reverse((at, self.news_seq, asker, e, None)));
+            }
         }
     }
 
@@ -613,7 +647,7 @@ impl Sim<'_> {
             let Some(d) = self.nodes[from].downloads[e].as_ref() else {
                 continue;
             };
-            let have = d.picker.have().clone();
+            let have = d.stored.clone();
             let mut to_whom = match to {
                 Some(j) => vec![j],
                 None => d.followers.clone(),

@@ -30,6 +30,8 @@ pub(crate) struct Answer {
     pub(crate) from_origin: bool,
     /// Of a part its sender alone held (see `Server::sole`).
     sole: bool,
+    /// Its first parts whose last byte went (the asker keeps each as it is whole).
+    whole: u32,
 }
 
 impl Answer {
@@ -54,6 +56,7 @@ impl Answer {
             ended: 0.0,
             from_origin: false,
             sole: false,
+            whole: 0,
         }
     }
 }
@@ -62,6 +65,9 @@ impl Answer {
 pub(crate) struct Sent {
     /// The answers whose last byte went.
     pub(crate) done: Vec<Answer>,
+    /// Parts whose last byte went (asker, entry, part), of answers done or not: the asker
+    /// keeps each part as soon as it is whole (`download/request.rs`'s `receive`).
+    pub(crate) parts: Vec<(usize, usize, u32)>,
     pub(crate) bytes: f64,
 }
 
@@ -260,6 +266,16 @@ impl Server {
                 }
             }
         }
+        let mut parts = Vec::new();
+        for a in &mut self.answers {
+            let whole = if a.left <= 1e-9 {
+                a.count
+            } else {
+                (((a.bytes as f64 - a.left) / PART as f64) as u32).min(a.count)
+            };
+            parts.extend((a.whole..whole).map(|k| (a.asker, a.entry, a.first + k)));
+            a.whole = a.whole.max(whole);
+        }
         let (done, open): (Vec<Answer>, Vec<Answer>) =
             self.answers.drain(..).partition(|a| a.left <= 1e-9);
         self.answers = open;
@@ -281,6 +297,7 @@ impl Server {
         }
         Sent {
             done,
+            parts,
             bytes: full - budget.max(0.0),
         }
     }
@@ -382,5 +399,26 @@ mod tests {
             .map(|a| a.id)
             .collect();
         assert_eq!(order, [1, 3, 2]);
+    }
+
+    #[test]
+    fn each_part_of_an_answer_lands_as_it_is_whole() {
+        // The origin sends a block of four parts at a part per 100 ms: the asker keeps the
+        // first after 100 ms, not after 400 with the last (`download/request.rs`).
+        let mut s = Server::origin(PART as f64 / 100.0);
+        let block = Answer::new(3, 1, 9, (8, 4), 4 * PART, i64::MAX);
+        assert!(s.take(block, 0).is_ok());
+        let mut landed = Vec::new();
+        for step in 0..40 {
+            let sent = s.send(step * 10, 10);
+            landed.extend(sent.parts.iter().map(|&(asker, entry, part)| {
+                assert_eq!((asker, entry), (3, 1));
+                (part, step * 10 + 10)
+            }));
+            if !sent.done.is_empty() {
+                assert_eq!(step * 10 + 10, 400, "the whole answer");
+            }
+        }
+        assert_eq!(landed, [(8, 100), (9, 200), (10, 300), (11, 400)]);
     }
 }
