@@ -376,22 +376,7 @@ impl Neighbours {
         let root = self.content.root();
         self.carry();
         self.mark_silent(picker);
-        let mut starts: Vec<(SocketAddr, Option<u64>)> = Vec::new();
-        for (addr, member) in self.node.known_members(&root) {
-            picker.add_peer(addr);
-            let since = member.as_ref().map(|m| m.since_ms);
-            picker.set_membership(addr, member.map(|m| (member_hash(&m.id), m.since_ms)));
-            starts.push((addr, since));
-        }
-        // A peer the node forgot (its list full, or gone) is no member here either: it would
-        // own blocks nobody takes (docs/decisions/053).
-        let forgotten: Vec<SocketAddr> = picker
-            .peers()
-            .filter(|a| !starts.iter().any(|(k, _)| k == a))
-            .collect();
-        for addr in forgotten {
-            picker.set_membership(addr, None);
-        }
+        let starts = tell_members(picker, self.node.known_members(&root));
         let joined = self.joined_ms();
         picker.set_joined(joined);
         picker.set_members_whole(self.node.members_whole(&root));
@@ -538,6 +523,30 @@ pub(super) fn adopt_arrivals(
     adopted
 }
 
+/// Tells the picker the members the node knows (`known`), and that a peer the node forgot
+/// (its list full, or gone) is no member either: it would own blocks nobody takes
+/// (docs/decisions/053). Returns each known peer with when the tracker first saw it.
+fn tell_members(
+    picker: &mut Picker,
+    known: Vec<crate::node::Member>,
+) -> Vec<(SocketAddr, Option<u64>)> {
+    let mut starts: Vec<(SocketAddr, Option<u64>)> = Vec::new();
+    for (addr, member) in known {
+        picker.add_peer(addr);
+        let since = member.as_ref().map(|m| m.since_ms);
+        picker.set_membership(addr, member.map(|m| (member_hash(&m.id), m.since_ms)));
+        starts.push((addr, since));
+    }
+    let forgotten: Vec<SocketAddr> = picker
+        .peers()
+        .filter(|a| !starts.iter().any(|(k, _)| k == a))
+        .collect();
+    for addr in forgotten {
+        picker.set_membership(addr, None);
+    }
+    starts
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -583,5 +592,64 @@ mod tests {
         let adopted = adopt_arrivals(&known, mine, 8, &none, &mut considered, &mut rng);
         assert!((2..=20).contains(&adopted.len()), "{}", adopted.len());
         assert_eq!(considered.len(), 400);
+    }
+
+    /// The parts a plain fetch takes from the origin before any peer could be orphaned:
+    /// those of the blocks this node owns among the members its picker knows.
+    fn owned_from_origin(picker: &mut Picker) -> u32 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut parts = 0;
+        loop {
+            let asks = picker.next(1_000, &mut rng);
+            if asks.is_empty() {
+                return parts;
+            }
+            for a in asks {
+                assert_eq!(a.source, crate::picker::Source::Origin);
+                picker.completed(
+                    a.id,
+                    a.first,
+                    a.count,
+                    u64::from(a.count) * alluvium_content::PART_SIZE,
+                    1_000,
+                );
+                parts += a.count;
+            }
+        }
+    }
+
+    #[test]
+    fn a_member_the_node_forgot_owns_no_block() {
+        use crate::picker::{Deadlines, PickerConfig};
+        let picker = || {
+            let mut p = Picker::new(
+                Bitfield::new(32),
+                Deadlines::None,
+                PickerConfig::default(),
+                member_hash("me"),
+            );
+            p.set_tracker_answered();
+            p
+        };
+        let other: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        let known = vec![(
+            other,
+            Some(crate::node::Membership {
+                id: "other".into(),
+                since_ms: 1_000,
+            }),
+        )];
+        // Known, the other member owns some of the blocks: this node takes only its own.
+        let mut with = picker();
+        let starts = tell_members(&mut with, known.clone());
+        assert_eq!(starts, [(other, Some(1_000))]);
+        let mine = owned_from_origin(&mut with);
+        assert!(mine > 0 && mine < 32, "{mine}");
+        // Forgotten by the node (gone, or its list full), it owns nothing here: this node
+        // takes every block, as it would alone.
+        let mut forgot = picker();
+        tell_members(&mut forgot, known);
+        assert_eq!(tell_members(&mut forgot, Vec::new()), []);
+        assert_eq!(owned_from_origin(&mut forgot), 32);
     }
 }
