@@ -527,11 +527,19 @@ impl Sim<'_> {
                     }
                 }
             }
+            let traced = to.is_some() && to == self.s.trace;
+            let what = (answer.asker, answer.entry, answer.first, answer.count);
             let server = match to {
                 None => &mut self.origin,
                 Some(j) => &mut self.nodes[j].server,
             };
-            if let Err(refused) = server.take(answer, t as i64) {
+            let taken = server.take(answer, t as i64);
+            if traced {
+                let (asker, e, first, count) = what;
+                let how = if taken.is_ok() { "taken" } else { "refused" };
+                eprintln!("{t:>7} asked e{e} parts {first}+{count} by {asker}: {how}");
+            }
+            if let Err(refused) = taken {
                 self.refusals.push_back((
                     back,
                     refused.asker,

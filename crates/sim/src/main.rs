@@ -93,7 +93,8 @@ struct Args {
     #[arg(long)]
     late_parts: bool,
     /// Prints listener N's asks (whom, which parts, due in how long), answers and refusals
-    /// to stderr as they happen; N counts arrivals from 0.
+    /// to stderr as they happen, and the asks it gets from others (taken or refused); N
+    /// counts arrivals from 0.
     #[arg(long, value_name = "N")]
     trace: Option<usize>,
     /// Runs every scenario of FILE (lines `name: flags`, `#` comments) and prints them as a

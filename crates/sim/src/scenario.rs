@@ -52,8 +52,8 @@ pub struct Scenario {
     /// Players hear the schedule this late and get this much at once (`--burst`).
     pub burst_ms: u64,
     pub seed: u64,
-    /// Prints this listener's asks, answers and refusals to stderr as they happen (its index
-    /// in arrival order, from 0).
+    /// Prints this listener's asks, answers and refusals to stderr as they happen, and the
+    /// asks it gets (its index in arrival order, from 0).
     pub trace: Option<usize>,
 }
 
