@@ -593,10 +593,10 @@ impl Sim<'_> {
             let _cancelled = d
                 .picker
                 .completed(a.id, a.first, a.count, a.bytes, t - d.began);
+            // Its parts were kept as each came (`land_parts`); the sender's only copies are
+            // noted when the request is done, as the node does.
             for p in a.first..a.first + a.count {
                 if d.picker.have().get(p) {
-                    d.held_at[p as usize].get_or_insert(t);
-                    d.stored.set(p);
                     if a.from_origin {
                         let members = d.known.len() + 1;
                         n.server.took_from_origin(a.entry, p, members);
@@ -610,8 +610,8 @@ impl Sim<'_> {
         }
     }
 
-    /// Parts that land whole by `t`, their answers not done yet: kept (the stream plays them)
-    /// and told to the followers a latency later.
+    /// Parts that land whole by `t`, each as it comes (an answer's last with the answer):
+    /// kept (the stream plays them) and told to the followers a latency later.
     fn land_parts(&mut self, t: u64) {
         let at = self.later(t);
         while self.parts_landing.front().is_some_and(|l| l.0 <= t) {

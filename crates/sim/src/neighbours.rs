@@ -47,7 +47,7 @@ pub(crate) fn tend(
         .learned
         .iter()
         .copied()
-        .filter(|j| *j != i && d.known.contains(j) && present(*j) && !d.follows.contains(j))
+        .filter(|j| *j != i && present(*j) && !d.follows.contains(j))
         .collect();
     candidates.shuffle(rng);
     if d.follows.len() >= want && t >= d.last_rotation + ROTATE_EVERY_MS && !candidates.is_empty() {
