@@ -593,14 +593,12 @@ impl Sim<'_> {
             let _cancelled = d
                 .picker
                 .completed(a.id, a.first, a.count, a.bytes, t - d.began);
-            // Its parts were kept as each came (`land_parts`); the sender's only copies are
+            // Its parts were kept as each came (`land_parts`); this node's only copies are
             // noted when the request is done, as the node does.
-            for p in a.first..a.first + a.count {
-                if d.picker.have().get(p) {
-                    if a.from_origin {
-                        let members = d.known.len() + 1;
-                        n.server.took_from_origin(a.entry, p, members);
-                    }
+            if a.from_origin {
+                let members = d.known.len() + 1;
+                for p in (a.first..a.first + a.count).filter(|&p| d.picker.have().get(p)) {
+                    n.server.took_from_origin(a.entry, p, members);
                 }
             }
             d.wake = Some(t);
