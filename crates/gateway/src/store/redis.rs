@@ -322,7 +322,8 @@ impl Redis {
     }
 
     /// Adds report sums (HINCRBY) and listeners (one HyperLogLog per station and minute, so
-    /// gateways' counts make a union, not a sum), in one pipeline; prunes what is past keeping.
+    /// gateways' counts make a union, not a sum), in one transaction so a reader never sees
+    /// the sums without their listeners; prunes what is past keeping.
     pub(crate) async fn add_report(
         &self,
         batch: &Batch,
@@ -330,6 +331,7 @@ impl Redis {
     ) -> Result<(), StoreError> {
         let keep_s = (crate::report::KEEP.as_secs()) as i64;
         let mut pipe = redis::pipe();
+        pipe.atomic();
         let mut stations = std::collections::HashSet::new();
         for (st, start, url, sums) in &batch.entries {
             let k = report_key(st);
