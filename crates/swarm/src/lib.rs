@@ -32,7 +32,7 @@ pub use download::{download, resolve, spawn_announcer, Announcing, DownloadConfi
 pub use health::{Health, Outage, Service};
 pub use metrics::Metrics;
 pub use node::{Node, NodeConfig, UploadLimit};
-pub use picker::{Deadlines, PickerConfig};
+pub use picker::{Deadlines, Model, PickerConfig};
 pub use store::{Content, Store};
 
 pub use alluvium_task::error_chain;

@@ -1,4 +1,6 @@
-//! The picker's knobs.
+//! The picker's settings (a live station's derived from [`Model`]).
+
+use super::model::Model;
 
 /// Tuning of the picker; the defaults suit 16 KiB parts on residential links.
 #[derive(Debug, Clone, Copy)]
@@ -193,50 +195,9 @@ impl PickerConfig {
     /// For a live station: every listener wants each part at the same moment, so each asks
     /// the origin one thing at a time (one block it owns, one rescue): many concurrent
     /// requests into a thin origin uplink share it so finely that nothing arrives in time.
-    /// Each value names the decision record (`docs/decisions/`) with its measurements.
+    /// Every value is derived from the model's twelve parameters ([`Model::LIVE`]).
     pub fn live() -> Self {
-        Self {
-            origin_slots: 1,
-            urgent_origin_slots: 0,
-            // Asking again elsewhere too soon doubles the load that made the ask slow.
-            urgent_late_ms: 3_000,
-            late_ms: 10_000,
-            // One small ask per peer, so an ask that is taken goes at the uplink's full rate
-            // and a listener's few asks go to different peers, most urgent first.
-            peer_slots: 1,
-            peer_total_slots: 4,
-            peer_max_run: 1,
-            peer_min_lead_ms: 1_000,
-            peer_in_order_ms: 6_000,
-            spread_slots: 1,           // decision 028
-            peer_lead_by_latency: 1.0, // decision 009
-            // The swarm needs a long lead (each hop through a busy uplink takes seconds), but
-            // what is fetched past the last listener's leaving is never aired: decision 027.
-            origin_ahead_ms: 25_000,
-            peer_ahead_ms: 45_000,
-            rescue_backups: 1, // decision 003
-            // The first six listeners settled 5 s before a block is taken own it: 001.
-            owners: 6,
-            min_owners: 1,
-            owner_settle_ms: 5_000,
-            // A cold entry: later blocks taken 12 s ahead by several owners (010), seeded
-            // a part per arrival after the first listener's first three blocks (012).
-            cold_ahead_ms: 12_000,
-            cold_first_blocks: 3,
-            cold_seed_parts: 1,
-            cold_owner_lead_ms: 9_000,
-            // Tuning in: the part playing now when four followed peers hold it (011).
-            join_ms: 3_000,
-            join_min_holders: 4,
-            // The next entry yields while the entry on air is short (018).
-            short_ms: 4_000,
-            yield_slots: 1,
-            // A listener's first 4 s go to its prebuffer (017), all at once where widely
-            // held (025).
-            focus_ms: 4_000,
-            focus_wide_slots: 6,
-            ..Self::default()
-        }
+        Model::LIVE.picker()
     }
 }
 

@@ -39,6 +39,7 @@ mod asks;
 mod config;
 mod deadline;
 mod inflight;
+mod model;
 mod origin;
 mod ownership;
 mod peers;
@@ -55,6 +56,7 @@ use crate::bitfield::Bitfield;
 
 pub use config::PickerConfig;
 pub use deadline::Deadlines;
+pub use model::Model;
 pub use ownership::member_hash;
 
 use inflight::Inflight;
