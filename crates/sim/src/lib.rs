@@ -708,6 +708,7 @@ impl Sim<'_> {
                     let deadline = q.due_in_ms.map_or(i64::MAX, |d| t as i64 + d);
                     let mut answer = Answer::new(i, e, q.id, (q.first, q.count), bytes, deadline);
                     answer.from_origin = q.source == Source::Origin;
+                    answer.overdue = q.due_in_ms.is_some_and(|d| d < 0);
                     if self.s.trace == Some(i) {
                         let due = q.due_in_ms.map_or("-".into(), |d| format!("{d}"));
                         eprintln!(

@@ -20,8 +20,13 @@ pub(crate) struct Answer {
     pub(crate) bytes: u64,
     /// Bytes not sent yet.
     left: f64,
-    /// When the asker plays it (simulated ms; `i64::MAX`: no deadline).
+    /// When the sender sends it by (simulated ms; `i64::MAX`: no deadline): when the asker
+    /// plays it, or earlier for a part that must spread (`Node::spread_lead`).
     pub(crate) deadline: i64,
+    /// When the asker plays it.
+    due_at: i64,
+    /// Asked after its moment had passed (not a joiner's first seconds, asked as due now).
+    pub(crate) overdue: bool,
     /// When its first byte went (simulated ms), and the pace then (bytes per second).
     began: Option<(f64, u64)>,
     /// When its last byte went (simulated ms).
@@ -52,6 +57,8 @@ impl Answer {
             bytes,
             left: bytes as f64,
             deadline,
+            due_at: deadline,
+            overdue: false,
             began: None,
             ended: 0.0,
             from_origin: false,
@@ -211,6 +218,19 @@ impl Server {
             if ahead >= cap + usize::from(urgent) || self.answers.len() >= cap + JUMP {
                 return Err(a);
             }
+            // Only if the answers before it leave it time (`answers.rs`): the bytes they have
+            // still to send, at the pace, before the asker plays it (at once if due now); a
+            // part already overdue by the counts alone.
+            let before: f64 = self
+                .answers
+                .iter()
+                .filter(|b| b.deadline <= a.deadline)
+                .map(|b| b.left)
+                .sum();
+            if !a.overdue && before > 0.0 && before / self.pace().0 > (a.due_at - now).max(0) as f64
+            {
+                return Err(a);
+            }
         }
         self.answers.push(a);
         Ok(())
@@ -324,6 +344,28 @@ mod tests {
         assert_eq!(sent.bytes, 1000.0);
         let done: Vec<u64> = sent.done.iter().map(|a| a.id).collect();
         assert_eq!(done, [5], "the soonest due first");
+    }
+
+    #[test]
+    fn an_ask_is_taken_only_in_time_and_an_overdue_one_by_the_counts() {
+        // 100 bytes a ms: an answer of 1000 bytes takes 10 ms.
+        let mut s = Server::peer(100.0, 2);
+        assert!(
+            s.take(ask(1, 100), 100).is_ok(),
+            "due now, nothing before it"
+        );
+        assert!(
+            s.take(ask(2, 100), 100).is_err(),
+            "due now, 10 ms before it"
+        );
+        assert!(
+            s.take(ask(3, 105), 100).is_err(),
+            "due in 5 ms, 10 ms before it"
+        );
+        assert!(s.take(ask(4, 120), 100).is_ok(), "due in 20 ms");
+        let mut late = ask(5, 90);
+        late.overdue = true;
+        assert!(s.take(late, 100).is_ok(), "overdue: the counts alone");
     }
 
     #[test]

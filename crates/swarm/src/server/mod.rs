@@ -204,18 +204,29 @@ async fn blob(
     let mut due = due_ms
         .map(|ms| node.uplink.deadline(ms))
         .map(|d| sooner(d, node.spread_lead(&root, first)));
+    let over_link = node.paces_to(from.ip());
+    let answer_bytes =
+        (u64::from(count) * PART_SIZE).min(size.saturating_sub(u64::from(first) * PART_SIZE));
     // The swarm's only copy goes ahead of the cap.
     let only = due.zip(node.only_copy_lead(&root, first, count));
     let permit = match only.and_then(|(d, lead)| {
         let earlier = sooner(d, lead);
-        Some((node.answers.try_take_only_copy(earlier)?, earlier))
+        Some((
+            node.answers.try_take_only_copy(earlier, answer_bytes)?,
+            earlier,
+        ))
     }) {
         Some((slot, earlier)) => {
             node.sent_on(&root, first, count);
             due = Some(earlier);
             Some(slot)
         }
-        None => node.answers.try_take(due, due_ms),
+        None => node.answers.try_take(
+            due,
+            due_ms,
+            answer_bytes,
+            node.uplink.rate().filter(|_| over_link),
+        ),
     };
     let Some(permit) = permit else {
         let mut r = status(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
@@ -243,7 +254,6 @@ async fn blob(
             format!("bytes {start}-{}/{size}", start + len - 1),
         );
     }
-    let over_link = node.paces_to(from.ip());
     if over_link {
         node.uplink.charge(ANSWER_HEAD);
         if let Some(rate) = node.uplink.rate() {

@@ -66,6 +66,9 @@ pub(super) fn paced(
         }
         tail.target += n as u64;
         tail.pending = n as u64;
+        if let Some(slot) = &tail.slot {
+            slot.sent(n as u64);
+        }
         Some((
             Ok::<_, std::io::Error>(rest.slice(..n)),
             (rest.slice(n..), tail),

@@ -38,7 +38,10 @@ async fn an_ask_due_sooner_is_answered_while_the_slots_are_busy() {
     };
     // The one blob slot is taken by an answer due in 10 s.
     let deadline = node.uplink.deadline(10_000);
-    let _busy = node.answers.try_take(Some(deadline), Some(10_000)).unwrap();
+    let _busy = node
+        .answers
+        .try_take(Some(deadline), Some(10_000), 0, None)
+        .unwrap();
     assert_eq!(
         ask(None).await.unwrap().status(),
         StatusCode::SERVICE_UNAVAILABLE
@@ -96,7 +99,7 @@ async fn an_ask_of_the_swarm_s_only_copy_is_taken_past_busy_slots_once() {
     let busy: Vec<_> = [1_000, 900, 800]
         .map(|due| {
             node.answers
-                .try_take(Some(node.uplink.deadline(due)), Some(due))
+                .try_take(Some(node.uplink.deadline(due)), Some(due), 0, None)
         })
         .into_iter()
         .collect();
