@@ -31,7 +31,8 @@ pub(crate) struct Answers {
 #[derive(Debug)]
 struct Due {
     id: u64,
-    /// When its asker plays it (on the uplink's clock; `i64::MAX`: none).
+    /// When the uplink sends it by (on the uplink's clock; `i64::MAX`: none): its asker's
+    /// moment, or earlier for a part that must still spread (`Node::spread_lead`).
     deadline: i64,
     /// Its bytes not yet handed to the connection.
     left: u64,
