@@ -210,23 +210,17 @@ impl Server {
         }
         if let Some(cap) = self.cap {
             let urgent = a.deadline - now <= URGENT_MS;
-            let ahead = self
+            // The answers due no later, and the bytes they have still to send.
+            let (ahead, before) = self
                 .answers
                 .iter()
                 .filter(|b| b.deadline <= a.deadline)
-                .count();
+                .fold((0, 0.0), |(n, left), b| (n + 1, left + b.left));
             if ahead >= cap + usize::from(urgent) || self.answers.len() >= cap + JUMP {
                 return Err(a);
             }
-            // Only if the answers before it leave it time (`answers.rs`): the bytes they have
-            // still to send, at the pace, before the asker plays it (at once if due now); a
-            // part already overdue by the counts alone.
-            let before: f64 = self
-                .answers
-                .iter()
-                .filter(|b| b.deadline <= a.deadline)
-                .map(|b| b.left)
-                .sum();
+            // Only if they leave it time (`answers.rs`): sent at the pace before the asker
+            // plays it (at once if due now); a part already overdue by the counts alone.
             if !a.overdue && before > 0.0 && before / self.pace().0 > (a.due_at - now).max(0) as f64
             {
                 return Err(a);

@@ -101,19 +101,18 @@ impl Answers {
         let deadline = deadline.unwrap_or(i64::MAX);
         let urgent = due_in_ms.is_some_and(|d| d <= URGENT_DUE_MS);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let ahead = inner.dues.iter().filter(|d| d.deadline <= deadline).count();
+        // The answers due no later, and the bytes they have still to send.
+        let (ahead, before) = inner
+            .dues
+            .iter()
+            .filter(|d| d.deadline <= deadline)
+            .fold((0, 0u64), |(n, b), d| (n + 1, b + d.left));
         if ahead >= self.cap + usize::from(urgent) || inner.dues.len() >= self.cap + JUMP {
             return None;
         }
         // A part already overdue by the counts alone: refused, it would be silence now.
         let in_time = due_in_ms.filter(|d| *d >= 0);
         if let (Some(due), Some(rate)) = (in_time, rate.filter(|r| *r > 0)) {
-            let before: u64 = inner
-                .dues
-                .iter()
-                .filter(|d| d.deadline <= deadline)
-                .map(|d| d.left)
-                .sum();
             let wait_ms = before.saturating_mul(1000) / rate;
             if before > 0 && wait_ms > due as u64 {
                 return None;

@@ -537,10 +537,8 @@ fn tell_members(
         picker.set_membership(addr, member.map(|m| (member_hash(&m.id), m.since_ms)));
         starts.push((addr, since));
     }
-    let forgotten: Vec<SocketAddr> = picker
-        .peers()
-        .filter(|a| !starts.iter().any(|(k, _)| k == a))
-        .collect();
+    let known: std::collections::HashSet<SocketAddr> = starts.iter().map(|(a, _)| *a).collect();
+    let forgotten: Vec<SocketAddr> = picker.peers().filter(|a| !known.contains(a)).collect();
     for addr in forgotten {
         picker.set_membership(addr, None);
     }
