@@ -64,10 +64,10 @@ struct Args {
     #[arg(long, default_value = "auto", value_parser = pace)]
     pace_x: Pace,
     /// How a listener's server treats an ask for a part it took from the origin and has not
-    /// sent on, the swarm's only copy: ahead by the hops to every member but after urgent
-    /// asks (the node's rule), or as any ask, first, as urgent, or ahead of everything by
-    /// its hops (experiments: docs/decisions/049, 051).
-    #[arg(long, value_enum, default_value = "lead-after-urgent")]
+    /// sent on, the swarm's only copy: ahead by the hops to every member, urgent asks too
+    /// (the node's rule, docs/decisions/058), or as any ask, first, as urgent, or by its
+    /// hops but after urgent asks (experiments: docs/decisions/049, 051).
+    #[arg(long, value_enum, default_value = "lead")]
     sole_first: SoleFirst,
     /// Whether an answer is due at its sender earlier by the hops its part still needs to
     /// reach every member, after urgent asks (the node's rule: docs/decisions/052).

@@ -71,9 +71,9 @@ pub enum Pace {
 
 /// How a listener's server treats an ask for a part it took from the origin and has not sent
 /// on: the swarm's only copy (BitTorrent's super-seeding sends each piece once before any
-/// twice). One such answer in flight at most, and each part so once. The node does as
-/// `LeadAfterUrgent` (`swarm/src/node/spread.rs`); the others are the simulator's experiments
-/// (docs/decisions/049, 051).
+/// twice). One such answer in flight at most, and each part so until one such answer went
+/// out whole. The node does as `Lead` (`swarm/src/server/mod.rs`, docs/decisions/058); the
+/// others are the simulator's experiments (docs/decisions/049, 051).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SoleFirst {
     /// As any ask: soonest due first (the node before decision 051).
@@ -85,7 +85,8 @@ pub enum SoleFirst {
     /// Taken past the cap, due earlier by the hops it takes to reach every member the
     /// holder knows (log2 of them), each an answer sent behind the cap's answers.
     Lead,
-    /// As `Lead`, but never ahead of an urgent ask: those are silence now if late.
+    /// As `Lead`, but never ahead of an urgent ask: those are silence now if late (the node
+    /// from decision 051 to 058).
     LeadAfterUrgent,
 }
 
@@ -107,7 +108,7 @@ impl Default for Scenario {
             setup_ms: 800,
             latency_ms: 20,
             pace: Pace::Auto,
-            sole_first: SoleFirst::LeadAfterUrgent,
+            sole_first: SoleFirst::Lead,
             spread_lead: true,
             neighbours: 8,
             burst_ms: 4_000,

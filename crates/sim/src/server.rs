@@ -203,7 +203,6 @@ impl Server {
                 }
             }
             if a.sole {
-                self.sole.remove(&(a.entry, a.first));
                 self.answers.push(a);
                 return Ok(());
             }
@@ -293,6 +292,10 @@ impl Server {
         let (done, open): (Vec<Answer>, Vec<Answer>) =
             self.answers.drain(..).partition(|a| a.left <= 1e-9);
         self.answers = open;
+        // An only copy is one no more once it went out (`server/paced.rs`).
+        for a in done.iter().filter(|a| a.sole) {
+            self.sole.remove(&(a.entry, a.first));
+        }
         // Each asker says how fast its answer came, from its first bytes to its last.
         if let Some(f) = self.follower.as_mut() {
             for a in &done {
@@ -414,6 +417,13 @@ mod tests {
         assert_eq!(first.send(0, 10).done[0].id, 3);
         // Once: the next ask of it is any ask.
         assert!(first.take(sole(4), 0).is_err());
+        // Given up before it went out (its asker left), it is still the only copy.
+        let mut gone = busy(SoleFirst::First);
+        assert!(gone
+            .take(Answer::new(5, 0, 3, (7, 1), 1000, 20_000), 0)
+            .is_ok());
+        gone.drop_asker(5);
+        assert!(gone.take(sole(4), 0).is_ok());
         // Lead: taken, due sooner by 14 hops (about 7 s), after the two due within 1.5 s.
         let mut lead = busy(SoleFirst::Lead);
         assert!(lead.take(sole(3), 0).is_ok());

@@ -82,6 +82,14 @@ struct Playing {
 }
 
 impl Playing {
+    /// The data at the cursor did not come in time for `clock`: silence until it is held,
+    /// then rejoin the schedule.
+    fn lost(&mut self, clock: DateTime<Utc>) {
+        tracing::debug!(title = %self.title, clock = %clock.format("%H:%M:%S%.3f"),
+            offset = self.cursor, "not held in time: silence until it is");
+        self.rejoin = true;
+    }
+
     /// Moves past `unit`, the entry's next unit: the cursor, the samples played, and the
     /// stream `clock` when the unit moves time on.
     fn advance(&mut self, unit: &Unit, clock: &mut DateTime<Utc>) {
@@ -158,9 +166,10 @@ fn drift(
     Some(clock - (sent - played) - now)
 }
 
-/// Counts `d` of silence sent from `from` on the schedule: in the metrics and in what the
-/// broadcaster's report is told.
-fn count_silence(station: &Station, from: DateTime<Utc>, d: TimeDelta) {
+/// Counts `d` of silence sent from `from` on the schedule, in `title`: in the metrics, in
+/// what the broadcaster's report is told, and in the log when the gap ends (`gap`).
+fn count_silence(station: &Station, gap: &mut Gap, title: &str, from: DateTime<Utc>, d: TimeDelta) {
+    gap.silent(title, from, d);
     let seconds = d.num_microseconds().unwrap_or(0) as f64 / 1e6;
     station.node.metrics.stall_seconds.inc_by(seconds);
     station
@@ -212,6 +221,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
     // How far ahead of the schedule the player started (`JOIN_AHEAD`): it plays each frame
     // that much before its moment, so every wait ends that much sooner.
     let mut early = TimeDelta::zero();
+    let mut gap = Gap::default();
     loop {
         // The moment the player's ear is at, had it played from the first sound without a gap.
         let now = station.state.heard_now();
@@ -269,7 +279,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
                         continue;
                     }
                     None => {
-                        p.rejoin = true;
+                        p.lost(clock);
                         None
                     }
                 }
@@ -302,6 +312,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         match unit {
             Some(unit) => {
                 if let Some(p) = playing.as_mut() {
+                    gap.ended();
                     output.audio(p, &unit, &mut icy, &title, &mut out);
                     first_sound.get_or_insert_with(tokio::time::Instant::now);
                     if let Advance::By(samples) = unit.advance {
@@ -311,7 +322,7 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
             }
             None => match output.silence(&mut icy, &title, &mut out) {
                 Some(d) => {
-                    count_silence(&station, clock, d);
+                    count_silence(&station, &mut gap, &title, clock, d);
                     clock += d;
                     sent += d;
                 }
@@ -326,6 +337,35 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         }
     }
     metrics.stream_clients.dec();
+}
+
+/// The silence a player is hearing now, told once when it ends (or the player goes): in
+/// which entry and where on the schedule it began, and how long it lasted, so a log says
+/// when listeners heard nothing.
+#[derive(Default)]
+struct Gap(Option<(String, DateTime<Utc>, TimeDelta)>);
+
+impl Gap {
+    fn silent(&mut self, title: &str, at: DateTime<Utc>, d: TimeDelta) {
+        let (_, _, total) = self
+            .0
+            .get_or_insert_with(|| (title.to_owned(), at, TimeDelta::zero()));
+        *total += d;
+    }
+
+    fn ended(&mut self) {
+        if let Some((title, from, d)) = self.0.take() {
+            let seconds = d.num_milliseconds() as f64 / 1e3;
+            tracing::info!(%title, scheduled = %from.format("%H:%M:%S%.3f"), seconds,
+                "played silence: the data was not here in time");
+        }
+    }
+}
+
+impl Drop for Gap {
+    fn drop(&mut self) {
+        self.ended();
+    }
 }
 
 /// Sends what is gathered and waits a moment for data; false when the player is gone.
@@ -638,6 +678,8 @@ fn rejoin(p: &mut Playing, clock: DateTime<Utc>) {
     };
     match start {
         Some(frame) => {
+            tracing::debug!(title = %p.title, clock = %clock.format("%H:%M:%S%.3f"),
+                offset = frame, "joined the entry");
             p.cursor = frame;
             match p.track.format {
                 // Frames count samples from here.

@@ -58,7 +58,15 @@ pub(super) async fn from_origin(
             });
         }
     }
-    match receive(response, end - start, content, request.first).await {
+    match receive(
+        response,
+        end - start,
+        content,
+        request.first,
+        Duration::ZERO,
+    )
+    .await
+    {
         Received::Kept { count, bytes, .. } => done(&request, count, bytes),
         // The origin's bytes no longer match the tree: its file changed under the same
         // validators (a weak or missing ETag). Never mixed in; peers finish the job.

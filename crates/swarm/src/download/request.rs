@@ -22,7 +22,17 @@ use crate::store::{Content, StoreError};
 /// that did arrive. A thin uplink shared by many TCP flows drops packets, and a flow that
 /// loses its retransmissions too waits seconds, doubling, before it tries again: asking
 /// anew beats waiting for it (the block's parts are then still spread in time).
-const IDLE_LIMIT: Duration = Duration::from_secs(4);
+pub(super) const IDLE_LIMIT: Duration = Duration::from_secs(4);
+
+/// How long an answer may send nothing before it is given up, until `due_in_ms` from the ask:
+/// a peer sends the answers due soonest first, so one due later may wait behind others
+/// until about then; given up sooner, it held a place at the sender for nothing and lost its
+/// turn (and a part the sender alone held stayed unspread). After that, [`IDLE_LIMIT`].
+pub(super) fn patience(due_in_ms: Option<i64>) -> Duration {
+    due_in_ms.map_or(Duration::ZERO, |ms| {
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    })
+}
 
 pub(super) fn spawn_request(
     node: &Arc<Node>,
@@ -113,7 +123,7 @@ pub(super) enum Ended {
     Whole,
     /// Short of its length: the sender closed it.
     Short,
-    /// Nothing came for [`IDLE_LIMIT`].
+    /// Nothing came for [`IDLE_LIMIT`], past the answer's [`patience`].
     Stalled,
     /// The connection broke.
     Cut,
@@ -136,15 +146,18 @@ impl Received {
 /// (verified) as soon as it is whole: the first part of a run plays, and is offered to
 /// peers, while the rest is on its way. Before, a run was kept when all of it had come: a
 /// first listener's opening three parts from the origin were held back until the third,
-/// 2.7 s after the ask. If the body breaks off or nothing comes for [`IDLE_LIMIT`], the
+/// 2.7 s after the ask. If the body breaks off or stalls (see [`Ended::Stalled`]), the
 /// whole parts that came are what is kept (the last part of a file may be short, and is
-/// whole when the body is).
+/// whole when the body is). Until `patient` from now, any wait is no stall (see
+/// [`patience`]).
 pub(super) async fn receive(
     response: reqwest::Response,
     len: u64,
     content: &Content,
     first: u32,
+    patient: Duration,
 ) -> Received {
+    let patient_until = tokio::time::Instant::now() + patient;
     let part = PART_SIZE as usize;
     let mut pending: Vec<u8> = Vec::with_capacity(part * 2);
     // Bytes came, and bytes kept: whole parts (the file's short last part only at the end),
@@ -162,7 +175,8 @@ pub(super) async fn receive(
     let mut first_chunk: Option<(tokio::time::Instant, u64)> = None;
     let mut last_chunk = None;
     let ended = loop {
-        let chunk = match tokio::time::timeout(IDLE_LIMIT, stream.next()).await {
+        let wait = IDLE_LIMIT.max(patient_until - tokio::time::Instant::now());
+        let chunk = match tokio::time::timeout(wait, stream.next()).await {
             Err(_) => break Ended::Stalled,
             Ok(None) if came == len => break Ended::Whole,
             Ok(None) => break Ended::Short,
@@ -245,7 +259,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(8);
         let reading = tokio::spawn({
             let content = content.clone();
-            async move { receive(streamed(rx), 3 * PART_SIZE, &content, 1).await }
+            async move { receive(streamed(rx), 3 * PART_SIZE, &content, 1, Duration::ZERO).await }
         });
         tx.send(data[part..part + 10_000].to_vec()).await.unwrap();
         tx.send(data[part + 10_000..3 * part].to_vec())
@@ -278,20 +292,94 @@ mod tests {
         tx.send(data[5 * part..].to_vec()).await.unwrap();
         drop(tx);
         let len = (data.len() - 5 * part) as u64;
-        let got = receive(streamed(rx), len, &content, 5).await;
+        let got = receive(streamed(rx), len, &content, 5, Duration::ZERO).await;
         assert!(matches!(got, Received::Kept { count: 2, bytes, .. } if bytes == len));
         let (tx, rx) = mpsc::channel(8);
         tx.send(data[..part + 1].to_vec()).await.unwrap();
         drop(tx);
-        let got = receive(streamed(rx), PART_SIZE, &content, 0).await;
+        let got = receive(streamed(rx), PART_SIZE, &content, 0, Duration::ZERO).await;
         assert!(matches!(got, Received::Broken));
 
         // A body that breaks off keeps its whole parts.
         let (tx, rx) = mpsc::channel(8);
         tx.send(data[..part + 5].to_vec()).await.unwrap();
         drop(tx);
-        let got = receive(streamed(rx), 2 * PART_SIZE, &content, 0).await;
+        let got = receive(streamed(rx), 2 * PART_SIZE, &content, 0, Duration::ZERO).await;
         assert!(matches!(got, Received::Kept { count: 1, bytes, .. } if bytes == PART_SIZE));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_due_later_may_wait_until_about_then_behind_sooner_ones() {
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i * 3 % 253) as u8).collect();
+        let tree =
+            alluvium_content::Outboard::compute(&data[..], data.len() as u64, |_| {}).unwrap();
+        let store = crate::store::Store::new(None, 1 << 30, 1 << 20);
+        let content = store.open(tree);
+        let part = PART_SIZE as usize;
+        // Sends `chunks` of the body, each after `gap` of nothing.
+        let answer = |chunks: Vec<Vec<u8>>, gap: Duration| {
+            let (tx, rx) = mpsc::channel(8);
+            tokio::spawn(async move {
+                for c in chunks {
+                    tokio::time::sleep(gap).await;
+                    if tx.send(c).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            streamed(rx)
+        };
+        let first = |n: usize| vec![data[n * part..(n + 1) * part].to_vec()];
+
+        // Due in 20 s: its bytes may pause 15 s, behind answers due sooner.
+        let later = patience(Some(20_000));
+        let halves = |n: usize| {
+            let (a, b) = (n * part, (n + 1) * part);
+            vec![data[a..a + 100].to_vec(), data[a + 100..b].to_vec()]
+        };
+        let got = receive(
+            answer(first(0), Duration::from_secs(15)),
+            PART_SIZE,
+            &content,
+            0,
+            later,
+        )
+        .await;
+        assert!(matches!(got, Received::Kept { count: 1, .. }), "{got:?}");
+        let got = receive(
+            answer(halves(1), Duration::from_secs(9)),
+            PART_SIZE,
+            &content,
+            1,
+            later,
+        )
+        .await;
+        assert!(matches!(got, Received::Kept { count: 1, .. }), "{got:?}");
+        // Past its moment, the idle limit: nothing for 5 s after 17 s is a stall.
+        let slow = vec![data[part..part + 100].to_vec(); 2];
+        let got = receive(
+            answer(slow, Duration::from_secs(17)),
+            PART_SIZE,
+            &content,
+            1,
+            later,
+        )
+        .await;
+        assert_eq!(got, Received::Nothing(Ended::Stalled));
+        // Due now (a joiner's first seconds), or with no moment: the idle limit.
+        for due in [Some(0), Some(-3_000), None] {
+            assert_eq!(patience(due), Duration::ZERO);
+        }
+        let now = patience(Some(0));
+        let got = receive(
+            answer(first(1), Duration::from_secs(5)),
+            PART_SIZE,
+            &content,
+            1,
+            now,
+        )
+        .await;
+        assert_eq!(got, Received::Nothing(Ended::Stalled));
     }
 
     /// A body of parts as chunks cut at `cuts` (cycled), then the end of the body.
@@ -338,7 +426,7 @@ mod tests {
                 .build()
                 .unwrap();
             let got = runtime
-                .block_on(receive(chunked(&body, &cuts), data.len() as u64, &content, 0));
+                .block_on(receive(chunked(&body, &cuts), data.len() as u64, &content, 0, Duration::ZERO));
 
             let part = PART_SIZE as usize;
             // Parts whole in what came, and the first corrupt one.
@@ -391,6 +479,7 @@ mod tests {
             data.len() as u64,
             &content,
             0,
+            Duration::ZERO,
         ));
         assert_eq!(got, Received::Invalid { part: 1 });
         assert_eq!(content.have().0.count(), 0);

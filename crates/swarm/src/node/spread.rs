@@ -6,7 +6,9 @@
 //! block fetched ahead leaves its owner, and each later holder, only when it is due for
 //! everyone at once.
 //! - The swarm's only copies (parts taken from the origin and not sent on) reach every
-//!   member known by log2 of them, and one such answer is taken past the cap.
+//!   member known by log2 of them, and one such answer is taken past the cap, ahead of
+//!   urgent asks too: behind them it waits as long as joiners keep coming (decision 058).
+//!   A part stays the only copy until an answer of it went out whole.
 //! - Any other part: by what this node's download last saw of its peers, held by a share
 //!   of those whose bitfields it follows, so by that share of the members.
 

@@ -130,7 +130,7 @@ impl Written {
         self.0.total.load(Ordering::Acquire)
     }
 
-    fn add(&self, n: usize) {
+    pub(super) fn add(&self, n: usize) {
         self.0.total.fetch_add(n as u64, Ordering::AcqRel);
         self.0.more.notify_waiters();
     }

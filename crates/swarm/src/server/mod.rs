@@ -34,6 +34,7 @@ use crate::proto::{
     URGENT_DUE_MS,
 };
 use crate::store::Content;
+use paced::OnlyCopy;
 
 pub use listener::{
     CappedListener, CappedStream, PeerAddr, Timeouts, Written, MAX_CONNECTIONS_PER_ADDRESS,
@@ -201,23 +202,25 @@ async fn blob(
     let after_urgent = node.uplink.deadline(URGENT_DUE_MS + 1);
     let sooner = |d: i64, lead: i64| (d - lead).max(after_urgent).min(d);
     let root = content.root();
-    let mut due = due_ms
-        .map(|ms| node.uplink.deadline(ms))
-        .map(|d| sooner(d, node.spread_lead(&root, first)));
+    let asker_due = due_ms.map(|ms| node.uplink.deadline(ms));
+    let mut due = asker_due.map(|d| sooner(d, node.spread_lead(&root, first)));
     let over_link = node.paces_to(from.ip());
     let answer_bytes =
         (u64::from(count) * PART_SIZE).min(size.saturating_sub(u64::from(first) * PART_SIZE));
-    // The swarm's only copy goes ahead of the cap.
-    let only = due.zip(node.only_copy_lead(&root, first, count));
+    // The swarm's only copy goes ahead of the cap, and by its hops ahead of urgent asks too:
+    // behind them it waits as long as joiners keep coming (decision 058). It is one no more
+    // once it has gone out (an answer its asker gave up on leaves it the only copy).
+    let only = asker_due.zip(node.only_copy_lead(&root, first, count));
+    let mut only_copy = None;
     let permit = match only.and_then(|(d, lead)| {
-        let earlier = sooner(d, lead);
+        let earlier = d - lead.max(0);
         Some((
             node.answers.try_take_only_copy(earlier, answer_bytes)?,
             earlier,
         ))
     }) {
         Some((slot, earlier)) => {
-            node.sent_on(&root, first, count);
+            only_copy = Some(OnlyCopy { root, first, count });
             due = Some(earlier);
             Some(slot)
         }
@@ -261,7 +264,7 @@ async fn blob(
         }
     }
     let due = over_link.then_some(due);
-    let body = paced(node.clone(), bytes, due, permit, written);
+    let body = paced(node.clone(), bytes, due, permit, written, only_copy);
     builder
         .body(body)
         .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR, "error\n"))

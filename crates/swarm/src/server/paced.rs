@@ -5,6 +5,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use bytes::Bytes;
 
+use alluvium_content::Hash;
+
 use crate::answers::Slot;
 use crate::node::Node;
 
@@ -18,6 +20,13 @@ pub(super) const PACED_STEP: usize = 2 * 1024;
 /// About what an answer's status line and headers take on the wire, counted against the
 /// upload rate besides bodies.
 pub(super) const ANSWER_HEAD: usize = 200;
+
+/// Parts this node alone held that an answer carries: sent on once its last byte went out.
+pub(super) struct OnlyCopy {
+    pub(super) root: Hash,
+    pub(super) first: u32,
+    pub(super) count: u32,
+}
 
 /// The body in steps, each waiting for the upload limit (`due`: `Some` with when the asker
 /// plays it, if known; `None` for an answer that does not cross the uplink, such as one to
@@ -33,6 +42,7 @@ pub(super) fn paced(
     due: Option<Option<i64>>,
     slot: Slot,
     written: Written,
+    only_copy: Option<OnlyCopy>,
 ) -> Body {
     // What the socket had taken before this answer (earlier answers on the connection are
     // complete: HTTP/1 answers one request at a time, and peers do not pipeline).
@@ -42,6 +52,8 @@ pub(super) fn paced(
         written,
         pending: 0,
         slot: Some(slot),
+        left: bytes.len() as u64,
+        only_copy,
     };
     let stream = futures_util::stream::unfold((bytes, tail), move |(rest, mut tail)| async move {
         if !tail.written.reach(tail.target).await {
@@ -50,6 +62,7 @@ pub(super) fn paced(
         }
         tail.count();
         if rest.is_empty() {
+            tail.went_out();
             return None;
         }
         // What the socket took in all (the answer's head too, once it went with the first
@@ -66,6 +79,7 @@ pub(super) fn paced(
         }
         tail.target += n as u64;
         tail.pending = n as u64;
+        tail.left -= n as u64;
         if let Some(slot) = &tail.slot {
             slot.sent(n as u64);
         }
@@ -105,9 +119,19 @@ pub(super) struct Tail {
     /// Bytes handed over and not yet counted as uploaded.
     pending: u64,
     slot: Option<Slot>,
+    /// Body bytes not yet handed over.
+    left: u64,
+    only_copy: Option<OnlyCopy>,
 }
 
 impl Tail {
+    /// The socket took the whole body: the parts it carries are held elsewhere now.
+    fn went_out(&mut self) {
+        if let Some(o) = self.only_copy.take() {
+            self.node.sent_on(&o.root, o.first, o.count);
+        }
+    }
+
     fn count(&mut self) {
         self.node
             .metrics
@@ -131,9 +155,13 @@ impl Drop for Tail {
         };
         let (node, written, target) = (self.node.clone(), self.written.clone(), self.target);
         let (pending, slot) = (std::mem::take(&mut self.pending), self.slot.take());
+        let only_copy = self.only_copy.take().filter(|_| self.left == 0);
         runtime.spawn(async move {
             if written.reach(target).await {
                 node.metrics.bytes_uploaded.inc_by(pending);
+                if let Some(o) = only_copy {
+                    node.sent_on(&o.root, o.first, o.count);
+                }
             }
             drop(slot);
         });

@@ -78,8 +78,10 @@ async fn an_ask_due_sooner_is_answered_while_the_slots_are_busy() {
 }
 
 #[tokio::test]
-async fn an_ask_of_the_swarm_s_only_copy_is_taken_past_busy_slots_once() {
+async fn an_ask_of_the_swarm_s_only_copy_is_taken_past_busy_slots_until_it_went_out() {
     let (node, root) = busy_node_holding_two_parts();
+    // One connection: what its socket takes is counted as the test reads.
+    let written = Written::default();
     let ask = |part: u64| {
         let start = part * PART_SIZE;
         let r = axum::http::Request::get(format!("/v1/blob/{root}"))
@@ -89,7 +91,7 @@ async fn an_ask_of_the_swarm_s_only_copy_is_taken_past_busy_slots_once() {
             )
             .header(DUE_HEADER, "20000");
         let mut r = r.body(Body::empty()).unwrap();
-        let from = PeerAddr("127.0.0.9:7001".parse().unwrap(), Written::default());
+        let from = PeerAddr("127.0.0.9:7001".parse().unwrap(), written.clone());
         r.extensions_mut().insert(ConnectInfo(from));
         router(node.clone()).oneshot(r)
     };
@@ -110,8 +112,23 @@ async fn an_ask_of_the_swarm_s_only_copy_is_taken_past_busy_slots_once() {
     );
     let only = ask(1).await.unwrap();
     assert_eq!(only.status(), StatusCode::PARTIAL_CONTENT, "the only copy");
+    // Its asker gave up before a byte went: still the swarm's only copy.
     drop(only);
-    // Sent on once, it is a part like any other.
+    let only = ask(1).await.unwrap();
+    assert_eq!(
+        only.status(),
+        StatusCode::PARTIAL_CONTENT,
+        "still the only copy"
+    );
+    // Once the socket took all of it, it is a part like any other.
+    let mut body = only.into_body().into_data_stream();
+    let mut got = 0;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+        let chunk = chunk.unwrap();
+        got += chunk.len();
+        written.add(chunk.len());
+    }
+    assert_eq!(got as u64, PART_SIZE);
     assert_eq!(
         ask(1).await.unwrap().status(),
         StatusCode::SERVICE_UNAVAILABLE
