@@ -175,7 +175,8 @@ pub(super) async fn receive(
     let mut first_chunk: Option<(tokio::time::Instant, u64)> = None;
     let mut last_chunk = None;
     let ended = loop {
-        let wait = IDLE_LIMIT.max(patient_until - tokio::time::Instant::now());
+        let wait =
+            IDLE_LIMIT.max(patient_until.saturating_duration_since(tokio::time::Instant::now()));
         let chunk = match tokio::time::timeout(wait, stream.next()).await {
             Err(_) => break Ended::Stalled,
             Ok(None) if came == len => break Ended::Whole,
