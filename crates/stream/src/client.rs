@@ -31,6 +31,7 @@ use alluvium_media::{OggHead, PageWriter};
 pub use crate::station::Station;
 
 use crate::icy::IcyWriter;
+use crate::silence::{count_silence, Gap};
 use crate::track::{Advance, Format, Kind, Track, Unit};
 
 /// Data for a frame due later than this is waited for; closer than this, the frame is
@@ -164,18 +165,6 @@ fn drift(
 ) -> Option<TimeDelta> {
     let played = TimeDelta::from_std(since_first_sound?).ok()?;
     Some(clock - (sent - played) - now)
-}
-
-/// Counts `d` of silence sent from `from` on the schedule, in `title`: in the metrics, in
-/// what the broadcaster's report is told, and in the log when the gap ends (`gap`).
-fn count_silence(station: &Station, gap: &mut Gap, title: &str, from: DateTime<Utc>, d: TimeDelta) {
-    gap.silent(title, from, d);
-    let seconds = d.num_microseconds().unwrap_or(0) as f64 / 1e6;
-    station.node.metrics.stall_seconds.inc_by(seconds);
-    station
-        .node
-        .report
-        .silence(from.timestamp_millis(), seconds);
 }
 
 /// Sends what is ready, showing the `heard` drift, or, with nothing ready, waits `ahead` (how
@@ -337,35 +326,6 @@ pub async fn run(station: Arc<Station>, tx: mpsc::Sender<Bytes>, mut icy: Option
         }
     }
     metrics.stream_clients.dec();
-}
-
-/// The silence a player is hearing now, told once when it ends (or the player goes): in
-/// which entry and where on the schedule it began, and how long it lasted, so a log says
-/// when listeners heard nothing.
-#[derive(Default)]
-struct Gap(Option<(String, DateTime<Utc>, TimeDelta)>);
-
-impl Gap {
-    fn silent(&mut self, title: &str, at: DateTime<Utc>, d: TimeDelta) {
-        let (_, _, total) = self
-            .0
-            .get_or_insert_with(|| (title.to_owned(), at, TimeDelta::zero()));
-        *total += d;
-    }
-
-    fn ended(&mut self) {
-        if let Some((title, from, d)) = self.0.take() {
-            let seconds = d.num_milliseconds() as f64 / 1e3;
-            tracing::info!(%title, scheduled = %from.format("%H:%M:%S%.3f"), seconds,
-                "played silence: the data was not here in time");
-        }
-    }
-}
-
-impl Drop for Gap {
-    fn drop(&mut self) {
-        self.ended();
-    }
 }
 
 /// Sends what is gathered and waits a moment for data; false when the player is gone.

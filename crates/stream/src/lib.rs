@@ -19,6 +19,7 @@ pub mod client;
 pub mod hls;
 pub mod icy;
 pub mod server;
+mod silence;
 mod station;
 pub mod track;
 pub mod tv;
