@@ -317,69 +317,41 @@ mod tests {
         let store = crate::store::Store::new(None, 1 << 30, 1 << 20);
         let content = store.open(tree);
         let part = PART_SIZE as usize;
-        // Sends `chunks` of the body, each after `gap` of nothing.
-        let answer = |chunks: Vec<Vec<u8>>, gap: Duration| {
+        // Receives part `first` asked with `patient`, its body sent as `chunks`, each after
+        // `gap_s` seconds of nothing.
+        let receive_after = |chunks: Vec<Vec<u8>>, gap_s: u64, first: u32, patient: Duration| {
             let (tx, rx) = mpsc::channel(8);
             tokio::spawn(async move {
                 for c in chunks {
-                    tokio::time::sleep(gap).await;
+                    tokio::time::sleep(Duration::from_secs(gap_s)).await;
                     if tx.send(c).await.is_err() {
                         return;
                     }
                 }
             });
-            streamed(rx)
+            receive(streamed(rx), PART_SIZE, &content, first, patient)
         };
-        let first = |n: usize| vec![data[n * part..(n + 1) * part].to_vec()];
-
-        // Due in 20 s: its bytes may pause 15 s, behind answers due sooner.
-        let later = patience(Some(20_000));
+        let whole = |n: usize| vec![data[n * part..(n + 1) * part].to_vec()];
         let halves = |n: usize| {
             let (a, b) = (n * part, (n + 1) * part);
             vec![data[a..a + 100].to_vec(), data[a + 100..b].to_vec()]
         };
-        let got = receive(
-            answer(first(0), Duration::from_secs(15)),
-            PART_SIZE,
-            &content,
-            0,
-            later,
-        )
-        .await;
+
+        // Due in 20 s: its bytes may pause 15 s, behind answers due sooner.
+        let later = patience(Some(20_000));
+        let got = receive_after(whole(0), 15, 0, later).await;
         assert!(matches!(got, Received::Kept { count: 1, .. }), "{got:?}");
-        let got = receive(
-            answer(halves(1), Duration::from_secs(9)),
-            PART_SIZE,
-            &content,
-            1,
-            later,
-        )
-        .await;
+        let got = receive_after(halves(1), 9, 1, later).await;
         assert!(matches!(got, Received::Kept { count: 1, .. }), "{got:?}");
         // Past its moment, the idle limit: nothing for 5 s after 17 s is a stall.
         let slow = vec![data[part..part + 100].to_vec(); 2];
-        let got = receive(
-            answer(slow, Duration::from_secs(17)),
-            PART_SIZE,
-            &content,
-            1,
-            later,
-        )
-        .await;
+        let got = receive_after(slow, 17, 1, later).await;
         assert_eq!(got, Received::Nothing(Ended::Stalled));
         // Due now (a joiner's first seconds), or with no moment: the idle limit.
         for due in [Some(0), Some(-3_000), None] {
             assert_eq!(patience(due), Duration::ZERO);
         }
-        let now = patience(Some(0));
-        let got = receive(
-            answer(first(1), Duration::from_secs(5)),
-            PART_SIZE,
-            &content,
-            1,
-            now,
-        )
-        .await;
+        let got = receive_after(whole(1), 5, 1, patience(Some(0))).await;
         assert_eq!(got, Received::Nothing(Ended::Stalled));
     }
 
