@@ -76,6 +76,11 @@ struct Args {
     /// Peers whose news each listener follows.
     #[arg(long, default_value_t = 8)]
     neighbours: usize,
+    /// Once its swarm stops growing and it knows 8 peers, each listener announces every this
+    /// many seconds while it lacks parts (the node: the media of one origin block, 4 s), and
+    /// learns that a member left this late at worst.
+    #[arg(long, default_value_t = 4.0)]
+    announce_s: f64,
     /// Seconds of audio a joining player gets at once; players hear the schedule this late
     /// (`alluvium listen --burst`).
     #[arg(long, default_value_t = 4.0)]
@@ -131,6 +136,7 @@ impl Args {
             sole_first: self.sole_first,
             spread_lead: self.spread_lead,
             neighbours: self.neighbours,
+            announce_ms: ms(self.announce_s),
             burst_ms: ms(self.burst_s),
             seed: self.seed,
             trace: self.trace,

@@ -163,7 +163,17 @@ impl Sim<'_> {
             let Some(d) = self.nodes[i].downloads[e].as_mut() else {
                 continue;
             };
-            d.next_announce = t + ANNOUNCE_MS;
+            // As `download/tracker.rs`: every 2 s while the swarm gathers (the list grows)
+            // or few peers are known, else every `announce_ms` while parts are missing, and
+            // at the tracker's interval once complete.
+            let gathering = answer.len() > d.listed.len() || d.known.len() < FEW_PEERS;
+            d.next_announce = t + if d.picker.is_complete() {
+                ANNOUNCE_INTERVAL_MS
+            } else if gathering {
+                ANNOUNCE_MS
+            } else {
+                self.s.announce_ms
+            };
             self.announces.push(Reverse((d.next_announce, e, i)));
             for (&j, &(hash, began)) in answer.iter().zip(&named) {
                 if !d.known.contains(&j) {

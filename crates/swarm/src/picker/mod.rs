@@ -167,6 +167,10 @@ pub struct Picker {
     tracker_answered: bool,
     /// The members known are the whole swarm (see `set_members_whole`).
     members_whole: bool,
+    /// Each block's owner as this node saw it when the block was taken ahead of time
+    /// (`note_takers`), for blocks up to `noted`.
+    taken_by: HashMap<u32, u64>,
+    noted: u32,
 }
 
 impl Picker {
@@ -196,6 +200,8 @@ impl Picker {
             yielding: false,
             tracker_answered: false,
             members_whole: true,
+            taken_by: HashMap::new(),
+            noted: 0,
         }
     }
 
@@ -237,6 +243,7 @@ impl Picker {
         if self.is_complete() {
             return out;
         }
+        self.note_takers(now);
 
         // 1. Peers: with deadlines, the most urgent parts each to a free peer holding it;
         // without, best peers first, each with what it is best placed to send.

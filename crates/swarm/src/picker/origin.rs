@@ -57,7 +57,7 @@ impl Picker {
                         && (orphans || self.owns(p))
                         && self.ownership(p).not_before_ms <= now_unix
                         && self.deadline(p).is_none_or(|d| {
-                            d <= if self.ownership(p).late {
+                            d <= if self.ownership(p).late || self.taken_by_another(p) {
                                 late_horizon
                             } else {
                                 horizon

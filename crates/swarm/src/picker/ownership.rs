@@ -20,6 +20,8 @@ pub(super) struct Ownership {
     /// Where the parts owned with it end (exclusive): the block's end, or a seeded unit's
     /// (`PickerConfig::cold_seed_parts`). An owner's origin asks stay within it.
     pub(super) end: u32,
+    /// The owner's member hash (`None` for a block nobody owns).
+    pub(super) owner: Option<u64>,
 }
 
 /// A 64-bit hash of a peer id: the same on every node, and on the tracker, which names the
@@ -40,31 +42,32 @@ pub(super) fn score(member: u64, block: u32) -> u64 {
 /// rendezvous score among those given fewest of the blocks before (`loads`, updated here;
 /// the caller clears it when the owners change), so each has its share within one; the
 /// others follow by score. Plain rendezvous can give one owner many blocks, the same in
-/// every entry, on one uplink (docs/decisions/015).
+/// every entry, on one uplink (docs/decisions/015). Also the owner.
 pub(super) fn balanced_rank(
     owners: &[(u64, u64)],
     block: u32,
     me: u64,
     loads: &mut HashMap<u64, u32>,
-) -> u16 {
+) -> (u16, Option<u64>) {
     let load = |m: &u64| loads.get(m).copied().unwrap_or(0);
     let Some(fewest) = owners.iter().map(|m| load(&m.1)).min() else {
-        return u16::MAX;
+        return (u16::MAX, None);
     };
     let mut by_score: Vec<u64> = owners.iter().map(|m| m.1).collect();
     by_score.sort_unstable_by_key(|&m| std::cmp::Reverse(score(m, block)));
     let Some(owner) = by_score.iter().copied().find(|m| load(m) == fewest) else {
-        return u16::MAX;
+        return (u16::MAX, None);
     };
     *loads.entry(owner).or_insert(0) += 1;
     if owner == me {
-        return 0;
+        return (0, Some(owner));
     }
-    by_score
+    let rank = by_score
         .iter()
         .filter(|&&m| m != owner)
         .position(|&m| m == me)
-        .map_or(u16::MAX, |i| u16::try_from(i + 1).unwrap_or(u16::MAX))
+        .map_or(u16::MAX, |i| u16::try_from(i + 1).unwrap_or(u16::MAX));
+    (rank, Some(owner))
 }
 
 /// The member designated for each of a cold entry's seed units (`seed_parts` parts each, from
@@ -198,12 +201,13 @@ impl Picker {
                 loads.clear();
                 loads_among = owners.len();
             }
-            let rank = balanced_rank(owners, b, self.me, &mut loads);
+            let (rank, owner) = balanced_rank(owners, b, self.me, &mut loads);
             Ownership {
                 rank,
                 late,
                 not_before_ms: i64::MIN,
                 end: ((b + 1) * per_block).min(parts),
+                owner,
             }
         };
         // A cold entry's seed units, from the part after the first member's first blocks,
@@ -251,6 +255,7 @@ impl Picker {
                         late: true,
                         not_before_ms: i64::MIN,
                         end,
+                        owner: Some(member),
                     },
                     // Its member did not come: the block's owners take it, no sooner
                     // than that member could still have come.
@@ -263,6 +268,47 @@ impl Picker {
             }
         }
         ranks
+    }
+
+    /// Notes the owner of each block whose time to be taken ahead has come (as this node
+    /// sees it then): its taker, in all likelihood, even once the owners are dealt again.
+    pub(super) fn note_takers(&mut self, now: u64) {
+        let Some(epoch) = self.epoch_ms else {
+            return;
+        };
+        let now_unix = epoch as i64 + now as i64;
+        let per_block = self.config.max_run.max(1);
+        let blocks = self.block_of(self.have.len().saturating_sub(1)) + 1;
+        while self.noted < blocks {
+            let first = self.noted * per_block;
+            let Some(due) = self.deadlines.of(first) else {
+                return;
+            };
+            if epoch as i64 + due - self.config.origin_ahead_ms > now_unix {
+                return;
+            }
+            self.rank(first);
+            let o = self.ownership(first);
+            if let Some(owner) = o.owner.filter(|_| !o.late) {
+                self.taken_by.insert(self.noted, owner);
+            }
+            self.noted += 1;
+        }
+    }
+
+    /// Whether `part`'s block was another member's when it was taken ahead, and that member
+    /// is still here: it took it and is passing it on, though the block is dealt to this
+    /// node now (the owners changed). Taken from the origin as late as a cold entry's, if no
+    /// peer has passed it on by then.
+    pub(super) fn taken_by_another(&self, part: u32) -> bool {
+        let Some(&taker) = self.taken_by.get(&self.block_of(part)) else {
+            return false;
+        };
+        taker != self.me
+            && self
+                .peers
+                .values()
+                .any(|p| p.member == Some(taker) && !p.banned && !p.silent)
     }
 
     /// The ownership of `part`, once `rank` has worked it out.

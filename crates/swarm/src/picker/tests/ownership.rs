@@ -210,7 +210,7 @@ fn blocks_are_shared_evenly_among_owners() {
             let mut ranks: Vec<u16> = owners
                 .iter()
                 .zip(loads_of.iter_mut())
-                .map(|(m, loads)| balanced_rank(&owners, block, m.1, loads))
+                .map(|(m, loads)| balanced_rank(&owners, block, m.1, loads).0)
                 .collect();
             let owner = ranks.iter().position(|&r| r == 0).expect("an owner");
             counts[owner] += 1;
@@ -224,7 +224,7 @@ fn blocks_are_shared_evenly_among_owners() {
         // A member that is not an owner has no rank.
         let outsider = member_hash("outsider");
         assert_eq!(
-            balanced_rank(&owners, 0, outsider, &mut HashMap::new()),
+            balanced_rank(&owners, 0, outsider, &mut HashMap::new()).0,
             u16::MAX
         );
     }
@@ -555,4 +555,74 @@ fn a_peer_gone_with_asks_in_flight_owns_nothing() {
     let without = owned(false);
     assert!(without.iter().any(|&o| o) && !without.iter().all(|&o| o));
     assert_eq!(owned(true), without);
+}
+
+/// Asks `p` for its requests at `now`, landing each at once; returns the parts asked of the
+/// origin.
+fn origin_asks_landed(p: &mut Picker, now: u64) -> Vec<u32> {
+    let mut asked = Vec::new();
+    loop {
+        let requests = p.next(now, &mut rng());
+        if requests.is_empty() {
+            return asked;
+        }
+        for r in requests {
+            if r.source == Source::Origin {
+                asked.extend(r.first..r.first + r.count);
+            }
+            p.completed(r.id, r.first, r.count, 16384 * u64::from(r.count), now);
+        }
+    }
+}
+
+#[test]
+fn a_block_dealt_anew_after_another_member_took_it_waits_while_that_member_stays() {
+    // Eight members a second apart; blocks are dealt among the six eldest. The eldest
+    // leaves and the blocks are dealt again among the next six: one that another member
+    // took ahead (25 s before it is due) moves to this node. That member is passing it on:
+    // this node takes it from the origin only as late as a cold entry's block (12 s before
+    // it is due), not at once; at once when that member is gone too.
+    let live = PickerConfig::live();
+    let picker = |me: u64, now: u64| -> Picker {
+        let mut p = Picker::new(Bitfield::new(400), ONE_A_SECOND, live, member(me).0);
+        p.set_started(member(me).1, EPOCH);
+        for o in (0..8).filter(|&o| o != me) {
+            p.add_peer(peer(o as u8 + 1));
+            p.set_membership(peer(o as u8 + 1), Some(member(o)));
+        }
+        p.set_tracker_answered();
+        origin_asks_landed(&mut p, now);
+        p.set_membership(peer(1), None);
+        p
+    };
+    // Blocks taken ahead by now and not yet due within 12 s.
+    let cases = (1..8u64).flat_map(|me| {
+        (40..100u64).step_by(10).flat_map(move |now| {
+            let first = (now as u32 + 12) / 4 + 1;
+            (first..=(now as u32 + 25) / 4).map(move |b| (me, now * 1000, b))
+        })
+    });
+    let found = cases.into_iter().find_map(|(me, now, b)| {
+        let mut p = picker(me, now);
+        let taker = *p.taken_by.get(&b)?;
+        let moved = taker != member(0).0 && taker != member(me).0 && p.owns(b * 4);
+        moved.then_some((me, now, b, taker))
+    });
+    let (me, now, b, taker) = found.expect("a block that moves to this node");
+    let run = |taker_gone: bool| -> (Vec<u32>, Vec<u32>) {
+        let mut p = picker(me, now);
+        if taker_gone {
+            let o = (0..8).find(|&o| member(o).0 == taker).unwrap();
+            p.set_membership(peer(o as u8 + 1), None);
+        }
+        let at_once = origin_asks_landed(&mut p, now);
+        let late = origin_asks_landed(&mut p, u64::from(b) * 4_000 - 12_000);
+        (at_once, late)
+    };
+    let block: Vec<u32> = (b * 4..b * 4 + 4).collect();
+    let (at_once, late) = run(false);
+    assert!(!block.iter().any(|p| at_once.contains(p)), "{at_once:?}");
+    assert!(block.iter().all(|p| late.contains(p)), "{late:?}");
+    let (at_once, _) = run(true);
+    assert!(block.iter().all(|p| at_once.contains(p)), "{at_once:?}");
 }
