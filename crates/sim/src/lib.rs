@@ -60,11 +60,9 @@ const STEP_MS: u64 = 10;
 const EPOCH_MS: u64 = 1_800_000_000_000;
 /// A live download announces every 2 s while its swarm gathers (`Announcing::Live`), and
 /// while it knows fewer peers than `FEW_PEERS` (`download/tracker.rs`); else every
-/// `Scenario::announce_ms` while it lacks parts, and at the tracker's interval (at most
-/// 10 s, `MAX_ANNOUNCE`) once complete.
+/// `Scenario::announce_ms`.
 const ANNOUNCE_MS: u64 = 2_000;
 const FEW_PEERS: usize = 8;
-const ANNOUNCE_INTERVAL_MS: u64 = 10_000;
 /// The stream waits this long past a part's moment before it plays silence, its player
 /// having audio left (`stream/src/client.rs`, `LATE_GRACE`).
 const LATE_GRACE_MS: u64 = 1_000;

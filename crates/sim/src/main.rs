@@ -77,9 +77,9 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     neighbours: usize,
     /// Once its swarm stops growing and it knows 8 peers, each listener announces every this
-    /// many seconds while it lacks parts (the node: the media of one origin block, 4 s), and
-    /// learns that a member left this late at worst.
-    #[arg(long, default_value_t = 4.0)]
+    /// many seconds (the node: the tracker's interval, at most 10 s), and learns that a
+    /// member left this late at worst.
+    #[arg(long, default_value_t = 10.0)]
     announce_s: f64,
     /// Seconds of audio a joining player gets at once; players hear the schedule this late
     /// (`alluvium listen --burst`).

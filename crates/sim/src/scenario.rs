@@ -50,9 +50,8 @@ pub struct Scenario {
     /// Peers whose news each listener follows (`LIVE_NEIGHBOURS`).
     pub neighbours: usize,
     /// A listener announces every 2 s while its swarm grows or it knows fewer than 8 peers,
-    /// else every this many ms (the node: the media of one origin block while the download
-    /// lacks parts, `Model::block_ms`; the tracker's interval, at most 10 s, once complete),
-    /// and so learns this late at worst that a member left.
+    /// else every this many ms (the node: the tracker's interval, at most 10 s), and so
+    /// learns this late at worst that a member left.
     pub announce_ms: u64,
     /// Players hear the schedule this late and get this much at once (`--burst`).
     pub burst_ms: u64,
@@ -116,7 +115,7 @@ impl Default for Scenario {
             sole_first: SoleFirst::Lead,
             spread_lead: true,
             neighbours: 8,
-            announce_ms: alluvium_swarm::Model::LIVE.block_ms.unsigned_abs(),
+            announce_ms: 10_000,
             burst_ms: 4_000,
             seed: 1,
             trace: None,

@@ -164,12 +164,9 @@ impl Sim<'_> {
                 continue;
             };
             // As `download/tracker.rs`: every 2 s while the swarm gathers (the list grows)
-            // or few peers are known, else every `announce_ms` while parts are missing, and
-            // at the tracker's interval once complete.
+            // or few peers are known, else every `announce_ms`.
             let gathering = answer.len() > d.listed.len() || d.known.len() < FEW_PEERS;
-            d.next_announce = t + if d.picker.is_complete() {
-                ANNOUNCE_INTERVAL_MS
-            } else if gathering {
+            d.next_announce = t + if gathering && !d.picker.is_complete() {
                 ANNOUNCE_MS
             } else {
                 self.s.announce_ms

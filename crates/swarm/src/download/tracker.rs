@@ -24,12 +24,6 @@ const EAGER_FIRST: Duration = Duration::from_millis(500);
 /// Announce at least this often, whatever the tracker's interval: its answers say who has
 /// left (see [`Node::tracker_members`]).
 const MAX_ANNOUNCE: Duration = Duration::from_secs(10);
-
-/// A live download that lacks parts announces at least this often: its members learn that
-/// an owner left within about the media of one origin block, before the blocks still
-/// dealt to it fall due (docs/decisions/059).
-const LIVE_ANNOUNCE: Duration =
-    Duration::from_millis(crate::picker::Model::LIVE.block_ms.unsigned_abs());
 /// Fewer known peers than this makes the announcer eager; so does a tracker answer that
 /// named more members than the one before (the swarm is still gathering).
 const FEW_PEERS: usize = 8;
@@ -163,8 +157,6 @@ pub async fn announce(
                         let wait = interval.min(eager);
                         eager = (eager * 2).min(EAGER_ANNOUNCE);
                         wait
-                    } else if announcing == Announcing::Live && !bits.is_complete() {
-                        interval.min(LIVE_ANNOUNCE)
                     } else {
                         interval
                     }
