@@ -168,9 +168,8 @@ pub struct Picker {
     /// The members known are the whole swarm (see `set_members_whole`).
     members_whole: bool,
     /// Each block's owner as this node saw it when the block was taken ahead of time
-    /// (`note_takers`), for blocks up to `noted`.
-    taken_by: HashMap<u32, u64>,
-    noted: u32,
+    /// (`note_takers`), by block, for the blocks whose time has come.
+    taken_by: Vec<Option<u64>>,
 }
 
 impl Picker {
@@ -200,8 +199,7 @@ impl Picker {
             yielding: false,
             tracker_answered: false,
             members_whole: true,
-            taken_by: HashMap::new(),
-            noted: 0,
+            taken_by: Vec::new(),
         }
     }
 

@@ -279,8 +279,8 @@ impl Picker {
         let now_unix = epoch as i64 + now as i64;
         let per_block = self.config.max_run.max(1);
         let blocks = self.block_of(self.have.len().saturating_sub(1)) + 1;
-        while self.noted < blocks {
-            let first = self.noted * per_block;
+        while (self.taken_by.len() as u32) < blocks {
+            let first = self.taken_by.len() as u32 * per_block;
             let Some(due) = self.deadlines.of(first) else {
                 return;
             };
@@ -289,10 +289,7 @@ impl Picker {
             }
             self.rank(first);
             let o = self.ownership(first);
-            if let Some(owner) = o.owner.filter(|_| !o.late) {
-                self.taken_by.insert(self.noted, owner);
-            }
-            self.noted += 1;
+            self.taken_by.push(o.owner.filter(|_| !o.late));
         }
     }
 
@@ -301,7 +298,12 @@ impl Picker {
     /// node now (the owners changed). Taken from the origin as late as a cold entry's, if no
     /// peer has passed it on by then.
     pub(super) fn taken_by_another(&self, part: u32) -> bool {
-        let Some(&taker) = self.taken_by.get(&self.block_of(part)) else {
+        let Some(taker) = self
+            .taken_by
+            .get(self.block_of(part) as usize)
+            .copied()
+            .flatten()
+        else {
             return false;
         };
         taker != self.me

@@ -604,7 +604,7 @@ fn a_block_dealt_anew_after_another_member_took_it_waits_while_that_member_stays
     });
     let found = cases.into_iter().find_map(|(me, now, b)| {
         let mut p = picker(me, now);
-        let taker = *p.taken_by.get(&b)?;
+        let taker = p.taken_by.get(b as usize).copied().flatten()?;
         let moved = taker != member(0).0 && taker != member(me).0 && p.owns(b * 4);
         moved.then_some((me, now, b, taker))
     });
