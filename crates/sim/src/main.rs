@@ -93,8 +93,9 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     plot: Option<std::path::PathBuf>,
     /// Lists the parts some listener playing heard late or never held: when players heard
-    /// each, when its first holder and the median one got it, and how many of the listeners
-    /// then playing held it in time, late, or never.
+    /// each, when its first holder and the median one got it, how many of the listeners
+    /// then playing held it in time, late, or never, how many ever held it, and when its first
+    /// holder left if that was before it aired (a part that left with its taker).
     #[arg(long)]
     late_parts: bool,
     /// Prints listener N's asks (whom, which parts, due in how long), answers and refusals
@@ -255,10 +256,10 @@ fn late_parts(o: &alluvium_sim::Outcome) -> std::io::Result<()> {
             alluvium_sim::OWNERS_PLACES
         )?;
     }
-    out!("entry part  heard_s first_s median_s  playing on_time late missed")?;
+    out!("entry part  heard_s first_s median_s  playing on_time late missed holders first_left_s")?;
     for p in o.parts.iter().filter(|p| p.late + p.missed > 0) {
         out!(
-            "{:>5} {:>4} {:>8.1} {:>7} {:>8} {:>8} {:>7} {:>4} {:>6}",
+            "{:>5} {:>4} {:>8.1} {:>7} {:>8} {:>8} {:>7} {:>4} {:>6} {:>7} {:>12}",
             p.entry,
             p.part,
             p.heard_s,
@@ -267,7 +268,9 @@ fn late_parts(o: &alluvium_sim::Outcome) -> std::io::Result<()> {
             p.listeners,
             p.on_time,
             p.late,
-            p.missed
+            p.missed,
+            p.holders,
+            s(p.first_left_s)
         )?;
     }
     Ok(())

@@ -60,6 +60,11 @@ pub struct PartSpread {
     pub on_time: usize,
     pub late: usize,
     pub missed: usize,
+    /// Listeners that ever held it, whether playing then or not.
+    pub holders: usize,
+    /// When its first holder (in a live run, the listener that took it from the origin)
+    /// left, if it left before the part was heard (s): a part that left with its taker.
+    pub first_left_s: Option<f64>,
 }
 
 /// One second of a run.

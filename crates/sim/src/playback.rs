@@ -111,12 +111,17 @@ pub(crate) fn spread(sim: &Sim<'_>, burst_ms: u64, startup_ms: &[u64]) -> Vec<Pa
     for (e, entry) in sim.entries.iter().enumerate() {
         for p in 0..entry.parts {
             let heard = entry.heard(p, burst_ms);
-            let mut held: Vec<u64> = sim
+            let mut held: Vec<(u64, u64)> = sim
                 .nodes
                 .iter()
-                .filter_map(|n| n.downloads[e].as_ref()?.held_at[p as usize])
+                .filter_map(|n| Some((n.downloads[e].as_ref()?.held_at[p as usize]?, n.leaves)))
                 .collect();
             held.sort_unstable();
+            let first_left = held
+                .first()
+                .map(|h| h.1)
+                .filter(|&left| (left as f64) < heard);
+            let held: Vec<u64> = held.into_iter().map(|h| h.0).collect();
             let playing: Vec<&Node> = sim
                 .nodes
                 .iter()
@@ -146,6 +151,8 @@ pub(crate) fn spread(sim: &Sim<'_>, burst_ms: u64, startup_ms: &[u64]) -> Vec<Pa
                 on_time,
                 late,
                 missed,
+                holders: held.len(),
+                first_left_s: first_left.map(s),
             });
         }
     }

@@ -42,10 +42,10 @@ fn an_origin_slower_than_the_bitrate_is_heard_as_silence() {
     // It starts late, and the parts it then hears as silence came late or never.
     let lost: usize = o.parts.iter().map(|p| p.late + p.missed).sum();
     assert!(lost >= 5, "{lost}");
-    assert!(o
-        .parts
-        .iter()
-        .all(|p| p.listeners == 1 && p.first_s.is_none_or(|f| f > 0.0)));
+    assert!(o.parts.iter().all(|p| p.listeners == 1
+        && p.first_s.is_none_or(|f| f > 0.0)
+        && p.holders <= 1
+        && p.first_left_s.is_none()));
 }
 
 #[test]
@@ -180,6 +180,12 @@ fn owners_that_leave_hand_their_blocks_to_the_members_present() {
         ..Scenario::default()
     };
     let o = run(&s).unwrap();
+    // A first holder that left did so after it got the part and before the part aired.
+    for p in &o.parts {
+        if let (Some(left), Some(first)) = (p.first_left_s, p.first_s) {
+            assert!(first <= left && left < p.heard_s, "{p:?}");
+        }
+    }
     // After the first listeners' cold start (their first seconds are a matter of their own).
     let missed_by_most = o
         .parts
