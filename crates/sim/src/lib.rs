@@ -33,6 +33,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 
 use alluvium_gateway_client::wire::{DEFAULT_PEERS_PER_ANSWER, ELDEST_PER_ANSWER};
+use alluvium_swarm::download::{EAGER_ANNOUNCE, FEW_PEERS};
 use alluvium_swarm::node::AUTO_UPLOAD_FACTOR;
 use alluvium_swarm::picker::{member_hash, Deadlines, Failure, Picker, PickerConfig, Source};
 use alluvium_swarm::proto::URGENT_DUE_MS;
@@ -58,11 +59,9 @@ pub const WIRE: f64 = 1514.0 / 1448.0;
 const STEP_MS: u64 = 10;
 /// Simulated time 0 in Unix ms (the pickers count members' starts from the epoch).
 const EPOCH_MS: u64 = 1_800_000_000_000;
-/// A live download announces every 2 s while its swarm gathers (`Announcing::Live`), and
-/// while it knows fewer peers than `FEW_PEERS` (`download/tracker.rs`); else every
-/// `Scenario::announce_ms`.
-const ANNOUNCE_MS: u64 = 2_000;
-const FEW_PEERS: usize = 8;
+/// A live download announces this often while its swarm gathers, and while it knows fewer
+/// peers than `FEW_PEERS` (`download/tracker.rs`); else every `Scenario::announce_ms`.
+const ANNOUNCE_MS: u64 = EAGER_ANNOUNCE.as_millis() as u64;
 /// The stream waits this long past a part's moment before it plays silence, its player
 /// having audio left (`stream/src/client.rs`, `LATE_GRACE`).
 const LATE_GRACE_MS: u64 = 1_000;

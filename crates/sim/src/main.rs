@@ -79,7 +79,7 @@ struct Args {
     /// Once its swarm stops growing and it knows 8 peers, each listener announces every this
     /// many seconds (the node: the tracker's interval, at most 10 s), and learns that a
     /// member left this late at worst.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = alluvium_swarm::download::MAX_ANNOUNCE.as_secs_f64())]
     announce_s: f64,
     /// Seconds of audio a joining player gets at once; players hear the schedule this late
     /// (`alluvium listen --burst`).

@@ -115,7 +115,7 @@ impl Default for Scenario {
             sole_first: SoleFirst::Lead,
             spread_lead: true,
             neighbours: 8,
-            announce_ms: 10_000,
+            announce_ms: alluvium_swarm::download::MAX_ANNOUNCE.as_millis() as u64,
             burst_ms: 4_000,
             seed: 1,
             trace: None,

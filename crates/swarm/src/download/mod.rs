@@ -34,7 +34,9 @@ use crate::store::Content;
 use follow::Neighbours;
 pub use follow::LIVE_NEIGHBOURS;
 use request::spawn_request;
-pub use tracker::{announce, resolve, spawn_announcer, Announcing};
+pub use tracker::{
+    announce, resolve, spawn_announcer, Announcing, EAGER_ANNOUNCE, FEW_PEERS, MAX_ANNOUNCE,
+};
 pub use tree::{find_tree, TreeFrom, MAX_HASHED_HERE};
 
 /// The longest the loop sleeps without being woken: a backstop, should a reason to wake

@@ -15,7 +15,7 @@ use crate::node::{unix_ms, Membership, Node};
 use crate::store::Content;
 
 /// Announce this often while few peers are known, whatever the tracker's interval.
-const EAGER_ANNOUNCE: Duration = Duration::from_secs(2);
+pub const EAGER_ANNOUNCE: Duration = Duration::from_secs(2);
 /// The first eager announce comes this soon after the first, each next one twice as late up
 /// to `EAGER_ANNOUNCE`: listeners that start together each saw only those who announced
 /// before them, and until they see each other they take the same blocks from the origin
@@ -23,10 +23,10 @@ const EAGER_ANNOUNCE: Duration = Duration::from_secs(2);
 const EAGER_FIRST: Duration = Duration::from_millis(500);
 /// Announce at least this often, whatever the tracker's interval: its answers say who has
 /// left (see [`Node::tracker_members`]).
-const MAX_ANNOUNCE: Duration = Duration::from_secs(10);
+pub const MAX_ANNOUNCE: Duration = Duration::from_secs(10);
 /// Fewer known peers than this makes the announcer eager; so does a tracker answer that
 /// named more members than the one before (the swarm is still gathering).
-const FEW_PEERS: usize = 8;
+pub const FEW_PEERS: usize = 8;
 
 /// Asks the gateway for `url`'s content info and verified tree, checking the root against
 /// the one a playlist pins, if any.
