@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alluvium_content::Hash;
+use alluvium_content::{Hash, PART_SIZE};
 use alluvium_gateway_client::Client;
 use alluvium_playlist::{Parsed, Slot, MAX_PLAYLIST_BYTES};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -658,7 +658,6 @@ impl EntryJob {
                         cancel,
                     ))
                 });
-                let parts = content.parts().max(1);
                 // The entry's bitrate, for `--upload-limit auto`.
                 let seconds = self.slot.duration().num_milliseconds() as f64 / 1000.0;
                 if seconds > 0.0 {
@@ -666,16 +665,23 @@ impl EntryJob {
                         .offer_bitrate((content.size() as f64 / seconds) as u64);
                 }
                 let start_ms = (self.slot.start - self.state.heard_now()).num_milliseconds();
-                let per_part_ms = self.slot.duration().num_milliseconds() as f64 / f64::from(parts);
+                let duration_ms = self.slot.duration().num_milliseconds();
+                // The whole file counts as audio until a reader finds its tags: the stream
+                // finds a moment's bytes by that same proportion.
+                let deadlines = Deadlines::Audio {
+                    start_ms,
+                    duration_ms,
+                    audio_start: 0,
+                    audio_end: content.size(),
+                };
+                let per_part_ms =
+                    duration_ms as f64 * PART_SIZE as f64 / content.size().max(1) as f64;
                 let config = DownloadConfig {
                     picker: self.picker.scaled_to(per_part_ms),
-                    deadlines: Deadlines::Linear {
-                        start_ms,
-                        per_part_ms,
-                    },
+                    deadlines,
                     neighbours: alluvium_swarm::download::LIVE_NEIGHBOURS,
                 };
-                info!(url = %self.url, root = %info.blake3, parts, starts_in_ms = start_ms, "fetching");
+                info!(url = %self.url, root = %info.blake3, parts = content.parts(), starts_in_ms = start_ms, "fetching");
                 download(self.node.clone(), &info, tree, config, cancel.clone()).await
             };
             match attempt.await {

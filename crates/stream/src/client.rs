@@ -707,6 +707,73 @@ mod tests {
     }
 
     #[test]
+    fn the_swarm_times_each_part_as_the_stream_finds_its_moment() {
+        // 40 s of audio after a 100 KB ID3v2 tag (cover art): the audio starts in part 6,
+        // and its last part is short.
+        let padding: u64 = 100_000;
+        let mut bytes = b"ID3\x04\x00\x00".to_vec();
+        bytes.extend((0..4).rev().map(|i| ((padding >> (7 * i)) & 0x7F) as u8));
+        bytes.resize(10 + padding as usize, 0);
+        bytes.extend(mp3(40));
+        let tree = Outboard::compute(&bytes[..], bytes.len() as u64, |_| {}).expect("a tree");
+        let content = Store::new(None, u64::MAX, usize::MAX).open(tree);
+        for part in 0..content.parts() {
+            let range = alluvium_content::part_range(u64::from(part), bytes.len() as u64);
+            let data = Bytes::copy_from_slice(&bytes[range.start as usize..range.end as usize]);
+            content.insert(part, &data).expect("verified");
+        }
+        assert_eq!(content.audio(), None, "no reader has looked yet");
+        let track = Track::open(content.clone()).expect("the head is held");
+        let audio = content
+            .audio()
+            .expect("opening the track tells the content");
+        assert_eq!(audio, track.audio_start..track.audio_end);
+        assert!(audio.start > 6 * PART_SIZE, "{audio:?}");
+
+        let duration_ms = (40 * 44_100 / 1_152) * 1_152 * 1_000 / 44_100;
+        let now = Utc::now();
+        let slot = Slot {
+            entry: 0,
+            start: now,
+            end: now + TimeDelta::milliseconds(duration_ms),
+        };
+        let deadlines = alluvium_swarm::picker::Deadlines::Audio {
+            start_ms: 0,
+            duration_ms,
+            audio_start: 0,
+            audio_end: bytes.len() as u64,
+        }
+        .with_audio(audio);
+        let mut p = Playing {
+            slot,
+            title: String::new(),
+            comments: Vec::new(),
+            cursor: track.audio_start,
+            anchor: slot.start,
+            samples: 0,
+            rate: 44_100,
+            track,
+            new_link: false,
+            rejoin: false,
+        };
+        for ms in (0..duration_ms).step_by(250) {
+            rejoin(&mut p, now + TimeDelta::milliseconds(ms));
+            let streamed = (p.cursor / PART_SIZE) as u32;
+            // The part due last by then is the one the stream plays (or the stream's frame
+            // starts just past its end: frames are found from the same proportion).
+            let due = (0..content.parts())
+                .rev()
+                .find(|&q| deadlines.of(q).is_some_and(|d| d <= ms))
+                .expect("the first audio part is due at the start");
+            assert!(
+                due == streamed || (streamed == due + 1 && p.cursor % PART_SIZE < 450),
+                "at {ms} ms the stream plays part {streamed} (byte {}), the swarm has part {due} due",
+                p.cursor
+            );
+        }
+    }
+
+    #[test]
     fn drift_is_where_the_player_hears_against_the_schedule() {
         let now = Utc::now();
         let ms = TimeDelta::milliseconds;

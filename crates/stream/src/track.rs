@@ -216,8 +216,15 @@ const MAX_OGG_HEADERS: usize = 4 * 1024 * 1024;
 
 impl Track {
     /// The track, once the parts that give its layout are held (`None` until then, or if it
-    /// is neither MPEG audio nor Ogg Vorbis/Opus).
+    /// is neither MPEG audio nor Ogg Vorbis/Opus). The content learns where the audio lies:
+    /// its download then times each part as the stream finds its moments.
     pub fn open(content: Arc<Content>) -> Option<Self> {
+        let track = Self::layout(content.clone())?;
+        content.set_audio(track.audio_start..track.audio_end);
+        Some(track)
+    }
+
+    fn layout(content: Arc<Content>) -> Option<Self> {
         let mut reader = Reader::new(content);
         let size = reader.size();
         let magic = reader.head_bytes(0, 4)?;

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,6 +54,8 @@ struct State {
     disk: Option<File>,
     /// Parts a reader waits for out of play order (a file's head), not yet held.
     wanted: Vec<u32>,
+    /// Where the media's audio lies between its tags, once a reader has found it.
+    audio: Option<Range<u64>>,
 }
 
 /// One content this node holds parts of.
@@ -61,7 +64,8 @@ pub struct Content {
     tree: Outboard,
     state: Mutex<State>,
     version: watch::Sender<u64>,
-    /// Grows whenever a reader wants a part out of play order ([`Content::want`]).
+    /// Grows whenever a reader wants a part out of play order ([`Content::want`]) or says
+    /// where the audio lies ([`Content::set_audio`]).
     wants: watch::Sender<u64>,
     mem_limit: usize,
     path: Option<PathBuf>,
@@ -120,7 +124,24 @@ impl Content {
         }
     }
 
-    /// Watches what readers want ([`Content::want`]): it changes when they want more.
+    /// A reader found the media's audio at `audio` (the bytes between its tags): downloads
+    /// time their parts by it (`Deadlines::Audio`).
+    pub fn set_audio(&self, audio: Range<u64>) {
+        let mut s = self.lock();
+        if s.audio.as_ref() != Some(&audio) {
+            s.audio = Some(audio);
+            drop(s);
+            self.wants.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Where a reader found the audio ([`Content::set_audio`]), if one has.
+    pub fn audio(&self) -> Option<Range<u64>> {
+        self.lock().audio.clone()
+    }
+
+    /// Watches what readers want ([`Content::want`]): it changes when they want more, or
+    /// say where the audio lies.
     pub fn subscribe_wants(&self) -> watch::Receiver<u64> {
         self.wants.subscribe()
     }
@@ -338,6 +359,7 @@ impl Store {
                 mem_bytes: 0,
                 disk,
                 wanted: Vec::new(),
+                audio: None,
             }),
             version: watch::Sender::new(1),
             wants: watch::Sender::new(0),
@@ -402,6 +424,21 @@ mod tests {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         let tree = Outboard::compute(&data[..], size as u64, |_| {}).unwrap();
         (data, tree)
+    }
+
+    #[test]
+    fn where_the_audio_lies_wakes_the_download_once() {
+        let (_, tree) = content(50_000);
+        let c = Store::new(None, u64::MAX, usize::MAX).open(tree);
+        let mut wants = c.subscribe_wants();
+        wants.mark_unchanged();
+        assert_eq!(c.audio(), None);
+        c.set_audio(417..49_000);
+        assert!(wants.has_changed().unwrap_or(false));
+        wants.mark_unchanged();
+        assert_eq!(c.audio(), Some(417..49_000));
+        c.set_audio(417..49_000);
+        assert!(!wants.has_changed().unwrap_or(true), "nothing new");
     }
 
     #[test]

@@ -174,6 +174,7 @@ pub async fn download(
             picker.set_tracker_answered();
         }
         picker.set_wanted(content.wanted());
+        picker.set_audio(content.audio());
         let short = picker.short(now);
         node.set_short(root, short);
         picker.set_yielding(!short && node.short_elsewhere(&root));

@@ -1,5 +1,7 @@
 //! When each part is due, and what that makes urgent, missed or wanted first.
 
+use alluvium_content::PART_SIZE;
+
 use super::{Picker, MISSED_MS};
 
 /// When each part is due, if the download has deadlines.
@@ -7,9 +9,18 @@ use super::{Picker, MISSED_MS};
 pub enum Deadlines {
     /// A plain fetch: no part is more urgent than another.
     None,
-    /// Part `p` is due at `start_ms + p * per_part_ms` (estimated from the entry's duration
-    /// until the frame index is known).
+    /// Part `p` is due at `start_ms + p * per_part_ms`: parts of equal play time.
     Linear { start_ms: i64, per_part_ms: f64 },
+    /// An entry of `duration_ms` from `start_ms` whose audio lies evenly over the bytes
+    /// `audio_start..audio_end`: a part is due when its first byte plays. This is how the
+    /// stream finds a moment's bytes, so both agree on which part plays when, whatever the
+    /// tags before and after the audio and however short the last part is.
+    Audio {
+        start_ms: i64,
+        duration_ms: i64,
+        audio_start: u64,
+        audio_end: u64,
+    },
 }
 
 impl Deadlines {
@@ -20,6 +31,34 @@ impl Deadlines {
                 start_ms,
                 per_part_ms,
             } => Some(start_ms + (f64::from(part) * per_part_ms) as i64),
+            Deadlines::Audio {
+                start_ms,
+                duration_ms,
+                audio_start,
+                audio_end,
+            } => {
+                let first = u64::from(part) * PART_SIZE;
+                let into = first.saturating_sub(audio_start) as f64;
+                let audio = audio_end.saturating_sub(audio_start).max(1) as f64;
+                Some(start_ms + (into / audio * duration_ms as f64) as i64)
+            }
+        }
+    }
+
+    /// The same entry with its audio found at `audio` (the bytes between its tags).
+    pub fn with_audio(self, audio: std::ops::Range<u64>) -> Self {
+        match self {
+            Deadlines::Audio {
+                start_ms,
+                duration_ms,
+                ..
+            } if audio.start < audio.end => Deadlines::Audio {
+                start_ms,
+                duration_ms,
+                audio_start: audio.start,
+                audio_end: audio.end,
+            },
+            other => other,
         }
     }
 }
@@ -135,5 +174,43 @@ impl Picker {
             .filter(move |&p| p < n && !self.have.get(p));
         let rest = (from..n).chain(1..from).filter(move |&p| !self.pinned(p));
         pinned.chain(rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_is_due_when_its_first_byte_of_audio_plays() {
+        // 59 parts, the last a fifth of one: 58.2 parts over 60 s.
+        let size = 58 * PART_SIZE + PART_SIZE / 5;
+        let d = Deadlines::Audio {
+            start_ms: -1_000,
+            duration_ms: 60_000,
+            audio_start: 0,
+            audio_end: size,
+        };
+        assert_eq!(d.of(0), Some(-1_000));
+        // Part 55's first byte is 55 / 58.2 of the way in: 56.70 s, not 55 * 60 / 59.
+        assert_eq!(d.of(55), Some(-1_000 + 56_701));
+        // A 100 KB tag before the audio: its parts are due as the entry starts, the
+        // audio's by where they fall in it.
+        let tagged = d.with_audio(100_000..size);
+        assert_eq!(tagged.of(3), Some(-1_000), "inside the tag");
+        assert_eq!(tagged.of(6), Some(-1_000), "the tag ends in part 6");
+        let into = (55 * PART_SIZE - 100_000) as f64 / (size - 100_000) as f64;
+        assert_eq!(tagged.of(55), Some(-1_000 + (into * 60_000.0) as i64));
+        assert_eq!(tagged.with_audio(7..7), tagged, "no audio found: kept");
+    }
+
+    #[test]
+    fn only_an_entry_s_deadlines_follow_its_audio() {
+        let linear = Deadlines::Linear {
+            start_ms: 0,
+            per_part_ms: 1_000.0,
+        };
+        assert_eq!(linear.with_audio(10..20), linear);
+        assert_eq!(Deadlines::None.with_audio(10..20), Deadlines::None);
     }
 }

@@ -235,6 +235,14 @@ impl Picker {
         self.deadlines = deadlines;
     }
 
+    /// Where the entry's audio lies, once a reader has found it (see [`Deadlines::Audio`];
+    /// `None`: not yet, the whole file counts).
+    pub fn set_audio(&mut self, audio: Option<std::ops::Range<u64>>) {
+        if let Some(audio) = audio {
+            self.deadlines = self.deadlines.with_audio(audio);
+        }
+    }
+
     /// The requests to make now.
     pub fn next(&mut self, now: u64, rng: &mut impl Rng) -> Vec<Request> {
         let mut out = Vec::new();
