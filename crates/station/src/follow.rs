@@ -18,7 +18,7 @@ use crate::clock::ClockOffset;
 use alluvium_swarm::download::{
     announce, download, find_tree, Announcing, DownloadConfig, TreeFrom,
 };
-use alluvium_swarm::picker::{Deadlines, PickerConfig};
+use alluvium_swarm::picker::{AudioMap, Deadlines, PickerConfig};
 use alluvium_swarm::{Node, Service};
 
 /// Re-read the playlist at least this often, and at most this often.
@@ -671,8 +671,7 @@ impl EntryJob {
                 let deadlines = Deadlines::Audio {
                     start_ms,
                     duration_ms,
-                    audio_start: 0,
-                    audio_end: content.size(),
+                    map: AudioMap::even(0..content.size()),
                 };
                 let per_part_ms =
                     duration_ms as f64 * PART_SIZE as f64 / content.size().max(1) as f64;

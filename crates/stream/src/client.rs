@@ -118,35 +118,18 @@ fn samples_to(samples: u64, rate: u32) -> TimeDelta {
     TimeDelta::microseconds((u128::from(samples) * 1_000_000 / u128::from(rate)) as i64)
 }
 
-/// The MP3 file's Xing seek table, if it has one.
-fn seek_table(track: &Track) -> Option<alluvium_media::XingToc> {
-    match &track.format {
-        Format::Mpeg(layout) => layout.toc,
-        Format::Ogg(_) => None,
-    }
-}
-
-/// Where a media time falls in the file's audio, by proportion (exact for CBR; the next frame
-/// boundary is found from there).
+/// Where a media time falls in the file's audio (exact for CBR; the next frame boundary is
+/// found from there).
 fn estimate_offset(track: &Track, slot: &Slot, at: DateTime<Utc>) -> u64 {
-    let (start, end) = (track.audio_start, track.audio_end);
     let total = slot.duration().num_microseconds().unwrap_or(1).max(1) as f64;
     let into = (at - slot.start).num_microseconds().unwrap_or(0).max(0) as f64;
-    let fraction = (into / total).clamp(0.0, 1.0);
-    match seek_table(track) {
-        // A VBR file's Xing seek table maps time to bytes far better than the proportion.
-        Some(toc) => toc.offset_at(fraction).clamp(start, end),
-        None => start + ((end - start) as f64 * fraction) as u64,
-    }
+    // The map the download times its parts by (a VBR file's seek table, or the proportion).
+    track.audio_map().offset_at(into / total)
 }
 
 /// The scheduled time of the frame at `offset`, by the same mapping.
 fn offset_time(track: &Track, slot: &Slot, offset: u64) -> DateTime<Utc> {
-    let (start, end) = (track.audio_start, track.audio_end);
-    let frac = match seek_table(track) {
-        Some(toc) => toc.fraction_at(offset),
-        None => (offset.saturating_sub(start)) as f64 / (end - start).max(1) as f64,
-    };
+    let frac = track.audio_map().fraction_at(offset);
     let total = slot.duration().num_microseconds().unwrap_or(0) as f64;
     slot.start + TimeDelta::microseconds((total * frac) as i64)
 }
@@ -727,8 +710,8 @@ mod tests {
         let audio = content
             .audio()
             .expect("opening the track tells the content");
-        assert_eq!(audio, track.audio_start..track.audio_end);
-        assert!(audio.start > 6 * PART_SIZE, "{audio:?}");
+        assert_eq!(audio, track.audio_map());
+        assert!(audio.offset_at(0.0) > 6 * PART_SIZE, "{audio:?}");
 
         let duration_ms = (40 * 44_100 / 1_152) * 1_152 * 1_000 / 44_100;
         let now = Utc::now();
@@ -740,10 +723,9 @@ mod tests {
         let deadlines = alluvium_swarm::picker::Deadlines::Audio {
             start_ms: 0,
             duration_ms,
-            audio_start: 0,
-            audio_end: bytes.len() as u64,
+            map: alluvium_swarm::picker::AudioMap::even(0..bytes.len() as u64),
         }
-        .with_audio(audio);
+        .with_audio(audio.clone());
         let mut p = Playing {
             slot,
             title: String::new(),

@@ -8,6 +8,7 @@ use alluvium_media::{
     FLAG_CONTINUED, FLAG_EOS,
 };
 use alluvium_playlist::{Entry, Playlist};
+use alluvium_swarm::picker::AudioMap;
 use alluvium_swarm::Content;
 use bytes::Bytes;
 
@@ -220,8 +221,26 @@ impl Track {
     /// its download then times each part as the stream finds its moments.
     pub fn open(content: Arc<Content>) -> Option<Self> {
         let track = Self::layout(content.clone())?;
-        content.set_audio(track.audio_start..track.audio_end);
+        content.set_audio(track.audio_map());
         Some(track)
+    }
+
+    /// Where the play time falls in the file, as the stream finds a moment's bytes: by the
+    /// seek table of a VBR MP3 that has one, else in proportion to the audio bytes.
+    pub fn audio_map(&self) -> AudioMap {
+        let (start, end) = (self.audio_start, self.audio_end);
+        let toc = match &self.format {
+            Format::Mpeg(layout) => layout.toc,
+            Format::Ogg(_) => None,
+        };
+        toc.and_then(|toc| {
+            AudioMap::from_knots(
+                (0..=100)
+                    .map(|pct| toc.offset_at(f64::from(pct) / 100.0).clamp(start, end))
+                    .collect(),
+            )
+        })
+        .unwrap_or_else(|| AudioMap::even(start..end))
     }
 
     fn layout(content: Arc<Content>) -> Option<Self> {

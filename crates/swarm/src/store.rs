@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +20,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::bitfield::Bitfield;
+use crate::picker::AudioMap;
 
 /// Parts of one content kept in memory (the stream reads near the play position; the rest is
 /// on disk). 4 MiB is about 4 minutes at 128 kbit/s.
@@ -54,8 +54,8 @@ struct State {
     disk: Option<File>,
     /// Parts a reader waits for out of play order (a file's head), not yet held.
     wanted: Vec<u32>,
-    /// Where the media's audio lies between its tags, once a reader has found it.
-    audio: Option<Range<u64>>,
+    /// Where the media's play time falls in its bytes, once a reader has found it.
+    audio: Option<AudioMap>,
 }
 
 /// One content this node holds parts of.
@@ -124,9 +124,9 @@ impl Content {
         }
     }
 
-    /// A reader found the media's audio at `audio` (the bytes between its tags): downloads
-    /// time their parts by it (`Deadlines::Audio`).
-    pub fn set_audio(&self, audio: Range<u64>) {
+    /// A reader found where the media's play time falls in its bytes (between its tags, by
+    /// its seek table): downloads time their parts by it (`Deadlines::Audio`).
+    pub fn set_audio(&self, audio: AudioMap) {
         let mut s = self.lock();
         if s.audio.as_ref() != Some(&audio) {
             s.audio = Some(audio);
@@ -136,7 +136,7 @@ impl Content {
     }
 
     /// Where a reader found the audio ([`Content::set_audio`]), if one has.
-    pub fn audio(&self) -> Option<Range<u64>> {
+    pub fn audio(&self) -> Option<AudioMap> {
         self.lock().audio.clone()
     }
 
@@ -433,11 +433,11 @@ mod tests {
         let mut wants = c.subscribe_wants();
         wants.mark_unchanged();
         assert_eq!(c.audio(), None);
-        c.set_audio(417..49_000);
+        c.set_audio(AudioMap::even(417..49_000));
         assert!(wants.has_changed().unwrap_or(false));
         wants.mark_unchanged();
-        assert_eq!(c.audio(), Some(417..49_000));
-        c.set_audio(417..49_000);
+        assert_eq!(c.audio(), Some(AudioMap::even(417..49_000)));
+        c.set_audio(AudioMap::even(417..49_000));
         assert!(!wants.has_changed().unwrap_or(true), "nothing new");
     }
 

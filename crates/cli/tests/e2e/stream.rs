@@ -25,6 +25,8 @@ pub(super) const BURST: chrono::TimeDelta = chrono::TimeDelta::seconds(4);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Codec {
     Mp3,
+    /// LAME's VBR, with a Xing seek table.
+    Mp3Vbr,
     Vorbis,
     Opus,
 }
@@ -32,7 +34,7 @@ pub(super) enum Codec {
 impl Codec {
     fn ext(self) -> &'static str {
         match self {
-            Codec::Mp3 => "mp3",
+            Codec::Mp3 | Codec::Mp3Vbr => "mp3",
             Codec::Vorbis => "ogg",
             Codec::Opus => "opus",
         }
@@ -41,6 +43,7 @@ impl Codec {
     fn args(self) -> &'static [&'static str] {
         match self {
             Codec::Mp3 => &["-c:a", "libmp3lame", "-b:a", "128k"],
+            Codec::Mp3Vbr => &["-c:a", "libmp3lame", "-q:a", "2"],
             Codec::Vorbis => &["-c:a", "libvorbis", "-q:a", "4"],
             Codec::Opus => &["-c:a", "libopus", "-b:a", "96k"],
         }
@@ -568,6 +571,31 @@ fn an_entry_with_a_head_longer_than_a_part_plays_from_mid_entry() {
         hits.len()
     );
     noise.check_on_schedule(&hits, connected);
+}
+
+#[test]
+fn a_vbr_entry_plays_on_schedule_from_mid_entry() {
+    // A Xing seek table maps the entry's time to its bytes: the stream finds the heard
+    // moment by it, and the download times each part by the same table.
+    let noise = Noise::start_with(Codec::Mp3Vbr, 20, &[]);
+    let head = std::fs::read(noise.www.path().join("media").join(&noise.names[0])).unwrap();
+    assert!(
+        head[..4096].windows(4).any(|w| w == b"Xing"),
+        "LAME wrote no Xing frame"
+    );
+    std::thread::sleep(Duration::from_secs(7));
+    let (_listener, stream_port) = noise.listen();
+    let connected = chrono::Utc::now();
+    let (stream, _) = decode_stream(stream_port, 8);
+    let (hits, tried) = noise.locate(&stream);
+    assert!(
+        hits.len() * 10 >= tried * 8,
+        "only {} of {tried} windows are the files' audio: {hits:?}",
+        hits.len()
+    );
+    noise.check_on_schedule(&hits, connected);
+    let silence = super::swarm::metric_of(stream_port, "alluvium_stall_seconds_total");
+    assert_eq!(silence, 0.0, "{silence} s of silence");
 }
 
 #[test]

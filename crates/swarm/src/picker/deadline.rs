@@ -1,31 +1,81 @@
 //! When each part is due, and what that makes urgent, missed or wanted first.
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use alluvium_content::PART_SIZE;
 
 use super::{Picker, MISSED_MS};
 
 /// When each part is due, if the download has deadlines.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Deadlines {
     /// A plain fetch: no part is more urgent than another.
     None,
     /// Part `p` is due at `start_ms + p * per_part_ms`: parts of equal play time.
     Linear { start_ms: i64, per_part_ms: f64 },
-    /// An entry of `duration_ms` from `start_ms` whose audio lies evenly over the bytes
-    /// `audio_start..audio_end`: a part is due when its first byte plays. This is how the
-    /// stream finds a moment's bytes, so both agree on which part plays when, whatever the
-    /// tags before and after the audio and however short the last part is.
+    /// An entry of `duration_ms` from `start_ms` whose audio lies in the file as `map` says:
+    /// a part is due when its first byte plays. The map is the stream's own, so both agree
+    /// on which part plays when, whatever the tags around the audio, a short last part or a
+    /// VBR file's seek table.
     Audio {
         start_ms: i64,
         duration_ms: i64,
-        audio_start: u64,
-        audio_end: u64,
+        map: AudioMap,
     },
+}
+
+/// Where an entry's play time falls in its file: the byte offsets at equal steps of its
+/// time, from the first audio byte to the end of the audio (two knots for audio spread
+/// evenly; 101 for an MP3's Xing seek table, one a percent), read linearly between knots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioMap(Arc<[u64]>);
+
+impl AudioMap {
+    /// Audio spread evenly over the bytes `audio`.
+    pub fn even(audio: Range<u64>) -> Self {
+        Self(Arc::from([audio.start, audio.end.max(audio.start)]))
+    }
+
+    /// From knots at equal steps of the play time; `None` unless there are two or more,
+    /// never decreasing, and the audio has a length.
+    pub fn from_knots(knots: Vec<u64>) -> Option<Self> {
+        let (first, last) = (*knots.first()?, *knots.last()?);
+        (knots.len() >= 2 && last > first && knots.windows(2).all(|w| w[0] <= w[1]))
+            .then(|| Self(knots.into()))
+    }
+
+    /// The byte at which `fraction` (0 to 1) of the play time has passed.
+    pub fn offset_at(&self, fraction: f64) -> u64 {
+        let k = &self.0;
+        let at = fraction.clamp(0.0, 1.0) * (k.len() - 1) as f64;
+        let i = (at as usize).min(k.len() - 2);
+        let (a, b) = (k[i], k[i + 1]);
+        a + ((b - a) as f64 * (at - i as f64)) as u64
+    }
+
+    /// The share (0 to 1) of the play time before `byte` plays: the inverse of
+    /// [`AudioMap::offset_at`].
+    pub fn fraction_at(&self, byte: u64) -> f64 {
+        let k = &self.0;
+        let steps = (k.len() - 1) as f64;
+        // The last knot at or before the byte (none: it plays first).
+        let i = k.partition_point(|&o| o <= byte);
+        if i == 0 {
+            return 0.0;
+        }
+        if i >= k.len() {
+            return 1.0;
+        }
+        let (a, b) = (k[i - 1], k[i]);
+        let within = (byte - a) as f64 / (b - a).max(1) as f64;
+        ((i - 1) as f64 + within) / steps
+    }
 }
 
 impl Deadlines {
     pub fn of(&self, part: u32) -> Option<i64> {
-        match *self {
+        match self {
             Deadlines::None => None,
             Deadlines::Linear {
                 start_ms,
@@ -34,29 +84,25 @@ impl Deadlines {
             Deadlines::Audio {
                 start_ms,
                 duration_ms,
-                audio_start,
-                audio_end,
+                map,
             } => {
-                let first = u64::from(part) * PART_SIZE;
-                let into = first.saturating_sub(audio_start) as f64;
-                let audio = audio_end.saturating_sub(audio_start).max(1) as f64;
-                Some(start_ms + (into / audio * duration_ms as f64) as i64)
+                let share = map.fraction_at(u64::from(part) * PART_SIZE);
+                Some(start_ms + (share * *duration_ms as f64) as i64)
             }
         }
     }
 
-    /// The same entry with its audio found at `audio` (the bytes between its tags).
-    pub fn with_audio(self, audio: std::ops::Range<u64>) -> Self {
+    /// The same entry with its audio found where `map` says.
+    pub fn with_audio(self, map: AudioMap) -> Self {
         match self {
             Deadlines::Audio {
                 start_ms,
                 duration_ms,
                 ..
-            } if audio.start < audio.end => Deadlines::Audio {
+            } => Deadlines::Audio {
                 start_ms,
                 duration_ms,
-                audio_start: audio.start,
-                audio_end: audio.end,
+                map,
             },
             other => other,
         }
@@ -188,29 +234,65 @@ mod tests {
         let d = Deadlines::Audio {
             start_ms: -1_000,
             duration_ms: 60_000,
-            audio_start: 0,
-            audio_end: size,
+            map: AudioMap::even(0..size),
         };
         assert_eq!(d.of(0), Some(-1_000));
         // Part 55's first byte is 55 / 58.2 of the way in: 56.70 s, not 55 * 60 / 59.
         assert_eq!(d.of(55), Some(-1_000 + 56_701));
         // A 100 KB tag before the audio: its parts are due as the entry starts, the
         // audio's by where they fall in it.
-        let tagged = d.with_audio(100_000..size);
+        let tagged = d.with_audio(AudioMap::even(100_000..size));
         assert_eq!(tagged.of(3), Some(-1_000), "inside the tag");
         assert_eq!(tagged.of(6), Some(-1_000), "the tag ends in part 6");
         let into = (55 * PART_SIZE - 100_000) as f64 / (size - 100_000) as f64;
         assert_eq!(tagged.of(55), Some(-1_000 + (into * 60_000.0) as i64));
-        assert_eq!(tagged.with_audio(7..7), tagged, "no audio found: kept");
     }
 
     #[test]
-    fn only_an_entry_s_deadlines_follow_its_audio() {
+    fn a_seek_table_times_a_vbr_file_s_parts() {
+        // A quiet first half at a quarter of the second half's bitrate: 20 % of the audio
+        // bytes play in the first 50 % of the time.
+        let knots: Vec<u64> = (0..=100u64)
+            .map(|pct| {
+                if pct <= 50 {
+                    pct * 4_000
+                } else {
+                    200_000 + (pct - 50) * 16_000
+                }
+            })
+            .collect();
+        let map = AudioMap::from_knots(knots).expect("a map");
+        let d = Deadlines::Audio {
+            start_ms: 0,
+            duration_ms: 100_000,
+            map,
+        };
+        // Byte 196,608 (part 12) is 49.15 % of the time in, not 19.7 % (even bytes).
+        assert_eq!(d.of(12), Some(49_152));
+        assert_eq!(d.of(0), Some(0));
+        // Past the last knot (trailing tags): the entry's end.
+        assert_eq!(d.of(70), Some(100_000));
+        // And back: the stream finds 49.152 % of the time at that byte.
+        let Deadlines::Audio { map, .. } = &d else {
+            unreachable!()
+        };
+        assert_eq!(map.offset_at(0.49152), 12 * PART_SIZE);
+        assert_eq!(map.offset_at(1.0), 1_000_000);
+        assert_eq!(map.offset_at(0.0), 0);
+    }
+
+    #[test]
+    fn a_map_must_run_forward_over_some_audio() {
+        assert!(AudioMap::from_knots(vec![5]).is_none());
+        assert!(AudioMap::from_knots(vec![5, 5]).is_none());
+        assert!(AudioMap::from_knots(vec![0, 9, 4, 12]).is_none());
+        assert!(AudioMap::from_knots(vec![0, 4, 4, 12]).is_some());
         let linear = Deadlines::Linear {
             start_ms: 0,
             per_part_ms: 1_000.0,
         };
-        assert_eq!(linear.with_audio(10..20), linear);
-        assert_eq!(Deadlines::None.with_audio(10..20), Deadlines::None);
+        let map = AudioMap::even(10..20);
+        assert_eq!(linear.clone().with_audio(map.clone()), linear);
+        assert_eq!(Deadlines::None.with_audio(map), Deadlines::None);
     }
 }

@@ -55,7 +55,7 @@ use rand::Rng;
 use crate::bitfield::Bitfield;
 
 pub use config::PickerConfig;
-pub use deadline::Deadlines;
+pub use deadline::{AudioMap, Deadlines};
 pub use model::Model;
 pub use ownership::member_hash;
 
@@ -237,9 +237,10 @@ impl Picker {
 
     /// Where the entry's audio lies, once a reader has found it (see [`Deadlines::Audio`];
     /// `None`: not yet, the whole file counts).
-    pub fn set_audio(&mut self, audio: Option<std::ops::Range<u64>>) {
-        if let Some(audio) = audio {
-            self.deadlines = self.deadlines.with_audio(audio);
+    pub fn set_audio(&mut self, map: Option<AudioMap>) {
+        if let Some(map) = map {
+            let deadlines = std::mem::replace(&mut self.deadlines, Deadlines::None);
+            self.deadlines = deadlines.with_audio(map);
         }
     }
 

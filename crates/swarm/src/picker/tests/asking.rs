@@ -60,7 +60,7 @@ fn live_asks_few_parts_most_urgent_first_each_of_another_peer() {
     for part in [0, 1, 59] {
         have.set(part);
     }
-    let mut p = Picker::new(have.clone(), d, config, 1);
+    let mut p = Picker::new(have.clone(), d.clone(), config, 1);
     for i in 1..=6 {
         p.add_peer(peer(i));
         p.set_peer_have(peer(i), full(60), 0);
@@ -92,7 +92,7 @@ fn live_asks_few_parts_most_urgent_first_each_of_another_peer() {
         spread_slots: 2,
         ..PickerConfig::live()
     };
-    let mut p = Picker::new(have, d, config, 1);
+    let mut p = Picker::new(have, d.clone(), config, 1);
     for i in 1..=8 {
         p.add_peer(peer(i));
         p.set_peer_have(peer(i), full(60), 0);
@@ -114,12 +114,12 @@ fn a_listener_tuning_in_asks_only_for_its_first_seconds() {
         start_ms: 20_000,
         per_part_ms: 1000.0,
     };
-    let asks_with = |deadlines: Deadlines, started: u64, now: u64, head: bool| {
+    let asks_with = |deadlines: &Deadlines, started: u64, now: u64, head: bool| {
         let mut have = Bitfield::new(60);
         if head {
             have.set(0);
         }
-        let mut p = Picker::new(have, deadlines, PickerConfig::live(), 1);
+        let mut p = Picker::new(have, deadlines.clone(), PickerConfig::live(), 1);
         p.set_started(started, EPOCH);
         for i in 1..=8 {
             p.add_peer(peer(i));
@@ -129,25 +129,25 @@ fn a_listener_tuning_in_asks_only_for_its_first_seconds() {
         firsts.sort();
         firsts
     };
-    let asks = |deadlines, started, now| asks_with(deadlines, started, now, true);
+    let asks = |deadlines: &Deadlines, started, now| asks_with(deadlines, started, now, true);
     // Just started, every peer holding everything: all that plays within 5 s is asked
     // at once (six asks: the part playing now and the five after it), nothing of the
     // next entry.
-    let firsts = asks(on_air, EPOCH, 100);
+    let firsts = asks(&on_air, EPOCH, 100);
     assert_eq!(firsts, (10..=15).collect::<Vec<_>>());
     // The entry's head missing as well: it has an ask of its own, the six stay.
-    let firsts = asks_with(on_air, EPOCH, 100, false);
+    let firsts = asks_with(&on_air, EPOCH, 100, false);
     assert_eq!(firsts.len(), 7, "{firsts:?}");
     assert_eq!(firsts[0], 0, "{firsts:?}");
     assert_eq!(firsts[1..], (10..=15).collect::<Vec<_>>());
     // Not once the first seconds are over: four, the head's among them.
-    assert_eq!(asks_with(on_air, EPOCH - 10_000, 100, false).len(), 4);
-    assert!(asks(next, EPOCH, 100).is_empty());
+    assert_eq!(asks_with(&on_air, EPOCH - 10_000, 100, false).len(), 4);
+    assert!(asks(&next, EPOCH, 100).is_empty());
     // Started 10 s before: one ask copies a rare part on, and the next entry is traded.
-    let firsts = asks(on_air, EPOCH - 10_000, 100);
+    let firsts = asks(&on_air, EPOCH - 10_000, 100);
     assert_eq!(firsts.len(), 4, "{firsts:?}");
     assert!(firsts[3] > 16, "{firsts:?}");
-    assert!(!asks(next, EPOCH - 10_000, 100).is_empty());
+    assert!(!asks(&next, EPOCH - 10_000, 100).is_empty());
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn a_tuning_in_listener_asks_past_four_only_for_parts_many_hold() {
     };
     let mut have = Bitfield::new(60);
     have.set(0);
-    let mut p = Picker::new(have, on_air, PickerConfig::live(), 1);
+    let mut p = Picker::new(have, on_air.clone(), PickerConfig::live(), 1);
     p.set_started(EPOCH, EPOCH);
     // Eight peers hold the entry up to part 13; three of them parts 14 and 15 as well.
     let mut to_13 = Bitfield::new(60);
@@ -208,7 +208,7 @@ fn a_download_yields_its_peer_asks_while_another_is_short() {
     for part in 0..=12 {
         have.set(part);
     }
-    let p = Picker::new(have.clone(), on_air, PickerConfig::live(), 1);
+    let p = Picker::new(have.clone(), on_air.clone(), PickerConfig::live(), 1);
     assert!(
         p.short(100),
         "parts 13 and 14 play within 4 s and are missing"
@@ -216,7 +216,7 @@ fn a_download_yields_its_peer_asks_while_another_is_short() {
     for part in 13..=14 {
         have.set(part);
     }
-    let p2 = Picker::new(have, on_air, PickerConfig::live(), 1);
+    let p2 = Picker::new(have, on_air.clone(), PickerConfig::live(), 1);
     assert!(!p2.short(100), "everything due within 4 s is held");
 
     // The next entry, 20 s away: four asks, or one while the entry on air is short.
@@ -225,7 +225,7 @@ fn a_download_yields_its_peer_asks_while_another_is_short() {
         per_part_ms: 1000.0,
     };
     let asks = |yielding: bool| {
-        let mut p = Picker::new(Bitfield::new(60), next, PickerConfig::live(), 1);
+        let mut p = Picker::new(Bitfield::new(60), next.clone(), PickerConfig::live(), 1);
         for i in 1..=8 {
             p.add_peer(peer(i));
             p.set_peer_have(peer(i), full(60), 0);
@@ -251,7 +251,7 @@ fn one_peer_asked_at_a_time() -> (Picker, PickerConfig) {
     };
     let mut have = Bitfield::new(60);
     have.set(0);
-    let mut p = Picker::new(have, d, config, 1);
+    let mut p = Picker::new(have, d.clone(), config, 1);
     p.add_peer(peer(1));
     p.set_peer_have(peer(1), full(60), 0);
     (p, config)
@@ -307,7 +307,7 @@ fn deadlines_order_and_urgent_parts_may_come_from_the_origin() {
         start_ms: 10_000,
         per_part_ms: 1000.0,
     };
-    let mut p = Picker::new(Bitfield::new(50), d, PickerConfig::default(), 1);
+    let mut p = Picker::new(Bitfield::new(50), d.clone(), PickerConfig::default(), 1);
     p.add_peer(peer(1));
     p.set_peer_have(peer(1), full(50), 0);
     // At t=8000 parts 0..=5 are due within 3 s; the peer takes the first ones in order.
@@ -340,7 +340,7 @@ fn a_later_entry_waits_for_its_window_and_busy_peers_are_not_faulted() {
         start_ms: 60_000,
         per_part_ms: 1000.0,
     };
-    let mut p = Picker::new(Bitfield::new(50), d, PickerConfig::default(), 1);
+    let mut p = Picker::new(Bitfield::new(50), d.clone(), PickerConfig::default(), 1);
     p.add_peer(peer(1));
     p.set_peer_have(peer(1), full(50), 0);
     assert!(
@@ -371,7 +371,7 @@ fn a_listener_joining_mid_entry_does_not_fetch_what_has_aired() {
         start_ms: -20_000,
         per_part_ms: 1000.0,
     };
-    let mut p = Picker::new(Bitfield::new(40), d, PickerConfig::default(), 1);
+    let mut p = Picker::new(Bitfield::new(40), d.clone(), PickerConfig::default(), 1);
     assert!(
         p.next(0, &mut rng()).is_empty(),
         "waits for the tracker first"
@@ -398,7 +398,7 @@ fn a_listener_joining_mid_entry_does_not_fetch_what_has_aired() {
     // Live, with peers holding everything: the first part (the head) before the play
     // position, and no other part that has aired, until the stream says it needs one
     // (a head longer than a part): then that part comes first.
-    let mut p = Picker::new(Bitfield::new(40), d, PickerConfig::live(), 1);
+    let mut p = Picker::new(Bitfield::new(40), d.clone(), PickerConfig::live(), 1);
     for i in 1..=6 {
         p.add_peer(peer(i));
         p.set_peer_have(peer(i), full(40), 0);
@@ -425,7 +425,7 @@ fn a_listener_tuning_in_asks_for_the_part_playing_now_if_others_can_spare_it() {
         per_part_ms: 1000.0,
     };
     let tuned = |holders: &[u8], now: u64| {
-        let mut p = Picker::new(Bitfield::new(40), d, PickerConfig::live(), 1);
+        let mut p = Picker::new(Bitfield::new(40), d.clone(), PickerConfig::live(), 1);
         for i in 1..=6 {
             p.add_peer(peer(i));
             let mut bits = full(40);

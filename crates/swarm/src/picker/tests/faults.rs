@@ -101,7 +101,7 @@ fn after_the_only_holder_fails(failure: Failure) -> Vec<Request> {
         start_ms: 3_000,
         per_part_ms: 1000.0,
     };
-    let mut p = Picker::new(Bitfield::new(10), d, PickerConfig::live(), 1);
+    let mut p = Picker::new(Bitfield::new(10), d.clone(), PickerConfig::live(), 1);
     p.add_peer(peer(1));
     p.set_peer_have(peer(1), full(10), 0);
     let now = 1_000;

@@ -24,7 +24,7 @@ fn only_the_owner_and_its_backups_rescue_from_the_origin() {
             rescue_backups: backups,
             ..PickerConfig::live()
         };
-        let mut p = Picker::new(Bitfield::new(20), d, config, me);
+        let mut p = Picker::new(Bitfield::new(20), d.clone(), config, me);
         for (i, m) in ahead.iter().chain(&behind).enumerate() {
             p.add_peer(peer(i as u8 + 1));
             p.set_membership(peer(i as u8 + 1), Some((*m, u64::MAX)));
@@ -342,7 +342,7 @@ fn a_cold_entry_s_next_block_is_taken_by_the_next_listener_at_once() {
             start_ms: -(late as i64),
             per_part_ms: 1000.0,
         };
-        let mut p = Picker::new(Bitfield::new(60), d, PickerConfig::live(), me);
+        let mut p = Picker::new(Bitfield::new(60), d.clone(), PickerConfig::live(), me);
         p.set_started(EPOCH + late, EPOCH + late);
         p.add_peer(peer(9));
         p.set_membership(peer(9), Some(other));
@@ -423,7 +423,7 @@ fn a_first_member_that_never_sends_owns_nothing_once_found_silent() {
                 start_ms: -1000 * i as i64,
                 per_part_ms: 1000.0,
             };
-            let mut p = Picker::new(Bitfield::new(parts), d, PickerConfig::live(), hash);
+            let mut p = Picker::new(Bitfield::new(parts), d.clone(), PickerConfig::live(), hash);
             p.set_started(started, started);
             for o in (0..4).filter(|&o| o != i) {
                 p.add_peer(peer(o as u8 + 1));

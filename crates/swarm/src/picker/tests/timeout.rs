@@ -79,7 +79,12 @@ fn play(s: &Scenario) -> (Picker, u64) {
     } else {
         PickerConfig::default()
     };
-    let mut p = Picker::new(Bitfield::new(s.parts), deadlines, config, member(0).0);
+    let mut p = Picker::new(
+        Bitfield::new(s.parts),
+        deadlines.clone(),
+        config,
+        member(0).0,
+    );
     p.set_started(member(s.my_start).1, EPOCH);
     for (i, (held, started)) in s.peers.iter().enumerate() {
         let addr = peer(i as u8 + 1);
