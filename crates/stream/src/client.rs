@@ -673,7 +673,14 @@ mod tests {
             start: now - into,
             end: now - into + TimeDelta::milliseconds(seconds),
         };
-        let mut p = Playing {
+        let mut p = at_start(track, slot);
+        rejoin(&mut p, now);
+        p
+    }
+
+    /// `track` in `slot`, at its first frame.
+    fn at_start(track: Track, slot: Slot) -> Playing {
+        Playing {
             slot,
             title: String::new(),
             comments: Vec::new(),
@@ -684,9 +691,7 @@ mod tests {
             track,
             new_link: false,
             rejoin: false,
-        };
-        rejoin(&mut p, now);
-        p
+        }
     }
 
     #[test]
@@ -726,18 +731,7 @@ mod tests {
             map: alluvium_swarm::picker::AudioMap::even(0..bytes.len() as u64),
         }
         .with_audio(audio.clone());
-        let mut p = Playing {
-            slot,
-            title: String::new(),
-            comments: Vec::new(),
-            cursor: track.audio_start,
-            anchor: slot.start,
-            samples: 0,
-            rate: 44_100,
-            track,
-            new_link: false,
-            rejoin: false,
-        };
+        let mut p = at_start(track, slot);
         for ms in (0..duration_ms).step_by(250) {
             rejoin(&mut p, now + TimeDelta::milliseconds(ms));
             let streamed = (p.cursor / PART_SIZE) as u32;
