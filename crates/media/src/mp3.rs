@@ -173,7 +173,7 @@ pub struct MpegLayout {
     pub first: FrameHeader,
     /// Its four header bytes (a template for silence).
     pub first_bytes: [u8; 4],
-    /// The Xing header's seek table, when the file has one (LAME writes it in VBR files).
+    /// The Xing header's seek table, when the file is VBR and has one (LAME writes it).
     pub toc: Option<XingToc>,
 }
 
@@ -274,7 +274,10 @@ pub fn mpeg_layout(head: &[u8], tail: &[u8], size: u64) -> Option<MpegLayout> {
     let cut = (tail.len() - tagless_end(tail)) as u64;
     let audio_end = size.saturating_sub(cut);
     let first_bytes: [u8; 4] = head.get(real_start..real_start + 4)?.try_into().ok()?;
-    let toc = xing
+    // An `Info` frame (LAME's CBR) carries a table too, but a constant bitrate maps time to
+    // bytes exactly by proportion, and the table rounds each point to 1/256 of the file.
+    let vbr = head.get(tag_at..tag_at + 4) == Some(b"Xing");
+    let toc = vbr
         .then(|| {
             let frame = head.get(pos..pos + first.frame_len)?;
             XingToc::parse(

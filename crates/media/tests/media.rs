@@ -600,3 +600,42 @@ fn the_xing_seek_table_finds_times_in_vbr_files() {
         "the file is not VBR enough to tell ({worst_proportion:.2} s)"
     );
 }
+
+#[test]
+fn a_cbr_file_is_mapped_by_proportion_not_by_its_info_table() {
+    require("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cbr.mp3");
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("anoisesrc=d=12:c=white:r=44100:a=0.5:s=7")
+        .args(["-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let data = std::fs::read(&path).unwrap();
+    assert!(
+        data[..4096].windows(4).any(|w| w == b"Info"),
+        "LAME's CBR tag"
+    );
+    let layout = alluvium_media::mpeg_layout(
+        &data[..64 * 1024],
+        &data[data.len() - 4096..],
+        data.len() as u64,
+    )
+    .unwrap();
+    // Its table rounds each point to 1/256 of the file; the proportion is exact.
+    assert!(layout.toc.is_none());
+    let index = frame_index(&path).unwrap();
+    let total = index.duration().as_secs_f64();
+    let range = index.audio_range();
+    for t in [1.0, 5.0, 11.0] {
+        let at = range.start + ((range.end - range.start) as f64 * t / total) as u64;
+        let heard = index.time_at(at).unwrap().as_secs_f64();
+        assert!(
+            (heard - t).abs() < 0.03,
+            "{t} s is at {heard:.3} s by proportion"
+        );
+    }
+}
