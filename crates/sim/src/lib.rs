@@ -63,7 +63,7 @@ const EPOCH_MS: u64 = 1_800_000_000_000;
 /// peers than `FEW_PEERS` (`download/tracker.rs`); else every `Scenario::announce_ms`.
 const ANNOUNCE_MS: u64 = EAGER_ANNOUNCE.as_millis() as u64;
 /// The stream waits this long past a part's moment before it plays silence, its player
-/// having audio left (`stream/src/client.rs`, `LATE_GRACE`).
+/// having audio left (`stream/src/client/mod.rs`, `LATE_GRACE`).
 const LATE_GRACE_MS: u64 = 1_000;
 /// A new player starts at the first held moment this far past the heard one (`JOIN_AHEAD`).
 const JOIN_AHEAD_MS: u64 = 1_000;
